@@ -1,0 +1,166 @@
+"""In-memory labelled segmentation: layers of label values plus segment metadata.
+
+A :class:`Segmentation` is what every reader returns (Slicer ``.seg.nrrd``,
+labelmap + names, TotalSegmentator NIfTI, DICOM SEG) and what the measurement
+code consumes.  Overlapping segments live in different *layers* (as in Slicer's
+4-D ``.seg.nrrd``): a segment is identified by ``(layer, label_value)``, never
+by the label value alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .errors import InputError
+from .geometry import Geometry
+
+__all__ = ["Segment", "Segmentation"]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One named segment.
+
+    Attributes
+    ----------
+    name : str
+        Display name as written by the tool (e.g. ``"MF_L_L4/5"``,
+        ``"autochthon_left"``).
+    layer : int
+        0-based layer index in :attr:`Segmentation.layers`.
+    label_value : int
+        Voxel value of this segment within its layer (> 0).
+    segment_id : str
+        Tool's identifier (Slicer ``SegmentN_ID``; label value as text otherwise).
+    color : tuple of float or None
+        RGB in 0..1 when known.
+    """
+
+    name: str
+    layer: int
+    label_value: int
+    segment_id: str = ""
+    color: Optional[Tuple[float, float, float]] = None
+
+
+@dataclass
+class Segmentation:
+    """Layers of integer labels on one voxel grid, with their segments.
+
+    Attributes
+    ----------
+    layers : numpy.ndarray
+        Integer array of shape ``(n_layers, k, j, i)`` (numpy order of
+        :attr:`geometry`); 0 means background.
+    geometry : Geometry
+        Grid of ``layers`` (may be cropped/offset relative to the image).
+    segments : list of Segment
+        Segment metadata; ``(layer, label_value)`` pairs are unique.
+    source : str
+        File path or description, used in error messages.
+    """
+
+    layers: np.ndarray
+    geometry: Geometry
+    segments: List[Segment]
+    source: str = "<memory>"
+    metadata: Dict[str, str] = field(default_factory=dict)
+    _nonzero: Dict[int, Tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self):
+        if self.layers.ndim == 3:
+            self.layers = self.layers[np.newaxis]
+        if self.layers.ndim != 4:
+            raise InputError(
+                f"{self.source}: segmentation layers must be 3-D or 4-D, got shape {self.layers.shape}"
+            )
+        if tuple(self.layers.shape[1:]) != tuple(self.geometry.shape):
+            raise InputError(
+                f"{self.source}: layer array shape {self.layers.shape[1:]} does not match the "
+                f"geometry (k, j, i) = {self.geometry.shape}"
+            )
+        if not np.issubdtype(self.layers.dtype, np.integer):
+            raise InputError(
+                f"{self.source}: segmentation voxels must be integer labels, got {self.layers.dtype}"
+            )
+        seen = set()
+        for seg in self.segments:
+            key = (seg.layer, seg.label_value)
+            if key in seen:
+                raise InputError(
+                    f"{self.source}: two segments share layer {seg.layer} label {seg.label_value}"
+                )
+            if not 0 <= seg.layer < self.layers.shape[0]:
+                raise InputError(
+                    f"{self.source}: segment '{seg.name}' refers to layer {seg.layer} but the "
+                    f"file has {self.layers.shape[0]} layer(s)"
+                )
+            seen.add(key)
+
+    @property
+    def n_layers(self) -> int:
+        """Number of layers."""
+        return int(self.layers.shape[0])
+
+    def names(self) -> List[str]:
+        """Segment names in file order."""
+        return [s.name for s in self.segments]
+
+    def segment(self, name: str) -> Segment:
+        """The segment called ``name`` (exact match, then case-insensitive)."""
+        for s in self.segments:
+            if s.name == name:
+                return s
+        for s in self.segments:
+            if s.name.lower() == name.lower():
+                return s
+        raise InputError(
+            f"{self.source}: no segment named '{name}'; segments are: {self.names()}"
+        )
+
+    def mask(self, segment) -> np.ndarray:
+        """Boolean ``(k, j, i)`` mask of a :class:`Segment` or segment name."""
+        if isinstance(segment, str):
+            segment = self.segment(segment)
+        return self.layers[segment.layer] == segment.label_value
+
+    def labelled_voxels(self, layer: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Flat indices (into the ``(k, j, i)`` layer array) and label values of
+        every non-zero voxel of ``layer``, in C order.
+
+        Computed once per layer and cached: the gathering of ROI voxels and the
+        centroids of vertebra/disc masks share this single pass.  The search is
+        restricted to the bounding box of the labels (cheap boolean projections).
+        Do not modify :attr:`layers` in place after calling this.
+        """
+        cached = self._nonzero.get(layer)
+        if cached is None:
+            lab = self.layers[layer]
+            ks = np.flatnonzero(lab.any(axis=(1, 2)))
+            if ks.size == 0:
+                cached = (np.zeros(0, np.intp), np.zeros(0, lab.dtype))
+            else:
+                k0, k1 = int(ks[0]), int(ks[-1]) + 1
+                sub = lab[k0:k1]
+                js = np.flatnonzero(sub.any(axis=(0, 2)))
+                is_ = np.flatnonzero(sub.any(axis=(0, 1)))
+                j0, j1, i0, i1 = int(js[0]), int(js[-1]) + 1, int(is_[0]), int(is_[-1]) + 1
+                box = np.ascontiguousarray(sub[:, j0:j1, i0:i1])
+                flat = np.flatnonzero(box)
+                labels = box.ravel()[flat]
+                nb_j, nb_i = j1 - j0, i1 - i0
+                kk, rem = np.divmod(flat, nb_j * nb_i)
+                jj, ii = np.divmod(rem, nb_i)
+                _nk, nj, ni = lab.shape
+                flat_full = ((kk + k0) * nj + (jj + j0)) * ni + (ii + i0)
+                cached = (flat_full.astype(np.intp, copy=False), labels)
+            self._nonzero[layer] = cached
+        return cached
+
+    def with_layers(self, layers: np.ndarray, geometry: Geometry) -> "Segmentation":
+        """Copy with new layer data on a new grid (same segments)."""
+        return replace(self, layers=layers, geometry=geometry)

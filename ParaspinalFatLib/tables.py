@@ -1,0 +1,160 @@
+"""Table schemas and the per-subject summary (left/right, asymmetry, level mean).
+
+The per-level table is the interchange format of this project: one row per
+subject x muscle x side x level, with the columns of :data:`LEVEL_COLUMNS`.
+
+Units: ``*_mm2`` in mm^2; ``*_ml`` in mL; ``slice_offset_mm`` in mm (signed,
+along the slice normal, positive = the landmark lies on the side of increasing
+slice index); ``mean``/``median``/``sd``/``p05``/``p95`` in ``unit`` (``%``
+for PDFF maps, whatever the storage scale was); ``fat_area_ratio`` is a
+fraction 0..1 of the finite voxels; ``fat_fraction_pct`` is the mean PDFF in %.
+"""
+from __future__ import annotations
+
+import re
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "LEVEL_COLUMNS", "SLICE_COLUMNS", "ROI_COLUMNS", "SUMMARY_COLUMNS",
+    "LOWER_LUMBAR_LEVELS", "level_sort_key", "summarize",
+]
+
+LEVEL_COLUMNS: List[str] = [
+    "subject", "segment", "muscle", "side", "level", "level_source",
+    "slice_index", "slice_offset_mm", "n_slices", "pixel_area_mm2",
+    "n_voxels", "n_nan", "csa_mm2", "mean", "median", "sd", "p05", "p95",
+    "map_kind", "unit", "fat_threshold_pct", "pdff_scale",
+    "fat_csa_mm2", "lean_csa_mm2", "fat_area_ratio", "fat_fraction_pct",
+]
+
+SLICE_COLUMNS: List[str] = [
+    "subject", "segment", "muscle", "side", "level", "slice_index", "slice_position_mm",
+    "n_voxels", "n_nan", "csa_mm2", "mean", "median", "sd", "p05", "p95",
+    "map_kind", "unit", "fat_threshold_pct", "pdff_scale",
+    "fat_csa_mm2", "lean_csa_mm2", "fat_area_ratio", "fat_fraction_pct",
+]
+
+ROI_COLUMNS: List[str] = [
+    "subject", "segment", "muscle", "side", "level", "n_voxels", "n_nan", "volume_ml",
+    "n_slices", "first_slice", "last_slice", "mean_csa_mm2", "max_csa_mm2",
+    "mean", "median", "sd", "p05", "p95", "map_kind", "unit", "fat_threshold_pct", "pdff_scale",
+    "fat_volume_ml", "fat_volume_ratio", "fat_fraction_pct",
+]
+
+SUMMARY_COLUMNS: List[str] = [
+    "subject", "muscle", "level", "metric", "unit", "left", "right", "lr_mean", "asymmetry_pct", "n_levels",
+]
+
+#: the three levels averaged into the "lower lumbar profile" (seed 001)
+LOWER_LUMBAR_LEVELS: Tuple[str, ...] = ("L3/4", "L4/5", "L5/S1")
+LOWER_LUMBAR_LABEL = "mean L3/4-L5/S1"
+
+_REGION = {"C": 0, "T": 1, "L": 2, "S": 3}
+_LEVEL_RE = re.compile(r"^([CTLS])(\d+)(?:/([CTLS])?(\d+))?$")
+
+#: metrics summarised per side (only those present and not all-NaN are kept)
+SUMMARY_METRICS = ("csa_mm2", "fat_fraction_pct", "fat_csa_mm2", "lean_csa_mm2", "fat_area_ratio", "mean")
+
+
+def level_sort_key(level) -> Tuple[int, int, int, str]:
+    """Cranio-caudal sort key for levels like ``"T12/L1"``, ``"L4/5"``, ``"L3"``."""
+    text = str(level or "")
+    m = _LEVEL_RE.match(text)
+    if not m:
+        return (9, 0, 0, text)
+    region, num, _region2, _num2 = m.groups()
+    is_disc = 1 if m.group(4) else 0
+    return (_REGION[region], int(num), is_disc, text)
+
+
+def summarize(levels: pd.DataFrame, wide: bool = False, metrics: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Per-subject summary: each muscle's value per side, their mean and asymmetry.
+
+    For every subject x muscle x level x metric: ``left``, ``right``,
+    ``lr_mean`` = (left + right) / 2 and ``asymmetry_pct`` = |left - right| /
+    lr_mean x 100.  An extra level ``"mean L3/4-L5/S1"`` holds the mean over the
+    three lower lumbar levels (the "lower lumbar profile" of seed 001), computed
+    only when all three levels are present (``n_levels`` says how many were).
+    Muscles without a side (one bilateral ROI) have NaN left/right and their
+    value in ``lr_mean``.
+
+    Parameters
+    ----------
+    levels : pandas.DataFrame
+        Per-level table (:data:`LEVEL_COLUMNS`).
+    wide : bool
+        Return one row per subject with columns ``"<muscle> <level> <stat> <metric>"``.
+    metrics : sequence of str, optional
+        Metrics to summarise (default: those of :data:`SUMMARY_METRICS` that have values).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tidy (:data:`SUMMARY_COLUMNS`) or wide summary.
+    """
+    if metrics is None:
+        metrics = [m for m in SUMMARY_METRICS if m in levels and levels[m].notna().any()]
+    unit_of = {
+        "csa_mm2": "mm2", "fat_csa_mm2": "mm2", "lean_csa_mm2": "mm2", "fat_area_ratio": "fraction",
+        "fat_fraction_pct": "%",
+    }
+    recs = []
+    for (subject, muscle), grp in levels.groupby(["subject", "muscle"], sort=True):
+        level_names = sorted(set(grp["level"]), key=level_sort_key)
+        for metric in metrics:
+            unit = unit_of.get(metric) or (grp["unit"].iloc[0] if "unit" in grp else "")
+            per_level = {}
+            for level in level_names:
+                sub = grp[grp["level"] == level]
+                left = _side_value(sub, "left", metric)
+                right = _side_value(sub, "right", metric)
+                both = _side_value(sub, "", metric)
+                per_level[level] = (left, right, both)
+                recs.append(_summary_record(subject, muscle, level, metric, unit, left, right, both, 1))
+            have = [lv for lv in LOWER_LUMBAR_LEVELS if lv in per_level]
+            if have:
+                if len(have) == len(LOWER_LUMBAR_LEVELS):
+                    left, right, both = (
+                        float(np.mean([per_level[lv][i] for lv in have])) for i in range(3)
+                    )
+                else:
+                    left = right = both = np.nan
+                recs.append(_summary_record(subject, muscle, LOWER_LUMBAR_LABEL, metric, unit,
+                                            left, right, both, len(have)))
+    tidy = pd.DataFrame.from_records(recs, columns=SUMMARY_COLUMNS)
+    if not wide:
+        return tidy
+    long = tidy.melt(
+        id_vars=["subject", "muscle", "level", "metric"],
+        value_vars=["left", "right", "lr_mean", "asymmetry_pct"], var_name="stat",
+    )
+    long["column"] = long["muscle"] + " " + long["level"] + " " + long["stat"] + " " + long["metric"]
+    out = long.pivot_table(index="subject", columns="column", values="value", aggfunc="first", dropna=False)
+    out.columns.name = None
+    return out.reset_index()
+
+
+def _side_value(sub: pd.DataFrame, side: str, metric: str) -> float:
+    vals = sub.loc[sub["side"] == side, metric]
+    if len(vals) == 0:
+        return np.nan
+    if len(vals) > 1:
+        # several ROIs of one muscle/side/level (e.g. two named segments): pool by mean
+        return float(np.nanmean(vals.to_numpy(dtype=float)))
+    return float(vals.iloc[0])
+
+
+def _summary_record(subject, muscle, level, metric, unit, left, right, both, n_levels):
+    if np.isfinite(left) and np.isfinite(right):
+        lr_mean = (left + right) / 2.0
+        asym = abs(left - right) / lr_mean * 100.0 if lr_mean != 0 else np.nan
+    else:
+        lr_mean = both if np.isfinite(both) else np.nan
+        asym = np.nan
+    return {
+        "subject": subject, "muscle": muscle, "level": level, "metric": metric, "unit": unit,
+        "left": left, "right": right, "lr_mean": lr_mean, "asymmetry_pct": asym, "n_levels": n_levels,
+    }

@@ -1,0 +1,103 @@
+"""Gather the voxels of all ROIs in one pass per segmentation layer.
+
+The non-zero voxels of each layer are found once
+(:meth:`Segmentation.labelled_voxels`, restricted to the labels' bounding box)
+and mapped to ROI numbers through a lookup table, so the cost does not grow
+with the number of ROIs.  Masks touching the image border are kept as they are.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Sequence, Tuple
+
+import numpy as np
+
+from .segmentation import Segmentation
+
+__all__ = ["RoiVoxels", "gather_roi_voxels"]
+
+
+@dataclass
+class RoiVoxels:
+    """Voxels of all ROIs: parallel arrays, one entry per (ROI, voxel).
+
+    Attributes
+    ----------
+    roi : numpy.ndarray of intp
+        ROI number (index into the caller's ROI list).
+    slice_index : numpy.ndarray of intp
+        Index of the voxel along the slice axis.
+    value : numpy.ndarray
+        Image value (raw, not converted).
+    n_rois, n_slices : int
+        Sizes of the ROI and slice ranges.
+    """
+
+    roi: np.ndarray
+    slice_index: np.ndarray
+    value: np.ndarray
+    n_rois: int
+    n_slices: int
+
+    def counts_per_slice(self) -> np.ndarray:
+        """Voxel count per (ROI, slice) as an ``(n_rois, n_slices)`` array."""
+        key = self.roi * self.n_slices + self.slice_index
+        return np.bincount(key, minlength=self.n_rois * self.n_slices).reshape(self.n_rois, self.n_slices)
+
+
+def gather_roi_voxels(
+    image: np.ndarray,
+    segmentation: Segmentation,
+    roi_keys: Sequence[Tuple[int, int]],
+    slice_axis: int,
+) -> RoiVoxels:
+    """Collect every voxel of every ROI.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Intensity array ``[k, j, i]``.
+    segmentation : Segmentation
+        Label layers on the same grid as ``image``.
+    roi_keys : sequence of (layer, label_value)
+        The ROIs, in output order; ROI number = position in this list.
+    slice_axis : int
+        ITK axis (0 = i, 1 = j, 2 = k) along which slices are counted.
+
+    Returns
+    -------
+    RoiVoxels
+    """
+    if image.shape != segmentation.layers.shape[1:]:
+        raise ValueError(f"image shape {image.shape} != segmentation shape {segmentation.layers.shape[1:]}")
+    nk, nj, ni = image.shape
+    n_slices = image.shape[2 - slice_axis]
+    by_layer: Dict[int, Dict[int, int]] = {}
+    for number, (layer, value) in enumerate(roi_keys):
+        by_layer.setdefault(int(layer), {})[int(value)] = number
+    flat_image = image.reshape(-1)
+    rois, slices, values = [], [], []
+    for layer, mapping in by_layer.items():
+        flat, labels = segmentation.labelled_voxels(layer)
+        if flat.size == 0:
+            continue
+        lut = np.full(int(max(max(mapping), int(labels.max()))) + 1, -1, dtype=np.intp)
+        for value, number in mapping.items():
+            lut[value] = number
+        roi = lut[labels]
+        keep = roi >= 0
+        if not keep.all():
+            flat, roi = flat[keep], roi[keep]
+        if slice_axis == 2:
+            sl = flat // (nj * ni)
+        elif slice_axis == 1:
+            sl = (flat // ni) % nj
+        else:
+            sl = flat % ni
+        rois.append(roi)
+        slices.append(sl)
+        values.append(flat_image[flat])
+    if rois:
+        return RoiVoxels(np.concatenate(rois), np.concatenate(slices), np.concatenate(values), len(roi_keys), n_slices)
+    empty = np.zeros(0, np.intp)
+    return RoiVoxels(empty, empty, np.zeros(0, image.dtype), len(roi_keys), n_slices)

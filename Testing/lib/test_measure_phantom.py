@@ -1,0 +1,259 @@
+"""measure() on analytic phantoms: truth = written voxels, computed independently.
+
+The phantom generator rasterises ellipses and writes PDFF values; its truth
+table counts the mask voxels and averages the written values with plain numpy.
+The pipeline under test reads the image/segmentation back (cropped, offset,
+oblique, anisotropic, LPS), finds levels and measures.
+"""
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from ParaspinalFatLib import measure, measure_case
+from ParaspinalFatLib.errors import InputError, LevelError, MeasurementError
+from ParaspinalFatLib.phantom import make_phantom, write_phantom
+
+
+def _check_against_truth(table, truth, pixel_area):
+    merged = table.merge(truth, on=["segment", "level"], suffixes=("", "_truth"), validate="one_to_one")
+    assert len(merged) == len(truth) == len(table)
+    np.testing.assert_array_equal(merged["n_voxels"], merged["n_voxels_truth"])
+    np.testing.assert_array_equal(merged["slice_index"], merged["slice_index_truth"])
+    np.testing.assert_allclose(merged["csa_mm2"], merged["n_voxels_truth"] * pixel_area, rtol=1e-12)
+    np.testing.assert_allclose(merged["mean"], merged["mean_pdff_pct"], rtol=1e-9)
+    np.testing.assert_allclose(merged["fat_fraction_pct"], merged["mean_pdff_pct"], rtol=1e-9)
+    np.testing.assert_allclose(merged["median"], merged["median_pdff_pct"], rtol=1e-9)
+    np.testing.assert_allclose(merged["sd"], merged["sd_pdff_pct"], rtol=1e-8)
+    np.testing.assert_allclose(merged["fat_csa_mm2"], merged["n_fat"] * pixel_area, rtol=1e-12)
+    np.testing.assert_allclose(merged["lean_csa_mm2"], (merged["n_voxels_truth"] - merged["n_fat"]) * pixel_area, rtol=1e-12)
+    np.testing.assert_allclose(merged["fat_area_ratio"], merged["n_fat"] / merged["n_voxels_truth"], rtol=1e-12)
+    assert set(merged["muscle"]) == {"multifidus", "erector_spinae", "psoas"}
+    assert (merged["side"] == merged["side_truth"]).all()
+
+
+@pytest.mark.parametrize("scale", ["0-1", "0-100", "0-1000"])
+@pytest.mark.parametrize("tilt", [0.0, 9.0, -17.0])
+def test_2d_named_rois_oblique_anisotropic_cropped(scale, tilt):
+    ph = make_phantom(mode="2d", pdff_scale=scale, tilt_deg=tilt, spacing=(1.1, 1.35, 4.4),
+                      origin=(-77.0, -41.5, -311.0))
+    # the segmentation really is cropped and offset relative to the image
+    assert ph.segmentation.geometry.size != tuple(ph.image.GetSize())
+    table = measure_case(ph.image, ph.segmentation, map_kind="pdff", subject="p1")
+    area = 1.1 * 1.35  # the direction is a rotation: pixel area = product of in-plane spacings
+    _check_against_truth(table, ph.truth, area)
+    assert (table["level_source"] == "segment_name").all()
+    assert (table["slice_offset_mm"] == 0).all()
+    assert (table["pdff_scale"] == scale).all() and (table["unit"] == "%").all()
+    assert (table["subject"] == "p1").all()
+
+
+def test_declared_scale_and_threshold():
+    ph = make_phantom(mode="2d", pdff_scale="0-1", fat_threshold_pct=70.0)
+    table = measure_case(ph.image, ph.segmentation, pdff_scale="0-1", fat_threshold_pct=70.0)
+    _check_against_truth(table, ph.truth, 1.25 * 1.3)
+    assert (table["fat_threshold_pct"] == 70.0).all()
+
+
+@pytest.mark.parametrize("tilt", [0.0, 10.0])
+def test_3d_muscles_levels_from_vertebra_masks(tilt):
+    ph = make_phantom(mode="3d", tilt_deg=tilt, spacing=(0.9, 1.2, 3.5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = measure(ph.image, ph.segmentation)
+    table = res.levels
+    _check_against_truth(table, ph.truth, 0.9 * 1.2)
+    assert set(table["level_source"]) == {"vertebra_masks"}
+    # vertebral body centroids lie exactly half-way: the disc point is on the level slice
+    np.testing.assert_allclose(table["slice_offset_mm"], 0.0, atol=1e-6)
+    marks = res.landmarks.set_index("level")
+    for level, point in ph.disc_points.items():
+        np.testing.assert_allclose(marks.loc[level, ["x_lps_mm", "y_lps_mm", "z_lps_mm"]].to_numpy(float),
+                                   point, atol=1e-6)
+
+
+def _full_arrays(ph):
+    """Image (%), and full-grid masks from an uncropped phantom, for independent truths."""
+    arr = sitk.GetArrayFromImage(ph.image).astype(np.float64) * 100.0 / {"0-1": 1, "0-100": 100, "0-1000": 1000}[ph.pdff_scale]
+    return arr
+
+
+def test_n_slice_average_and_per_slice_and_whole_roi():
+    ph = make_phantom(mode="3d", crop_segmentation=False, spacing=(1.0, 1.1, 4.0))
+    arr = _full_arrays(ph)
+    res = measure(ph.image, ph.segmentation, n_slices=3, per_slice=True, whole_roi=True)
+    area, vox_ml = 1.0 * 1.1, 1.0 * 1.1 * 4.0 / 1000.0
+    seg = ph.segmentation
+    for _, row in res.levels.iterrows():
+        mask = seg.mask(row["segment"])
+        s = row["slice_index"]
+        window = mask[s - 1: s + 2]
+        vals = arr[s - 1: s + 2][window]
+        assert row["n_slices"] == 3
+        assert row["csa_mm2"] == pytest.approx(window.sum() * area / 3, rel=1e-12)
+        assert row["mean"] == pytest.approx(vals.mean(), rel=1e-9)
+        assert row["median"] == pytest.approx(np.median(vals), rel=1e-9)
+    # per-slice table: every slice of every ROI
+    sl = res.slices
+    for name in ("multifidus_left", "psoas_right"):
+        mask = seg.mask(name)
+        per = sl[sl["segment"] == name].set_index("slice_index")
+        present = np.flatnonzero(mask.any(axis=(1, 2)))
+        assert sorted(per.index) == present.tolist()
+        for k in present[::5]:
+            assert per.loc[k, "csa_mm2"] == pytest.approx(mask[k].sum() * area, rel=1e-12)
+            assert per.loc[k, "mean"] == pytest.approx(arr[k][mask[k]].mean(), rel=1e-9)
+    # whole-ROI summary
+    rois = res.rois.set_index("segment")
+    for name in ("erector_spinae_left", "multifidus_right"):
+        mask = seg.mask(name)
+        counts = mask.sum(axis=(1, 2))
+        assert rois.loc[name, "volume_ml"] == pytest.approx(mask.sum() * vox_ml, rel=1e-12)
+        assert rois.loc[name, "mean"] == pytest.approx(arr[mask].mean(), rel=1e-9)
+        assert rois.loc[name, "median"] == pytest.approx(np.median(arr[mask]), rel=1e-9)
+        assert rois.loc[name, "max_csa_mm2"] == pytest.approx(counts.max() * area, rel=1e-12)
+        assert rois.loc[name, "mean_csa_mm2"] == pytest.approx(counts[counts > 0].mean() * area, rel=1e-12)
+    assert "vertebrae_L3" not in rois.index
+
+
+def test_nan_voxels_are_ignored_and_counted():
+    ph = make_phantom(mode="2d", crop_segmentation=False)
+    arr = sitk.GetArrayFromImage(ph.image)
+    mask = ph.segmentation.mask("MF_L_L4/5")
+    idx = np.argwhere(mask)[:7]
+    arr[tuple(idx.T)] = np.nan
+    img = sitk.GetImageFromArray(arr)
+    img.CopyInformation(ph.image)
+    table = measure_case(img, ph.segmentation).set_index("segment")
+    row = table.loc["MF_L_L4/5"]
+    vals = arr[mask].astype(np.float64)
+    assert row["n_nan"] == 7
+    assert row["n_voxels"] == mask.sum()
+    assert row["csa_mm2"] == pytest.approx(mask.sum() * 1.25 * 1.3)
+    assert row["mean"] == pytest.approx(np.nanmean(vals), rel=1e-9)
+    assert table.loc["MF_R_L4/5", "n_nan"] == 0
+
+
+def test_mask_touching_the_image_border_is_kept():
+    ph = make_phantom(mode="2d", crop_segmentation=False)
+    seg = ph.segmentation
+    layers = seg.layers.copy()
+    layers[0, 18, :, :3] = 99  # a strip along the i = 0 border on slice 18
+    from ParaspinalFatLib.segmentation import Segment
+    seg2 = seg.with_layers(layers, seg.geometry)
+    seg2.segments = list(seg.segments) + [Segment("quadratus_lumborum_left_L4/5", 0, 99)]
+    table = measure_case(ph.image, seg2, map_kind="scalar").set_index("segment")
+    assert table.loc["quadratus_lumborum_left_L4/5", "n_voxels"] == ph.image.GetSize()[1] * 3
+
+
+def test_scalar_map_has_no_composition_columns():
+    ph = make_phantom(mode="2d")
+    table = measure_case(ph.image, ph.segmentation, map_kind="scalar", unit="a.u.")
+    assert table["fat_csa_mm2"].isna().all() and table["fat_fraction_pct"].isna().all()
+    assert (table["unit"] == "a.u.").all()
+    # scalar map: values in the stored unit (0-100 here) equal the truth in %
+    merged = table.merge(ph.truth, on="segment")
+    np.testing.assert_allclose(merged["mean"], merged["mean_pdff_pct"], rtol=1e-6)
+
+
+def test_summary_left_right_asymmetry_and_level_mean():
+    ph = make_phantom(mode="2d")
+    res = measure(ph.image, ph.segmentation)
+    s = res.summary()
+    t = ph.truth.set_index(["muscle", "side", "level"])
+    row = s[(s.muscle == "psoas") & (s.level == "L4/5") & (s.metric == "csa_mm2")].iloc[0]
+    left, right = t.loc[("psoas", "left", "L4/5"), "csa_mm2"], t.loc[("psoas", "right", "L4/5"), "csa_mm2"]
+    assert row["left"] == pytest.approx(left) and row["right"] == pytest.approx(right)
+    assert row["asymmetry_pct"] == pytest.approx(abs(left - right) / ((left + right) / 2) * 100)
+    prof = s[(s.muscle == "multifidus") & (s.level == "mean L3/4-L5/S1") & (s.metric == "fat_fraction_pct")].iloc[0]
+    expected = np.mean([t.loc[("multifidus", "left", lv), "mean_pdff_pct"] for lv in ("L3/4", "L4/5", "L5/S1")])
+    assert prof["left"] == pytest.approx(expected, rel=1e-9)
+    assert prof["n_levels"] == 3
+    wide = res.summary(wide=True)
+    assert len(wide) == 1
+    assert wide.loc[0, "psoas L4/5 asymmetry_pct csa_mm2"] == pytest.approx(row["asymmetry_pct"])
+
+
+def test_files_round_trip(tmp_path):
+    ph = make_phantom(mode="2d", tilt_deg=5.0, pdff_scale="0-1000")
+    paths = write_phantom(ph, tmp_path)
+    table = measure_case(paths["image"], paths["segmentation"])
+    _check_against_truth(table, ph.truth, 1.25 * 1.3)
+    assert (table["subject"] == "phantom_pdff").all()
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_missing_and_unreadable_files(tmp_path):
+    ph = make_phantom(mode="2d")
+    with pytest.raises(InputError, match="not found"):
+        measure_case(tmp_path / "nope.nrrd", ph.segmentation)
+    bad = tmp_path / "broken.nrrd"
+    bad.write_bytes(b"NRRD0004\ntype: float\ngarbage\n")
+    with pytest.raises(InputError, match="broken.nrrd"):
+        measure_case(bad, ph.segmentation)
+
+
+def test_2d_and_4d_images_are_refused(tmp_path):
+    ph = make_phantom(mode="2d")
+    img2 = sitk.Image(30, 20, sitk.sitkFloat32)
+    p2 = tmp_path / "slice.nrrd"
+    sitk.WriteImage(img2, str(p2))
+    with pytest.raises(InputError, match="2-D image"):
+        measure_case(p2, ph.segmentation)
+    img4 = sitk.Image([8, 8, 4, 3], sitk.sitkFloat32)
+    p4 = tmp_path / "echoes.nii.gz"
+    sitk.WriteImage(img4, str(p4))
+    with pytest.raises(InputError, match="4-D"):
+        measure_case(p4, ph.segmentation)
+
+
+def test_segmentation_not_overlapping_the_image():
+    ph = make_phantom(mode="2d")
+    seg = ph.segmentation
+    g = seg.geometry
+    from ParaspinalFatLib.geometry import Geometry
+    far = Geometry(g.size, g.spacing, (g.origin[0] + 5000.0, g.origin[1], g.origin[2]), g.direction)
+    with pytest.raises(InputError, match="overlap"):
+        measure_case(ph.image, seg.with_layers(seg.layers, far))
+
+
+def test_no_level_in_name_and_no_level_source():
+    ph = make_phantom(mode="3d")
+    seg = ph.segmentation
+    muscles_only = seg.with_layers(seg.layers, seg.geometry)
+    muscles_only.segments = [s for s in seg.segments if not s.name.startswith("vertebrae")]
+    with pytest.raises(LevelError, match="multifidus_left.*no level"):
+        measure_case(ph.image, muscles_only)
+
+
+def test_empty_roi_on_level_slice():
+    ph = make_phantom(mode="3d", crop_segmentation=False)
+    seg = ph.segmentation
+    layers = seg.layers.copy()
+    psoas = seg.segment("psoas_right")
+    layers[0, 26][layers[0, 26] == psoas.label_value] = 0  # erase psoas on the L5/S1 slice
+    seg2 = seg.with_layers(layers, seg.geometry)
+    with pytest.raises(MeasurementError, match=r"psoas_right.*slice 26.*L5/S1"):
+        measure_case(ph.image, seg2)
+    kept = measure_case(ph.image, seg2, on_empty="keep").set_index(["segment", "level"])
+    assert kept.loc[("psoas_right", "L5/S1"), "n_voxels"] == 0
+    assert np.isnan(kept.loc[("psoas_right", "L5/S1"), "mean"])
+
+
+def test_pdff_outside_any_known_scale():
+    ph = make_phantom(mode="2d")
+    arr = sitk.GetArrayFromImage(ph.image) * 40.0 + 500.0  # e.g. a T1 image in arbitrary units
+    img = sitk.GetImageFromArray(arr)
+    img.CopyInformation(ph.image)
+    with pytest.raises(MeasurementError, match="outside any known scale"):
+        measure_case(img, ph.segmentation, map_kind="pdff")
+    with pytest.raises(MeasurementError, match="declared scale 0-1"):
+        measure_case(ph.image, ph.segmentation, pdff_scale="0-1")
+
+
+def test_unknown_option_is_named():
+    ph = make_phantom(mode="2d")
+    with pytest.raises(TypeError, match="fat_treshold"):
+        measure_case(ph.image, ph.segmentation, fat_treshold=40)
