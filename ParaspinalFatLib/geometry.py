@@ -15,7 +15,7 @@ Conventions used everywhere in this library
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -186,6 +186,24 @@ class Geometry:
             and np.allclose(self.spacing, other.spacing, atol=tol_dir * 10, rtol=tol_dir)
             and np.allclose(self.origin, other.origin, atol=tol_mm)
             and np.allclose(self.direction, other.direction, atol=tol_dir)
+        )
+
+    def corner_points(self) -> np.ndarray:
+        """LPS positions (8 x 3) of the centres of the eight corner voxels."""
+        hi = np.asarray(self.size, dtype=float) - 1.0
+        corners = np.array([[a, b, c] for a in (0, hi[0]) for b in (0, hi[1]) for c in (0, hi[2])])
+        return self.index_to_physical(corners)
+
+    def covers_same_region(self, other: "Geometry", tol_mm: Optional[float] = None) -> bool:
+        """True when both grids' voxel centres span the same physical box (axis
+        order and flips may differ), within ``tol_mm`` (default half the
+        smallest spacing)."""
+        if tol_mm is None:
+            tol_mm = 0.5 * min(min(self.spacing), min(other.spacing))
+        a, b = self.corner_points(), other.corner_points()
+        return bool(
+            np.all(np.abs(a.min(axis=0) - b.min(axis=0)) <= tol_mm)
+            and np.all(np.abs(a.max(axis=0) - b.max(axis=0)) <= tol_mm)
         )
 
     def describe(self) -> str:

@@ -184,8 +184,14 @@ def _load_inputs(image, segmentation, opts: MeasureOptions):
         seg = segmentation
     else:
         seg = read_segmentation(segmentation, names=opts.label_names, convention=opts.convention)
-    if not seg.geometry.same_grid(geometry) and tuple(seg.geometry.size) == tuple(geometry.size):
-        # same array size, different header: refuse unless told it is one grid
+    if (
+        not seg.geometry.same_grid(geometry)
+        and tuple(seg.geometry.size) == tuple(geometry.size)
+        and not seg.geometry.covers_same_region(geometry)
+    ):
+        # Same array size but the headers put the voxels in different places: most likely
+        # one file lost its header (seen in real Dixon data).  Refuse unless told that it
+        # is one grid.  (Same size *and* same region, e.g. a flipped axis, is resampled.)
         io_image.check_same_grid(
             geometry, seg.geometry, f"image {_name(image)}", f"segmentation {seg.source}",
             assume_same_grid=opts.assume_same_grid,
@@ -288,6 +294,12 @@ def _plan_rows(
             rows.append(_Row(number, roi.level, "segment_name", s, 0.0, (s, s)))
             continue
         if not landmarks:
+            if opts.per_slice or opts.whole_roi:
+                notes.append(
+                    f"segment '{roi.segment.name}' has no level in its name and no level source was "
+                    f"found: no per-level row (the per-slice / whole-ROI tables have it)"
+                )
+                continue
             raise LevelError(
                 f"{seg_source}: segment '{roi.segment.name}' has no level in its name and no level "
                 f"source was found (no disc or vertebra segments, no markups file): name the "
