@@ -256,7 +256,7 @@ def _crop(seg: Segmentation, margin: int = 2) -> Segmentation:
 def write_phantom(phantom: Phantom, folder, stem: str = "phantom") -> Dict[str, Path]:
     """Write the phantom's image (``<stem>_pdff.nrrd``), segmentation
     (``<stem>_muscles.seg.nrrd``) and truth (``<stem>_truth.csv``) into ``folder``."""
-    from .seg_nrrd import write_seg_nrrd
+    from .io_segmentation import write_seg_nrrd
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

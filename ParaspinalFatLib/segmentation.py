@@ -16,7 +16,7 @@ import numpy as np
 from .errors import InputError
 from .geometry import Geometry
 
-__all__ = ["Segment", "Segmentation"]
+__all__ = ["Segment", "Segmentation", "LabelledVoxels"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Segmentation:
     segments: List[Segment]
     source: str = "<memory>"
     metadata: Dict[str, str] = field(default_factory=dict)
-    _nonzero: Dict[int, Tuple[np.ndarray, np.ndarray]] = field(
+    _nonzero: Dict[int, "LabelledVoxels"] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -128,9 +128,8 @@ class Segmentation:
             segment = self.segment(segment)
         return self.layers[segment.layer] == segment.label_value
 
-    def labelled_voxels(self, layer: int) -> Tuple[np.ndarray, np.ndarray]:
-        """Flat indices (into the ``(k, j, i)`` layer array) and label values of
-        every non-zero voxel of ``layer``, in C order.
+    def labelled_voxels(self, layer: int) -> "LabelledVoxels":
+        """Every non-zero voxel of ``layer``: its label and position.
 
         Computed once per layer and cached: the gathering of ROI voxels and the
         centroids of vertebra/disc masks share this single pass.  The search is
@@ -139,28 +138,69 @@ class Segmentation:
         """
         cached = self._nonzero.get(layer)
         if cached is None:
-            lab = self.layers[layer]
-            ks = np.flatnonzero(lab.any(axis=(1, 2)))
-            if ks.size == 0:
-                cached = (np.zeros(0, np.intp), np.zeros(0, lab.dtype))
-            else:
-                k0, k1 = int(ks[0]), int(ks[-1]) + 1
-                sub = lab[k0:k1]
-                js = np.flatnonzero(sub.any(axis=(0, 2)))
-                is_ = np.flatnonzero(sub.any(axis=(0, 1)))
-                j0, j1, i0, i1 = int(js[0]), int(js[-1]) + 1, int(is_[0]), int(is_[-1]) + 1
-                box = np.ascontiguousarray(sub[:, j0:j1, i0:i1])
-                flat = np.flatnonzero(box)
-                labels = box.ravel()[flat]
-                nb_j, nb_i = j1 - j0, i1 - i0
-                kk, rem = np.divmod(flat, nb_j * nb_i)
-                jj, ii = np.divmod(rem, nb_i)
-                _nk, nj, ni = lab.shape
-                flat_full = ((kk + k0) * nj + (jj + j0)) * ni + (ii + i0)
-                cached = (flat_full.astype(np.intp, copy=False), labels)
+            cached = LabelledVoxels.from_layer(self.layers[layer])
             self._nonzero[layer] = cached
         return cached
 
     def with_layers(self, layers: np.ndarray, geometry: Geometry) -> "Segmentation":
         """Copy with new layer data on a new grid (same segments)."""
         return replace(self, layers=layers, geometry=geometry)
+
+
+@dataclass(frozen=True)
+class LabelledVoxels:
+    """The non-zero voxels of one label layer, found inside its bounding box.
+
+    Attributes
+    ----------
+    start : tuple of 3 int
+        ``(k0, j0, i0)`` corner of the bounding box in the layer array.
+    box_shape : tuple of 3 int
+        Shape of the bounding box.
+    flat : numpy.ndarray of intp
+        C-order indices of the voxels *within the box*.
+    labels : numpy.ndarray
+        Their label values.
+    """
+
+    start: Tuple[int, int, int]
+    box_shape: Tuple[int, int, int]
+    flat: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def from_layer(cls, lab: np.ndarray) -> "LabelledVoxels":
+        """Find the non-zero voxels of a ``(k, j, i)`` label array."""
+        ks = np.flatnonzero(lab.any(axis=(1, 2)))
+        if ks.size == 0:
+            return cls((0, 0, 0), (0, 0, 0), np.zeros(0, np.intp), np.zeros(0, lab.dtype))
+        k0, k1 = int(ks[0]), int(ks[-1]) + 1
+        sub = lab[k0:k1]
+        js = np.flatnonzero(sub.any(axis=(0, 2)))
+        is_ = np.flatnonzero(sub.any(axis=(0, 1)))
+        j0, j1, i0, i1 = int(js[0]), int(js[-1]) + 1, int(is_[0]), int(is_[-1]) + 1
+        box = np.ascontiguousarray(sub[:, j0:j1, i0:i1])
+        flat = np.flatnonzero(box)
+        return cls((k0, j0, i0), box.shape, flat, box.ravel()[flat])
+
+    @property
+    def box(self) -> Tuple[slice, slice, slice]:
+        """Slices of the bounding box in the layer array."""
+        return tuple(slice(a, a + n) for a, n in zip(self.start, self.box_shape))
+
+    def take(self, array: np.ndarray, select: Optional[np.ndarray] = None) -> np.ndarray:
+        """Values of ``array`` (same shape as the layer) at the voxels (or a selection)."""
+        flat = self.flat if select is None else self.flat[select]
+        return np.ascontiguousarray(array[self.box]).ravel()[flat]
+
+    def index(self, axis: int, select: Optional[np.ndarray] = None) -> np.ndarray:
+        """Index along numpy ``axis`` (0 = k, 1 = j, 2 = i) in the layer array."""
+        flat = self.flat if select is None else self.flat[select]
+        _nk, nj, ni = self.box_shape
+        if axis == 0:
+            local = flat // (nj * ni)
+        elif axis == 1:
+            local = (flat // ni) % nj
+        else:
+            local = flat % ni
+        return local + self.start[axis]

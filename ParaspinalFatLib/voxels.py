@@ -70,33 +70,25 @@ def gather_roi_voxels(
     """
     if image.shape != segmentation.layers.shape[1:]:
         raise ValueError(f"image shape {image.shape} != segmentation shape {segmentation.layers.shape[1:]}")
-    nk, nj, ni = image.shape
     n_slices = image.shape[2 - slice_axis]
     by_layer: Dict[int, Dict[int, int]] = {}
     for number, (layer, value) in enumerate(roi_keys):
         by_layer.setdefault(int(layer), {})[int(value)] = number
-    flat_image = image.reshape(-1)
     rois, slices, values = [], [], []
     for layer, mapping in by_layer.items():
-        flat, labels = segmentation.labelled_voxels(layer)
-        if flat.size == 0:
+        found = segmentation.labelled_voxels(layer)
+        if found.flat.size == 0:
             continue
+        labels = found.labels
         lut = np.full(int(max(max(mapping), int(labels.max()))) + 1, -1, dtype=np.intp)
         for value, number in mapping.items():
             lut[value] = number
         roi = lut[labels]
         keep = roi >= 0
-        if not keep.all():
-            flat, roi = flat[keep], roi[keep]
-        if slice_axis == 2:
-            sl = flat // (nj * ni)
-        elif slice_axis == 1:
-            sl = (flat // ni) % nj
-        else:
-            sl = flat % ni
-        rois.append(roi)
-        slices.append(sl)
-        values.append(flat_image[flat])
+        select = None if keep.all() else keep
+        rois.append(roi if select is None else roi[select])
+        slices.append(found.index(2 - slice_axis, select))
+        values.append(found.take(image, select))
     if rois:
         return RoiVoxels(np.concatenate(rois), np.concatenate(slices), np.concatenate(values), len(roi_keys), n_slices)
     empty = np.zeros(0, np.intp)

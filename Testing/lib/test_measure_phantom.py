@@ -257,3 +257,63 @@ def test_unknown_option_is_named():
     ph = make_phantom(mode="2d")
     with pytest.raises(TypeError, match="fat_treshold"):
         measure_case(ph.image, ph.segmentation, fat_treshold=40)
+
+
+# ----------------------------------------------------------------------------- level sources
+def _muscles_only(ph):
+    seg = ph.segmentation
+    out = seg.with_layers(seg.layers, seg.geometry)
+    out.segments = [s for s in seg.segments if not s.name.startswith("vertebrae")]
+    return out
+
+
+@pytest.mark.parametrize("tilt", [0.0, 11.0])
+def test_levels_from_markups_ras_with_offset_along_normal(tmp_path, tilt):
+    import json
+
+    ph = make_phantom(mode="3d", tilt_deg=tilt, spacing=(1.0, 1.0, 4.0))
+    t = np.deg2rad(tilt)
+    normal = np.array([0.0, -np.sin(t), np.cos(t)])  # the rotated k axis = slice normal (LPS)
+    shifts = {"L3/4": 1.5, "L4/5": -0.8, "L5/S1": 0.0}
+    points = []
+    for level, p in ph.disc_points.items():
+        lps = p + shifts[level] * normal
+        points.append({"id": level, "label": level.replace("/", "-"), "position": [-lps[0], -lps[1], lps[2]],
+                       "positionStatus": "defined"})
+    doc = {"@schema": "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/Schema/markups-schema-v1.0.3.json#",
+           "markups": [{"type": "Fiducial", "coordinateSystem": "RAS", "coordinateUnits": "mm",
+                        "controlPoints": points}]}
+    mrk = tmp_path / "levels.mrk.json"
+    mrk.write_text(json.dumps(doc))
+    table = measure_case(ph.image, _muscles_only(ph), markups=mrk)
+    assert set(table["level_source"]) == {"markups"}
+    _check_against_truth(table, ph.truth, 1.0)
+    for level, shift in shifts.items():
+        np.testing.assert_allclose(table.loc[table.level == level, "slice_offset_mm"], shift, atol=1e-6)
+
+
+def test_levels_from_disc_masks_win_over_vertebrae():
+    from ParaspinalFatLib.segmentation import Segment
+
+    ph = make_phantom(mode="3d", crop_segmentation=False)
+    seg = ph.segmentation
+    layers = seg.layers.copy()
+    extra = []
+    # disc masks 3 slices thick, centred one slice *above* each level slice: the discs must win
+    for n, (level, name) in enumerate((("L3/4", "disc_L3_L4"), ("L4/5", "disc_L4_L5"), ("L5/S1", "disc_L5_S"))):
+        k = (10, 18, 26)[n] + 1
+        value = 200 + n
+        sl = layers[0, k - 1: k + 2, 70:90, 57:62]  # between the multifidi: free of labels
+        assert not sl.any()
+        sl[...] = value
+        extra.append(Segment(name, 0, value))
+    seg2 = seg.with_layers(layers, seg.geometry)
+    seg2.segments = list(seg.segments) + extra
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = measure_case(ph.image, seg2)
+    assert set(table["level_source"]) == {"disc_mask"}
+    for level, k in (("L3/4", 11), ("L4/5", 19), ("L5/S1", 27)):
+        rows = table[table.level == level]
+        assert (rows["slice_index"] == k).all()
+        np.testing.assert_allclose(rows["slice_offset_mm"], 0.0, atol=1e-9)
