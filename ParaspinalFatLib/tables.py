@@ -11,11 +11,12 @@ fraction 0..1 of the finite voxels; ``fat_fraction_pct`` is the mean PDFF in %.
 """
 from __future__ import annotations
 
-import re
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
+
+from .names import level_sort_key
 
 __all__ = [
     "LEVEL_COLUMNS", "SLICE_COLUMNS", "ROI_COLUMNS", "SUMMARY_COLUMNS",
@@ -52,22 +53,8 @@ SUMMARY_COLUMNS: List[str] = [
 LOWER_LUMBAR_LEVELS: Tuple[str, ...] = ("L3/4", "L4/5", "L5/S1")
 LOWER_LUMBAR_LABEL = "mean L3/4-L5/S1"
 
-_REGION = {"C": 0, "T": 1, "L": 2, "S": 3}
-_LEVEL_RE = re.compile(r"^([CTLS])(\d+)(?:/([CTLS])?(\d+))?$")
-
 #: metrics summarised per side (only those present and not all-NaN are kept)
 SUMMARY_METRICS = ("csa_mm2", "fat_fraction_pct", "fat_csa_mm2", "lean_csa_mm2", "fat_area_ratio", "mean")
-
-
-def level_sort_key(level) -> Tuple[int, int, int, str]:
-    """Cranio-caudal sort key for levels like ``"T12/L1"``, ``"L4/5"``, ``"L3"``."""
-    text = str(level or "")
-    m = _LEVEL_RE.match(text)
-    if not m:
-        return (9, 0, 0, text)
-    region, num, _region2, _num2 = m.groups()
-    is_disc = 1 if m.group(4) else 0
-    return (_REGION[region], int(num), is_disc, text)
 
 
 def summarize(levels: pd.DataFrame, wide: bool = False, metrics: Optional[Sequence[str]] = None) -> pd.DataFrame:
