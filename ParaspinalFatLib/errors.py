@@ -2,7 +2,7 @@
 what the user can do about it."""
 from __future__ import annotations
 
-__all__ = ["ParaspinalFatError", "InputError", "LevelError", "MeasurementError"]
+__all__ = ["ParaspinalFatError", "InputError", "LevelError", "MeasurementError", "ParaspinalFatWarning"]
 
 
 class ParaspinalFatError(Exception):
@@ -19,3 +19,7 @@ class LevelError(ParaspinalFatError, ValueError):
 
 class MeasurementError(ParaspinalFatError, ValueError):
     """A measurement cannot be made (empty ROI on its level slice, unknown PDFF scale...)."""
+
+
+class ParaspinalFatWarning(UserWarning):
+    """Base class of this library's warnings (filter them all with this class)."""

@@ -64,7 +64,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 
 import numpy as np
 
-from .errors import InputError, LevelError
+from .errors import InputError, LevelError, ParaspinalFatWarning
 from .geometry import ras_to_lps
 from .names import (
     NameTable,
@@ -104,7 +104,7 @@ SOURCE_DISAGREEMENT_MM = 20.0
 _PathLike = Union[str, Path]
 
 
-class LevelWarning(UserWarning):
+class LevelWarning(ParaspinalFatWarning):
     """A level landmark was skipped or may be unreliable."""
 
 

@@ -59,7 +59,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .errors import InputError, LevelError
+from .errors import InputError, LevelError, ParaspinalFatWarning
 
 __all__ = [
     "KINDS",
@@ -87,7 +87,7 @@ _TABLE_KINDS = KINDS + ("side", "ignore")
 _SIDES = ("left", "right")
 
 
-class NameWarning(UserWarning):
+class NameWarning(ParaspinalFatWarning):
     """A segment name or name-table row was understood only partly."""
 
 

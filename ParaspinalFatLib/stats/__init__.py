@@ -40,6 +40,7 @@ _EXPORTS = {
     "roc_compare": "roc",
     # _base.py
     "StatsError": "_base",
+    "StatsWarning": "_base",
 }
 
 __all__ = sorted(_EXPORTS)

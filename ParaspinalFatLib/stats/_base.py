@@ -6,9 +6,15 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import ParaspinalFatError, ParaspinalFatWarning
 
-class StatsError(ValueError):
+
+class StatsError(ParaspinalFatError, ValueError):
     """A statistics input problem that the user must fix (names the column/group)."""
+
+
+class StatsWarning(ParaspinalFatWarning):
+    """A result is defined but degenerate (undefined CI, zero-variance group, ...)."""
 
 
 def require_columns(data: pd.DataFrame, columns: Iterable[str]) -> None:

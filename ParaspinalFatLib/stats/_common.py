@@ -21,11 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _sps
 
-from ._base import StatsError, require_columns
-
-
-class StatsWarning(UserWarning):
-    """A result is defined but degenerate (undefined CI, zero-variance group, ...)."""
+from ._base import StatsError, StatsWarning, require_columns
 
 
 def note(notes: List[str], message: str) -> None:

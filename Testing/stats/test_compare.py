@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from ParaspinalFatLib.stats import StatsError, anova_oneway, levene, ttest
-from ParaspinalFatLib.stats._common import StatsWarning
+from ParaspinalFatLib.stats import StatsWarning
 
 NIST_ANOVA = ["SiRstv", "SmLs01", "SmLs02", "SmLs03", "SmLs04", "SmLs05", "SmLs06",
               "SmLs07", "SmLs08", "SmLs09", "AtmWtAg"]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from ParaspinalFatLib.stats import StatsError, correlation, correlation_table
-from ParaspinalFatLib.stats._common import StatsWarning
+from ParaspinalFatLib.stats import StatsWarning
 
 
 def _case(statsref, name):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from ParaspinalFatLib.stats import StatsError, chi_square, describe
-from ParaspinalFatLib.stats._common import StatsWarning
+from ParaspinalFatLib.stats import StatsWarning
 
 NIST_UNIVARIATE = ["PiDigits", "Lottery", "Lew", "Mavro", "Michelso",
                    "NumAcc1", "NumAcc2", "NumAcc3", "NumAcc4"]

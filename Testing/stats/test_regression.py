@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ParaspinalFatLib.stats import StatsError, linear_regression
-from ParaspinalFatLib.stats._common import StatsWarning
+from ParaspinalFatLib.stats import StatsWarning
 
 NIST_LINEAR = ["Norris", "Pontius", "NoInt1", "NoInt2", "Filip", "Longley",
                "Wampler1", "Wampler2", "Wampler3", "Wampler4", "Wampler5"]
