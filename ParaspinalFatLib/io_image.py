@@ -2,7 +2,10 @@
 
 Everything goes through SimpleITK, so NRRD, NIfTI (``.nii``/``.nii.gz``), MHA/MHD
 and DICOM series folders all keep origin, spacing and direction (oblique axial
-stacks are the norm in lumbar MRI).
+stacks are the norm in lumbar MRI).  NIfTI files are read through
+:func:`ParaspinalFatLib.nifti_safety.read_image_file`, which refuses truncated
+files (SimpleITK zero-fills them silently) and never reads a sibling ``x.nii``
+when ``x.nii.gz`` was asked for.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import SimpleITK as sitk
 
 from .errors import InputError
 from .geometry import Geometry
+from .nifti_safety import is_nifti_file, read_image_file
 
 __all__ = ["read_image", "image_array", "check_same_grid", "SEG_SOP_CLASS_UID"]
 
@@ -109,22 +113,10 @@ def read_image(image: ImageLike, role: str = "image") -> sitk.Image:
                     f"{name} is a DICOM SEG (segmentation object), not an image; pass it as the "
                     f"segmentation and the referenced series as the image"
                 )
-            reader = sitk.ImageFileReader()
-            reader.SetFileName(str(path))
-            try:
-                reader.ReadImageInformation()
-            except RuntimeError as exc:
-                raise InputError(
-                    f"{name} could not be read as an image ({_first_line(exc)}); supported: NRRD, "
-                    f"NIfTI, MHA/MHD or a DICOM series folder"
-                ) from None
-            dim = reader.GetDimension()
-            if dim != 3:
-                raise InputError(_dimension_message(name, dim, tuple(reader.GetSize())))
-            try:
-                img = reader.Execute()
-            except RuntimeError as exc:
-                raise InputError(f"{name} could not be read: {_first_line(exc)}") from None
+            if is_nifti_file(path):
+                img = _read_nifti(path, name, role)
+            else:
+                img = _read_other_file(path, name)
     if img.GetDimension() != 3:
         raise InputError(_dimension_message(name, img.GetDimension(), img.GetSize()))
     if img.GetNumberOfComponentsPerPixel() != 1:
@@ -135,6 +127,43 @@ def read_image(image: ImageLike, role: str = "image") -> sitk.Image:
     if 1 in img.GetSize():
         raise InputError(_dimension_message(name, 2, img.GetSize()))
     return img
+
+
+def _read_nifti(path: Path, name: str, role: str) -> sitk.Image:
+    """NIfTI file: completeness check and sibling-safe read (see :mod:`.nifti_safety`).
+
+    The dimension is checked by the caller on the image read: SimpleITK's
+    header-only read of the file would be exposed to the sibling-file hazard.
+    """
+    try:
+        return read_image_file(path)
+    except InputError as exc:  # truncated or damaged: the message names the file
+        raise InputError(f"{role} {exc}") from None
+    except RuntimeError as exc:
+        raise InputError(
+            f"{name} could not be read as an image ({_first_line(exc)}); supported: NRRD, "
+            f"NIfTI, MHA/MHD or a DICOM series folder"
+        ) from None
+
+
+def _read_other_file(path: Path, name: str) -> sitk.Image:
+    """Any non-NIfTI file SimpleITK reads: the dimension is checked before the voxels are read."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise InputError(
+            f"{name} could not be read as an image ({_first_line(exc)}); supported: NRRD, "
+            f"NIfTI, MHA/MHD or a DICOM series folder"
+        ) from None
+    dim = reader.GetDimension()
+    if dim != 3:
+        raise InputError(_dimension_message(name, dim, tuple(reader.GetSize())))
+    try:
+        return reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"{name} could not be read: {_first_line(exc)}") from None
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,28 +1,18 @@
-"""What the intensity image means: map kinds, units and the PDFF scale.
+"""The PDFF storage scale: 0-1, 0-100 or 0-1000, detected or declared.
 
-Map kinds
----------
-``pdff``
-    Proton-density fat fraction map (IDEAL-IQ, vendor Dixon FF maps).  Vendors
-    store it as 0-1, 0-100 or 0-1000; the scale is detected from the image or
-    declared, and every output value is in percent (%).  A voxel is *fat* when
-    its PDFF is >= ``fat_threshold_pct`` (default 50 %).
-``scalar``
-    Any other map (CT HU, DTI FA, ADC, T2...): mean/median/SD/percentiles only,
-    in the map's own unit (``unit=`` option, default empty).
+Vendors store proton-density fat fraction maps (IDEAL-IQ, Dixon FF maps) in one
+of three scales; every output value of this library is in percent (%).  The
+map kinds themselves are in :mod:`composition`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import numpy as np
 
 from .errors import MeasurementError
 
-__all__ = ["MapSpec", "PDFF_SCALES", "MAP_KINDS", "detect_pdff_scale", "make_map_spec", "normalise_scale_name"]
-
-MAP_KINDS = ("pdff", "scalar")
+__all__ = ["PDFF_SCALES", "detect_pdff_scale", "normalise_scale_name"]
 
 #: PDFF storage scales: name -> (full-scale value, factor that converts to %)
 PDFF_SCALES = {"0-1": (1.0, 100.0), "0-100": (100.0, 1.0), "0-1000": (1000.0, 0.1)}
@@ -32,39 +22,6 @@ PDFF_SCALES = {"0-1": (1.0, 100.0), "0-100": (100.0, 1.0), "0-1000": (1000.0, 0.
 _OVERSHOOT = 1.5
 # ...and its robust minimum (0.5th percentile) is not below -this x full scale.
 _UNDERSHOOT = 0.5
-
-
-@dataclass(frozen=True)
-class MapSpec:
-    """How to read the image values.
-
-    Attributes
-    ----------
-    kind : str
-        ``"pdff"`` or ``"scalar"``.
-    unit : str
-        Unit of the reported mean/median/SD (``"%"`` for PDFF).
-    to_output : float
-        Factor applied to raw voxel values to get output units (PDFF: to %).
-    pdff_scale : str or None
-        ``"0-1"``, ``"0-100"`` or ``"0-1000"`` for PDFF maps.
-    pdff_scale_source : str or None
-        ``"declared"`` or ``"detected"``.
-    fat_threshold_pct : float or None
-        PDFF (%) at or above which a voxel counts as fat.
-    """
-
-    kind: str
-    unit: str = ""
-    to_output: float = 1.0
-    pdff_scale: Optional[str] = None
-    pdff_scale_source: Optional[str] = None
-    fat_threshold_pct: Optional[float] = None
-
-    @property
-    def has_composition(self) -> bool:
-        """True when the map separates fat from lean voxels."""
-        return self.kind == "pdff"
 
 
 def _robust_range(image: np.ndarray) -> Tuple[float, float]:
@@ -143,28 +100,3 @@ def normalise_scale_name(text: str) -> str:
             f"unknown PDFF scale {text!r}; use one of 0-1, 0-100, 0-1000"
         )
     return _SCALE_ALIASES[key]
-
-
-def make_map_spec(
-    kind: str,
-    image: np.ndarray,
-    pdff_scale: Optional[str] = None,
-    fat_threshold_pct: float = 50.0,
-    unit: Optional[str] = None,
-    source: str = "image",
-) -> MapSpec:
-    """Build the :class:`MapSpec` for ``kind`` (detects the PDFF scale when needed)."""
-    kind = str(kind).lower()
-    if kind not in MAP_KINDS:
-        raise MeasurementError(f"unknown map kind {kind!r}; use one of {', '.join(MAP_KINDS)}")
-    if kind == "pdff":
-        scale, how = detect_pdff_scale(image, pdff_scale, source)
-        return MapSpec(
-            kind="pdff",
-            unit="%",
-            to_output=PDFF_SCALES[scale][1],
-            pdff_scale=scale,
-            pdff_scale_source=how,
-            fat_threshold_pct=float(fat_threshold_pct),
-        )
-    return MapSpec(kind="scalar", unit=unit or "", to_output=1.0)

@@ -31,11 +31,13 @@ import SimpleITK as sitk
 from . import io_image
 from .errors import InputError, LevelError, MeasurementError
 from .geometry import Geometry
-from .groupstats import grouped_stats
-from .maps import MapSpec, make_map_spec
-from .segmentation import Segment, Segmentation
-from .tables import LEVEL_COLUMNS, ROI_COLUMNS, SLICE_COLUMNS, level_sort_key, summarize
-from .voxels import RoiVoxels, gather_roi_voxels
+from .case_tables import level_table, roi_table, slice_table
+from .composition import CT_FAT_WINDOW, CT_MUSCLE_WINDOW, make_method
+from .names import level_sort_key
+from .rows import plan_rows, select_rois
+from .segmentation import Segmentation
+from .tables import summarize
+from .voxels import gather_roi_voxels
 
 __all__ = ["MeasureOptions", "CaseMeasurement", "measure", "measure_case", "DEFAULT_LEVELS"]
 
@@ -50,7 +52,30 @@ class MeasureOptions:
     Attributes
     ----------
     map_kind : str
-        ``"pdff"`` (fat-fraction map, output in %) or ``"scalar"`` (any map).
+        ``"pdff"`` (fat-fraction map, output in %), ``"dixon"`` (water + fat
+        images), ``"ct"`` (HU), ``"t1"``/``"t2"`` (intensity classification) or
+        ``"scalar"`` (any map: statistics only).  See :mod:`composition`.
+    water, fat : str, path or SimpleITK.Image, optional
+        Dixon water and fat images (``fat`` may also be given as ``image``).
+    noise_floor : float, optional
+        Dixon: voxels with F + W below this are excluded and counted
+        (default ``noise_floor_fraction`` x the image's 99.5th percentile of F + W).
+    noise_floor_fraction : float
+        Dixon: relative noise floor used when ``noise_floor`` is not given (0.02).
+    fat_window, muscle_window : (float, float)
+        CT windows in HU, half-open ``[low, high)``; defaults (-190, -29) and
+        (-29, 151), i.e. the integer windows -190..-30 and -29..150 HU.
+    myosteatosis_cutoff_hu : float, optional
+        CT: flag rows whose muscle-window mean HU is below this.
+    classifier : str
+        T1/T2: ``gmm`` (default), ``kmeans``, ``otsu``, ``fcm`` or ``reference``.
+    n_classes : int
+        T1/T2: 2 (fat/lean) or 3 (fat/undefined/lean, default).
+    reference_segment : str, optional
+        T1/T2 ``reference`` classifier: name of the reference fat segment
+        (e.g. subcutaneous fat); it is not measured itself.
+    classifier_params : dict, optional
+        Extra parameters of the classifier (see :mod:`tissue_classes`).
     pdff_scale : str, optional
         Declared PDFF storage scale ``"0-1"``, ``"0-100"`` or ``"0-1000"``;
         detected from the image when omitted.
@@ -94,6 +119,17 @@ class MeasureOptions:
     """
 
     map_kind: str = "pdff"
+    water: Any = None
+    fat: Any = None
+    noise_floor: Optional[float] = None
+    noise_floor_fraction: float = 0.02
+    fat_window: Tuple[float, float] = CT_FAT_WINDOW
+    muscle_window: Tuple[float, float] = CT_MUSCLE_WINDOW
+    myosteatosis_cutoff_hu: Optional[float] = None
+    classifier: str = "gmm"
+    n_classes: int = 3
+    reference_segment: Optional[str] = None
+    classifier_params: Optional[Dict[str, Any]] = None
     pdff_scale: Optional[str] = None
     fat_threshold_pct: float = 50.0
     unit: Optional[str] = None
@@ -155,31 +191,31 @@ class CaseMeasurement:
         return summarize(self.levels, wide=wide)
 
 
-@dataclass
-class _Roi:
-    segment: Segment
-    muscle: str
-    side: Optional[str]
-    level: Optional[str]
-
-
-@dataclass
-class _Row:
-    roi: int
-    level: str
-    level_source: str
-    slice_index: int
-    slice_offset_mm: float
-    window: Tuple[int, int]  # first, last slice (inclusive)
-
-
 # --------------------------------------------------------------------------- inputs
-def _load_inputs(image, segmentation, opts: MeasureOptions):
-    from .io_segmentation import read_segmentation, resample_to_grid
-
-    img = io_image.read_image(image, role="image")
+def _read_pair(image, opts: MeasureOptions):
+    """The main image (the fat image for Dixon) and, for Dixon, the water array."""
+    if opts.map_kind.lower() == "dixon":
+        if opts.fat is not None and image is not None and opts.fat is not image:
+            raise InputError("map 'dixon': give the fat image once, as image or as fat=, not both")
+        image = opts.fat if opts.fat is not None else image
+        if image is None or opts.water is None:
+            raise InputError("map 'dixon' needs both a fat image (--fat) and a water image (--water)")
+    elif image is None:
+        raise InputError("no image given (--image)")
+    img = io_image.read_image(image, role="fat image" if opts.map_kind.lower() == "dixon" else "image")
     geometry = Geometry.from_sitk(img)
-    array = io_image.image_array(img)
+    water = None
+    if opts.map_kind.lower() == "dixon":
+        w_img = io_image.read_image(opts.water, role="water image")
+        io_image.check_same_grid(geometry, Geometry.from_sitk(w_img), f"fat image {_name(image)}",
+                                 f"water image {_name(opts.water)}", assume_same_grid=opts.assume_same_grid)
+        water = io_image.image_array(w_img)
+    return image, img, geometry, io_image.image_array(img), water
+
+
+def _read_segmentation(segmentation, geometry: Geometry, image, opts: MeasureOptions) -> Segmentation:
+    from .io_segmentation import read_segmentation
+
     if isinstance(segmentation, Segmentation):
         seg = segmentation
     else:
@@ -197,7 +233,7 @@ def _load_inputs(image, segmentation, opts: MeasureOptions):
             assume_same_grid=opts.assume_same_grid,
         )
         seg = seg.with_layers(seg.layers, geometry)
-    return img, geometry, array, seg, resample_to_grid
+    return seg
 
 
 def _name(obj) -> str:
@@ -207,7 +243,7 @@ def _name(obj) -> str:
 def _subject_id(image, opts: MeasureOptions) -> str:
     if opts.subject:
         return str(opts.subject)
-    if isinstance(image, sitk.Image):
+    if image is None or isinstance(image, sitk.Image):
         return "subject"
     name = Path(image).name
     for ext in (".nii.gz", ".seg.nrrd", ".nrrd", ".nii", ".mha", ".mhd"):
@@ -216,167 +252,15 @@ def _subject_id(image, opts: MeasureOptions) -> str:
     return name
 
 
-def _select_rois(seg: Segmentation, opts: MeasureOptions, table) -> List[_Roi]:
-    from .names import parse_segment_name
-
-    parsed = [(s, parse_segment_name(s.name, table=table)) for s in seg.segments]
-    if opts.segments:
-        wanted = {n.lower() for n in opts.segments}
-        chosen = [(s, p) for s, p in parsed if s.name.lower() in wanted]
-        missing = wanted - {s.name.lower() for s, _ in chosen}
-        if missing:
-            raise InputError(
-                f"{seg.source}: segment(s) {sorted(missing)} not found; segments are {seg.names()}"
-            )
-    else:
-        chosen = [(s, p) for s, p in parsed if p.kind == "muscle"]
-        if not chosen:
-            chosen = [(s, p) for s, p in parsed if p.kind == "other"]
-    if not chosen:
-        raise InputError(
-            f"{seg.source}: no muscle segment found to measure; segments are {seg.names()} "
-            f"(name them e.g. 'multifidus_left', or pass segments=[...] / --segments)"
-        )
-    return [_Roi(s, p.muscle or p.raw, p.side, p.level) for s, p in chosen]
-
-
-# --------------------------------------------------------------------------- rows
-def _plan_rows(
-    rois: List[_Roi],
-    counts: np.ndarray,
-    landmarks: Dict[str, Any],
-    geometry: Geometry,
-    axis: int,
-    opts: MeasureOptions,
-    seg_source: str,
-    notes: List[str],
-) -> List[_Row]:
-    n_slices_grid = counts.shape[1]
-    half = int(opts.n_slices) // 2
-    if isinstance(opts.levels, str):
-        if opts.levels.lower() != "all":
-            raise InputError(f"levels must be a list of disc levels or 'all', got {opts.levels!r}")
-        wanted = None
-    else:
-        from .names import canonical_level
-
-        wanted = []
-        for lv in opts.levels:
-            c = canonical_level(lv)
-            if c is None:
-                raise InputError(f"cannot read level {lv!r}; write levels like L4/5 or L5/S1")
-            wanted.append(c)
-    rows: List[_Row] = []
-    level_slices: Dict[str, Tuple[int, float]] = {}
-    for level, mark in landmarks.items():
-        level_slices[level] = geometry.nearest_slice(mark.point_lps, axis)
-    if wanted is not None and any(r.level is None for r in rois):
-        absent = [lv for lv in wanted if lv not in level_slices]
-        if landmarks and absent:
-            notes.append(
-                f"level(s) {absent} not found by any level source "
-                f"(found: {sorted(level_slices, key=level_sort_key)})"
-            )
-    for number, roi in enumerate(rois):
-        present = np.flatnonzero(counts[number])
-        if roi.level is not None:
-            if present.size == 0:
-                raise MeasurementError(
-                    f"{seg_source}: segment '{roi.segment.name}' is empty (no voxel inside the "
-                    f"image); redraw it or remove it"
-                )
-            s = int(present[np.argmax(counts[number, present])])
-            if present.size > 1:
-                notes.append(
-                    f"segment '{roi.segment.name}' carries level {roi.level} in its name but spans "
-                    f"{present.size} slices; measured on slice {s}, the one with the largest area"
-                )
-            rows.append(_Row(number, roi.level, "segment_name", s, 0.0, (s, s)))
-            continue
-        if not landmarks:
-            if opts.per_slice or opts.whole_roi:
-                notes.append(
-                    f"segment '{roi.segment.name}' has no level in its name and no level source was "
-                    f"found: no per-level row (the per-slice / whole-ROI tables have it)"
-                )
-                continue
-            raise LevelError(
-                f"{seg_source}: segment '{roi.segment.name}' has no level in its name and no level "
-                f"source was found (no disc or vertebra segments, no markups file): name the "
-                f"segment with its level (e.g. 'MF_L_L4/5'), add vertebra/disc masks, or give a "
-                f"markups file with points labelled L3/4, L4/5, L5/S1 (--markups)"
-            )
-        for level in sorted(level_slices, key=level_sort_key):
-            if wanted is not None and level not in wanted:
-                continue
-            s, offset = level_slices[level]
-            if not 0 <= s < n_slices_grid:
-                notes.append(
-                    f"level {level} (from {landmarks[level].source}) lies outside the image "
-                    f"(slice {s} of 0..{n_slices_grid - 1}); not measured"
-                )
-                continue
-            first, last = max(0, s - half), min(n_slices_grid - 1, s + half)
-            if counts[number, first: last + 1].sum() == 0 and opts.on_empty == "error":
-                raise MeasurementError(
-                    f"{seg_source}: segment '{roi.segment.name}' has no voxel on slice {s} "
-                    f"(level {level}, from {landmarks[level].source}); check that the segmentation "
-                    f"covers this level, restrict the levels (--levels), or use --on-empty keep"
-                )
-            rows.append(_Row(number, level, landmarks[level].source, s, float(offset), (first, last)))
-    return rows
-
-
-# --------------------------------------------------------------------------- stats
-def _stats_frame(groups, values, n_groups, spec: MapSpec) -> Dict[str, np.ndarray]:
-    thr = spec.fat_threshold_pct if spec.has_composition else None
-    return grouped_stats(groups, values, n_groups, threshold=thr)
-
-
-def _composition(st, n_slices, area, spec: MapSpec) -> Dict[str, np.ndarray]:
-    n = st["n"]
-    out = {
-        "n_voxels": n,
-        "n_nan": st["n_nan"],
-        "csa_mm2": n * area / n_slices,
-        "mean": st["mean"],
-        "median": st["median"],
-        "sd": st["sd"],
-        "p05": st["p05"],
-        "p95": st["p95"],
-    }
-    if spec.has_composition:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fat = st["n_above"]
-            lean = st["n_finite"] - fat
-            out["fat_csa_mm2"] = fat * area / n_slices
-            out["lean_csa_mm2"] = lean * area / n_slices
-            out["fat_area_ratio"] = np.where(st["n_finite"] > 0, fat / st["n_finite"], np.nan)
-            out["fat_fraction_pct"] = st["mean"]
-    else:
-        nan = np.full(n.shape, np.nan)
-        for col in ("fat_csa_mm2", "lean_csa_mm2", "fat_area_ratio", "fat_fraction_pct"):
-            out[col] = nan
-    return out
-
-
-def _map_columns(spec: MapSpec, n: int) -> Dict[str, Any]:
-    return {
-        "map_kind": [spec.kind] * n,
-        "unit": [spec.unit] * n,
-        "fat_threshold_pct": [spec.fat_threshold_pct if spec.has_composition else np.nan] * n,
-        "pdff_scale": [spec.pdff_scale or ""] * n,
-    }
-
-
 # --------------------------------------------------------------------------- API
 def measure(image, segmentation, **options) -> CaseMeasurement:
     """Measure every muscle ROI of one case.
 
     Parameters
     ----------
-    image : str, path-like or SimpleITK.Image
-        The parameter map (PDFF, HU, FA...), 3-D.
+    image : str, path-like, SimpleITK.Image or None
+        The parameter map (PDFF, HU, FA...), 3-D; for Dixon the fat image (or
+        pass ``fat=`` and ``image=None``).
     segmentation : str, path-like, SimpleITK.Image or Segmentation
         Muscle (and optionally vertebra/disc) segmentation.
     **options
@@ -390,29 +274,45 @@ def measure(image, segmentation, **options) -> CaseMeasurement:
     """
     opts = MeasureOptions.from_kwargs(**options)
     notes: List[str] = []
-    img, geometry, array, seg, resample_to_grid = _load_inputs(image, segmentation, opts)
+    image, img, geometry, array, water = _read_pair(image, opts)
+    seg = _read_segmentation(segmentation, geometry, image, opts)
+    from .io_segmentation import resample_to_grid
     from .levels import find_landmarks
     from .names import load_name_table
 
     table = load_name_table(opts.name_table) if opts.name_table else None
-    rois = _select_rois(seg, opts, table)
+    method = make_method(
+        opts.map_kind, array, water, pdff_scale=opts.pdff_scale, fat_threshold_pct=opts.fat_threshold_pct,
+        unit=opts.unit, noise_floor=opts.noise_floor, noise_floor_fraction=opts.noise_floor_fraction,
+        fat_window=opts.fat_window, muscle_window=opts.muscle_window,
+        myosteatosis_cutoff_hu=opts.myosteatosis_cutoff_hu, classifier=opts.classifier,
+        n_classes=opts.n_classes, reference_segment=opts.reference_segment,
+        classifier_params=opts.classifier_params, source=f"image {_name(image)}",
+    )
+    exclude = [opts.reference_segment] if opts.reference_segment else []
+    rois = select_rois(seg, opts.segments, table, exclude=exclude)
     landmarks = find_landmarks(segmentation=seg, markups=opts.markups, table=table)
     seg_grid = resample_to_grid(seg, geometry)
-    spec = make_map_spec(
-        opts.map_kind, array, pdff_scale=opts.pdff_scale,
-        fat_threshold_pct=opts.fat_threshold_pct, unit=opts.unit, source=f"image {_name(image)}",
-    )
     axis = geometry.slice_axis(opts.cranio_caudal)
     area = geometry.pixel_area_mm2(axis)
-    vox = gather_roi_voxels(array, seg_grid, [(r.segment.layer, r.segment.label_value) for r in rois], axis)
-    values = vox.value.astype(np.float64) * spec.to_output
+    keys = [(r.segment.layer, r.segment.label_value) for r in rois]
+    reference_roi = None
+    if opts.reference_segment and method.params.get("classifier") == "reference":
+        ref = seg.segment(opts.reference_segment)
+        reference_roi = len(keys)
+        keys.append((ref.layer, ref.label_value))
+    vox = gather_roi_voxels(array, seg_grid, keys, axis, water=water)
     counts = vox.counts_per_slice()
-    rows = _plan_rows(rois, counts, landmarks, geometry, axis, opts, seg.source, notes)
+    rows = plan_rows(
+        rois, counts[: len(rois)], landmarks, geometry, axis, levels=opts.levels, n_slices=int(opts.n_slices),
+        on_empty=opts.on_empty, allow_no_levels=bool(opts.per_slice or opts.whole_roi),
+        seg_source=seg.source, notes=notes,
+    )
     subject = _subject_id(image, opts)
-
-    levels_df = _level_table(rows, rois, vox, values, counts, area, spec, subject)
-    slices_df = _slice_table(rois, vox, values, area, spec, subject, geometry, axis) if opts.per_slice else None
-    rois_df = _roi_table(rois, vox, values, counts, area, spec, subject, geometry) if opts.whole_roi else None
+    levels_df = level_table(rows, rois, vox, counts, area, method, subject, reference_roi)
+    slices_df = (slice_table(rois, vox, area, method, subject, geometry, axis, reference_roi)
+                 if opts.per_slice else None)
+    rois_df = roi_table(rois, vox, counts, area, method, subject, geometry, reference_roi) if opts.whole_roi else None
     marks_df = _landmark_table(landmarks, geometry, axis)
     for note in notes:
         warnings.warn(note, stacklevel=2)
@@ -426,138 +326,6 @@ def measure_case(image, segmentation, **options) -> pd.DataFrame:
     :func:`measure` and :class:`MeasureOptions`.
     """
     return measure(image, segmentation, **options).levels
-
-
-def _level_table(rows, rois, vox: RoiVoxels, values, counts, area, spec, subject) -> pd.DataFrame:
-    n_rows = len(rows)
-    # (roi, slice) -> row; rows of one ROI whose windows overlap go to separate passes
-    passes: List[List[int]] = []
-    taken: List[np.ndarray] = []
-    for r_i, row in enumerate(rows):
-        for p_i, used in enumerate(taken):
-            if not used[row.roi, row.window[0]: row.window[1] + 1].any():
-                passes[p_i].append(r_i)
-                used[row.roi, row.window[0]: row.window[1] + 1] = True
-                break
-        else:
-            used = np.zeros(counts.shape, bool)
-            used[row.roi, row.window[0]: row.window[1] + 1] = True
-            taken.append(used)
-            passes.append([r_i])
-    cols: Dict[str, np.ndarray] = {}
-    n_sl = np.array([r.window[1] - r.window[0] + 1 for r in rows], dtype=float)
-    for members in passes:
-        row_of = np.full(counts.size, -1, dtype=np.intp)
-        for r_i in members:
-            row = rows[r_i]
-            base = row.roi * counts.shape[1]
-            row_of[base + row.window[0]: base + row.window[1] + 1] = r_i
-        rid = row_of[vox.roi * counts.shape[1] + vox.slice_index] if vox.roi.size else vox.roi
-        sel = rid >= 0
-        st = grouped_stats(rid[sel], values[sel], n_rows, threshold=spec.fat_threshold_pct if spec.has_composition else None)
-        comp = _composition(st, n_sl, area, spec)
-        for key, arr in comp.items():
-            if key not in cols:
-                cols[key] = np.full(n_rows, np.nan)
-            idx = np.asarray(members)
-            cols[key][idx] = np.asarray(arr, dtype=float)[idx]
-    df = pd.DataFrame(
-        {
-            "subject": [subject] * n_rows,
-            "segment": [rois[r.roi].segment.name for r in rows],
-            "muscle": [rois[r.roi].muscle for r in rows],
-            "side": [rois[r.roi].side or "" for r in rows],
-            "level": [r.level for r in rows],
-            "level_source": [r.level_source for r in rows],
-            "slice_index": [r.slice_index for r in rows],
-            "slice_offset_mm": [r.slice_offset_mm for r in rows],
-            "n_slices": n_sl.astype(int),
-            "pixel_area_mm2": [area] * n_rows,
-            **{k: cols.get(k, np.full(n_rows, np.nan)) for k in (
-                "n_voxels", "n_nan", "csa_mm2", "mean", "median", "sd", "p05", "p95")},
-            **_map_columns(spec, n_rows),
-            **{k: cols.get(k, np.full(n_rows, np.nan)) for k in (
-                "fat_csa_mm2", "lean_csa_mm2", "fat_area_ratio", "fat_fraction_pct")},
-        }
-    )
-    for c in ("n_voxels", "n_nan"):
-        df[c] = df[c].fillna(0).astype(np.int64)
-    df = df[LEVEL_COLUMNS]
-    order = sorted(range(n_rows), key=lambda i: (df.at[i, "muscle"], df.at[i, "side"], level_sort_key(df.at[i, "level"])))
-    return df.iloc[order].reset_index(drop=True)
-
-
-def _slice_table(rois, vox, values, area, spec, subject, geometry, axis) -> pd.DataFrame:
-    ns = vox.n_slices
-    key = vox.roi * ns + vox.slice_index
-    uniq, inverse = np.unique(key, return_inverse=True)
-    st = grouped_stats(inverse, values, uniq.size, threshold=spec.fat_threshold_pct if spec.has_composition else None)
-    comp = _composition(st, np.ones(uniq.size), area, spec)
-    roi_idx, sl = uniq // ns, uniq % ns
-    normal = geometry.plane_normal(axis)
-    step = float(normal @ geometry.direction_matrix[:, axis]) * geometry.spacing[axis]
-    heights = sl * step  # distance of each slice plane from the origin along the normal
-    df = pd.DataFrame(
-        {
-            "subject": subject,
-            "segment": [rois[r].segment.name for r in roi_idx],
-            "muscle": [rois[r].muscle for r in roi_idx],
-            "side": [rois[r].side or "" for r in roi_idx],
-            "level": [rois[r].level or "" for r in roi_idx],
-            "slice_index": sl.astype(int),
-            "slice_position_mm": heights,
-            **{k: comp[k] for k in ("n_voxels", "n_nan", "csa_mm2", "mean", "median", "sd", "p05", "p95")},
-            **_map_columns(spec, uniq.size),
-            **{k: comp[k] for k in ("fat_csa_mm2", "lean_csa_mm2", "fat_area_ratio", "fat_fraction_pct")},
-        }
-    )
-    return df[SLICE_COLUMNS]
-
-
-def _roi_table(rois, vox, values, counts, area, spec, subject, geometry) -> pd.DataFrame:
-    n = len(rois)
-    st = grouped_stats(vox.roi, values, n, threshold=spec.fat_threshold_pct if spec.has_composition else None)
-    vox_ml = geometry.voxel_volume_mm3() / 1000.0
-    present = counts > 0
-    n_present = present.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_csa = np.where(n_present > 0, counts.sum(axis=1) * area / np.maximum(n_present, 1), np.nan)
-    max_csa = np.where(n_present > 0, counts.max(axis=1) * area, np.nan)
-    first = np.array([np.flatnonzero(p)[0] if p.any() else -1 for p in present])
-    last = np.array([np.flatnonzero(p)[-1] if p.any() else -1 for p in present])
-    comp = {}
-    if spec.has_composition:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            comp["fat_volume_ml"] = st["n_above"] * vox_ml
-            comp["fat_volume_ratio"] = np.where(st["n_finite"] > 0, st["n_above"] / st["n_finite"], np.nan)
-            comp["fat_fraction_pct"] = st["mean"]
-    else:
-        comp = {k: np.full(n, np.nan) for k in ("fat_volume_ml", "fat_volume_ratio", "fat_fraction_pct")}
-    df = pd.DataFrame(
-        {
-            "subject": subject,
-            "segment": [r.segment.name for r in rois],
-            "muscle": [r.muscle for r in rois],
-            "side": [r.side or "" for r in rois],
-            "level": [r.level or "" for r in rois],
-            "n_voxels": st["n"],
-            "n_nan": st["n_nan"],
-            "volume_ml": st["n"] * vox_ml,
-            "n_slices": n_present,
-            "first_slice": first,
-            "last_slice": last,
-            "mean_csa_mm2": mean_csa,
-            "max_csa_mm2": max_csa,
-            "mean": st["mean"],
-            "median": st["median"],
-            "sd": st["sd"],
-            "p05": st["p05"],
-            "p95": st["p95"],
-            **_map_columns(spec, n),
-            **comp,
-        }
-    )
-    return df[ROI_COLUMNS]
 
 
 def _landmark_table(landmarks, geometry: Geometry, axis: int) -> pd.DataFrame:

@@ -19,31 +19,38 @@ import pandas as pd
 from .names import level_sort_key
 
 __all__ = [
-    "LEVEL_COLUMNS", "SLICE_COLUMNS", "ROI_COLUMNS", "SUMMARY_COLUMNS",
+    "LEVEL_COLUMNS", "SLICE_COLUMNS", "ROI_COLUMNS", "SUMMARY_COLUMNS", "COMPOSITION_COLUMNS", "METHOD_COLUMNS",
     "LOWER_LUMBAR_LEVELS", "level_sort_key", "summarize",
 ]
+
+#: per-group statistics and composition, shared by the three tables
+COMPOSITION_COLUMNS: List[str] = [
+    "n_voxels", "n_nan", "n_below_noise", "csa_mm2", "mean", "median", "sd", "p05", "p95",
+    "fat_csa_mm2", "lean_csa_mm2", "undefined_csa_mm2", "fat_area_ratio", "fat_fraction_pct",
+    "ff_signal_weighted_pct", "mean_muscle_window", "myosteatosis",
+    "threshold_low", "threshold_high", "warnings",
+]
+
+#: how the numbers were made
+METHOD_COLUMNS: List[str] = ["map_kind", "unit", "fat_threshold_pct", "pdff_scale", "method_params"]
 
 LEVEL_COLUMNS: List[str] = [
     "subject", "segment", "muscle", "side", "level", "level_source",
     "slice_index", "slice_offset_mm", "n_slices", "pixel_area_mm2",
-    "n_voxels", "n_nan", "csa_mm2", "mean", "median", "sd", "p05", "p95",
-    "map_kind", "unit", "fat_threshold_pct", "pdff_scale",
-    "fat_csa_mm2", "lean_csa_mm2", "fat_area_ratio", "fat_fraction_pct",
-]
+] + COMPOSITION_COLUMNS + METHOD_COLUMNS
 
 SLICE_COLUMNS: List[str] = [
     "subject", "segment", "muscle", "side", "level", "slice_index", "slice_position_mm",
-    "n_voxels", "n_nan", "csa_mm2", "mean", "median", "sd", "p05", "p95",
-    "map_kind", "unit", "fat_threshold_pct", "pdff_scale",
-    "fat_csa_mm2", "lean_csa_mm2", "fat_area_ratio", "fat_fraction_pct",
-]
+] + COMPOSITION_COLUMNS + METHOD_COLUMNS
 
 ROI_COLUMNS: List[str] = [
-    "subject", "segment", "muscle", "side", "level", "n_voxels", "n_nan", "volume_ml",
+    "subject", "segment", "muscle", "side", "level", "n_voxels", "n_nan", "n_below_noise", "volume_ml",
     "n_slices", "first_slice", "last_slice", "mean_csa_mm2", "max_csa_mm2",
-    "mean", "median", "sd", "p05", "p95", "map_kind", "unit", "fat_threshold_pct", "pdff_scale",
-    "fat_volume_ml", "fat_volume_ratio", "fat_fraction_pct",
-]
+    "mean", "median", "sd", "p05", "p95",
+    "fat_volume_ml", "lean_volume_ml", "undefined_volume_ml", "fat_volume_ratio", "fat_fraction_pct",
+    "ff_signal_weighted_pct", "mean_muscle_window", "myosteatosis", "threshold_low", "threshold_high",
+    "warnings",
+] + METHOD_COLUMNS
 
 SUMMARY_COLUMNS: List[str] = [
     "subject", "muscle", "level", "metric", "unit", "left", "right", "lr_mean", "asymmetry_pct", "n_levels",

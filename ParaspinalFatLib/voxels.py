@@ -8,7 +8,7 @@ with the number of ROIs.  Masks touching the image border are kept as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,6 +31,8 @@ class RoiVoxels:
         Image value (raw, not converted).
     n_rois, n_slices : int
         Sizes of the ROI and slice ranges.
+    water : numpy.ndarray or None
+        Second image's values at the same voxels (Dixon water), if gathered.
     """
 
     roi: np.ndarray
@@ -38,6 +40,7 @@ class RoiVoxels:
     value: np.ndarray
     n_rois: int
     n_slices: int
+    water: Optional[np.ndarray] = None
 
     def counts_per_slice(self) -> np.ndarray:
         """Voxel count per (ROI, slice) as an ``(n_rois, n_slices)`` array."""
@@ -50,6 +53,7 @@ def gather_roi_voxels(
     segmentation: Segmentation,
     roi_keys: Sequence[Tuple[int, int]],
     slice_axis: int,
+    water: Optional[np.ndarray] = None,
 ) -> RoiVoxels:
     """Collect every voxel of every ROI.
 
@@ -63,6 +67,8 @@ def gather_roi_voxels(
         The ROIs, in output order; ROI number = position in this list.
     slice_axis : int
         ITK axis (0 = i, 1 = j, 2 = k) along which slices are counted.
+    water : numpy.ndarray, optional
+        A second image on the same grid gathered at the same voxels (Dixon).
 
     Returns
     -------
@@ -74,7 +80,7 @@ def gather_roi_voxels(
     by_layer: Dict[int, Dict[int, int]] = {}
     for number, (layer, value) in enumerate(roi_keys):
         by_layer.setdefault(int(layer), {})[int(value)] = number
-    rois, slices, values = [], [], []
+    rois, slices, values, waters = [], [], [], []
     for layer, mapping in by_layer.items():
         found = segmentation.labelled_voxels(layer)
         if found.flat.size == 0:
@@ -89,7 +95,11 @@ def gather_roi_voxels(
         rois.append(roi if select is None else roi[select])
         slices.append(found.index(2 - slice_axis, select))
         values.append(found.take(image, select))
+        if water is not None:
+            waters.append(found.take(water, select))
     if rois:
-        return RoiVoxels(np.concatenate(rois), np.concatenate(slices), np.concatenate(values), len(roi_keys), n_slices)
+        return RoiVoxels(np.concatenate(rois), np.concatenate(slices), np.concatenate(values), len(roi_keys),
+                         n_slices, np.concatenate(waters) if water is not None else None)
     empty = np.zeros(0, np.intp)
-    return RoiVoxels(empty, empty, np.zeros(0, image.dtype), len(roi_keys), n_slices)
+    return RoiVoxels(empty, empty, np.zeros(0, image.dtype), len(roi_keys), n_slices,
+                     np.zeros(0, water.dtype) if water is not None else None)

@@ -672,12 +672,25 @@ def test_resample_to_grid_matches_independent_nn(target):
     assert out.layers.any()
 
 
-def test_resample_identity_is_a_copy():
+def test_resample_identity_returns_the_same_object():
+    """Same grid: the segmentation itself comes back, so its labelled-voxel cache is shared."""
     seg = _two_layer_seg(SRC)
     before = seg.layers.copy()
+    found = seg.labelled_voxels(1)  # e.g. computed by level detection
     out = resample_to_grid(seg, SRC)
-    assert out.layers is not seg.layers and np.array_equal(out.layers, seg.layers)
-    out.layers[...] = 9
+    assert out is seg and out.layers is seg.layers
+    assert out.labelled_voxels(1) is found  # not recomputed by the measurement
+    assert np.array_equal(seg.layers, before) and seg.metadata == {}
+    # within the same_grid tolerance (1e-3 mm) counts as the same grid too
+    nudged = Geometry(SRC.size, SRC.spacing, tuple(o + 2e-4 for o in SRC.origin), SRC.direction)
+    assert SRC.same_grid(nudged) and resample_to_grid(seg, nudged) is seg
+    # a different grid gives a new object with its own (fresh) cache
+    shifted = Geometry(SRC.size, SRC.spacing, tuple(np.add(SRC.origin, 0.6)), SRC.direction)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SegmentationWarning)
+        moved = resample_to_grid(seg, shifted)
+    assert moved is not seg and moved.geometry == shifted
+    assert moved.labelled_voxels(1) is not found
     assert np.array_equal(seg.layers, before)
 
 
@@ -738,7 +751,8 @@ def test_real_slicerio_single_layer(realdata):
         assert int(seg.mask(s).sum()) == int(np.count_nonzero(ref == s.label_value)) > 0
     ct = Geometry.from_sitk(sitk.ReadImage(str(realdata / "slicerio" / "CTChest4.nrrd")))
     on_ct = resample_to_grid(seg, ct)
-    assert on_ct.geometry == ct
+    # same grid (within 1e-3 mm / 1e-5): the segmentation itself, with its own header
+    assert on_ct.geometry.same_grid(ct) and on_ct is seg
     assert np.array_equal(on_ct.layers[0], ref)
 
 

@@ -1,0 +1,266 @@
+"""Build the per-level, per-slice and whole-ROI tables of one case.
+
+All three tables are the same computation over different groupings of the
+gathered ROI voxels (:class:`~ParaspinalFatLib.voxels.RoiVoxels`):
+
+* per level: group = planned row (ROI x level slice window),
+* per slice: group = (ROI, slice),
+* whole ROI: group = ROI,
+
+so :func:`measure_groups` computes statistics and composition for any
+grouping, and the three ``*_table`` functions only choose the grouping and the
+descriptive columns.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .composition import EXCLUDED, FAT, LEAN, UNDEFINED, CompositionMethod, GroupContext
+from .geometry import Geometry
+from .groupstats import grouped_stats
+from .names import level_sort_key
+from .rows import Roi, Row
+from .tables import COMPOSITION_COLUMNS, LEVEL_COLUMNS, ROI_COLUMNS, SLICE_COLUMNS
+from .voxels import RoiVoxels
+
+__all__ = ["measure_groups", "level_table", "slice_table", "roi_table"]
+
+
+def measure_groups(
+    vox: RoiVoxels,
+    select: Optional[np.ndarray],
+    groups: np.ndarray,
+    n_groups: int,
+    method: CompositionMethod,
+    names: Sequence[str],
+    area_mm2: float,
+    n_slices: np.ndarray,
+    reference_values: Optional[List[Optional[np.ndarray]]] = None,
+) -> Dict[str, np.ndarray]:
+    """Statistics and composition of the selected voxels per group.
+
+    Parameters
+    ----------
+    vox : RoiVoxels
+        Gathered voxels (raw values, and water for Dixon).
+    select : numpy.ndarray of bool or int, optional
+        Which gathered voxels take part (None: all).
+    groups : numpy.ndarray of int
+        Group of each selected voxel (``0 .. n_groups-1``).
+    method : CompositionMethod
+        How values are made and voxels classified.
+    names : sequence of str
+        Muscle name of each group (for method warnings).
+    area_mm2 : float
+        In-plane voxel area.
+    n_slices : numpy.ndarray
+        Slices per group (CSA = count x area / n_slices).
+    reference_values : list, optional
+        Per group, reference fat voxel values (T1/T2 ``reference`` classifier).
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        The columns of :data:`tables.COMPOSITION_COLUMNS` plus the statistics.
+    """
+    raw = vox.value if select is None else vox.value[select]
+    water = None
+    if vox.water is not None:
+        water = vox.water if select is None else vox.water[select]
+    values = method.voxel_values(raw, water)
+    st = grouped_stats(groups, values, n_groups)
+    raw_finite = np.isfinite(raw) if water is None else np.isfinite(raw) & np.isfinite(water)
+    n_nan = np.bincount(groups[~raw_finite], minlength=n_groups)
+    n_below = np.bincount(groups[raw_finite & method.below_noise(raw, water)], minlength=n_groups)
+    ctx = GroupContext(list(names), reference_values)
+    codes, thresholds, notes = method.classify(values, groups, n_groups, ctx)
+    count = {c: np.bincount(groups[codes == c], minlength=n_groups) for c in (FAT, LEAN, UNDEFINED)}
+    classified = count[FAT] + count[LEAN] + count[UNDEFINED]
+    n = st["n"]
+    cols: Dict[str, np.ndarray] = {
+        "n_voxels": n,
+        "n_nan": n_nan,
+        "n_below_noise": n_below,
+        "csa_mm2": n * area_mm2 / n_slices,
+        "mean": st["mean"],
+        "median": st["median"],
+        "sd": st["sd"],
+        "p05": st["p05"],
+        "p95": st["p95"],
+    }
+    nan = np.full(n_groups, np.nan)
+    if method.has_composition:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cols["fat_csa_mm2"] = count[FAT] * area_mm2 / n_slices
+            cols["lean_csa_mm2"] = count[LEAN] * area_mm2 / n_slices
+            cols["undefined_csa_mm2"] = count[UNDEFINED] * area_mm2 / n_slices
+            cols["fat_area_ratio"] = np.where(classified > 0, count[FAT] / np.maximum(classified, 1), np.nan)
+        cols["fat_fraction_pct"] = st["mean"] if method.fat_fraction_is_mean_value else nan.copy()
+    else:
+        for c in ("fat_csa_mm2", "lean_csa_mm2", "undefined_csa_mm2", "fat_area_ratio", "fat_fraction_pct"):
+            cols[c] = nan.copy()
+    cols.update(method.extra_columns(groups, n_groups, values, raw, water, codes))
+    cols.update(thresholds)
+    cols["warnings"] = np.array(["; ".join(w) for w in notes], dtype=object)
+    return cols
+
+
+def _method_columns(method: CompositionMethod, n: int) -> Dict[str, list]:
+    return {
+        "map_kind": [method.kind] * n,
+        "unit": [method.unit] * n,
+        "fat_threshold_pct": [method.params.get("fat_threshold_pct", np.nan)] * n,
+        "pdff_scale": [method.pdff_scale] * n,
+        "method_params": [method.params_json()] * n,
+    }
+
+
+def _finish(df: pd.DataFrame, columns: List[str]) -> pd.DataFrame:
+    for c in ("n_voxels", "n_nan", "n_below_noise"):
+        if c in df:
+            df[c] = df[c].fillna(0).astype(np.int64)
+    return df[columns]
+
+
+def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.ndarray, area: float,
+                method: CompositionMethod, subject: str, reference_roi: Optional[int] = None) -> pd.DataFrame:
+    """Per subject x muscle x side x level table (:data:`tables.LEVEL_COLUMNS`)."""
+    n_rows = len(rows)
+    n_sl = np.array([r.window[1] - r.window[0] + 1 for r in rows], dtype=float)
+    cols: Dict[str, np.ndarray] = {}
+    ns = counts.shape[1]
+    key = vox.roi * ns + vox.slice_index
+    for members in _non_overlapping_passes(rows, counts.shape):
+        row_of = np.full(counts.size, -1, dtype=np.intp)
+        for r_i in members:
+            row = rows[r_i]
+            row_of[row.roi * ns + row.window[0]: row.roi * ns + row.window[1] + 1] = r_i
+        rid = row_of[key]
+        sel = np.flatnonzero(rid >= 0)
+        refs = None
+        if reference_roi is not None:
+            refs = [_reference_on_slices(vox, reference_roi, range(r.window[0], r.window[1] + 1)) for r in rows]
+        part = measure_groups(vox, sel, rid[sel], n_rows, method, [rois[r.roi].muscle for r in rows],
+                              area, n_sl, refs)
+        idx = np.asarray(members)
+        for name, arr in part.items():
+            if name not in cols:
+                cols[name] = np.full(n_rows, np.nan, dtype=object if arr.dtype == object else float)
+            cols[name][idx] = arr[idx]
+    df = pd.DataFrame({
+        "subject": [subject] * n_rows,
+        "segment": [rois[r.roi].segment.name for r in rows],
+        "muscle": [rois[r.roi].muscle for r in rows],
+        "side": [rois[r.roi].side or "" for r in rows],
+        "level": [r.level for r in rows],
+        "level_source": [r.level_source for r in rows],
+        "slice_index": [r.slice_index for r in rows],
+        "slice_offset_mm": [r.slice_offset_mm for r in rows],
+        "n_slices": n_sl.astype(int),
+        "pixel_area_mm2": [area] * n_rows,
+        **_method_columns(method, n_rows),
+        **{c: cols.get(c, np.full(n_rows, np.nan)) for c in COMPOSITION_COLUMNS},
+    })
+    if n_rows:
+        df["warnings"] = df["warnings"].fillna("")
+    df = _finish(df, LEVEL_COLUMNS)
+    order = sorted(range(n_rows), key=lambda i: (df.at[i, "muscle"], df.at[i, "side"], level_sort_key(df.at[i, "level"])))
+    return df.iloc[order].reset_index(drop=True)
+
+
+def _non_overlapping_passes(rows: List[Row], shape) -> List[List[int]]:
+    """Split rows into passes in which no (ROI, slice) belongs to two rows."""
+    passes: List[List[int]] = []
+    taken: List[np.ndarray] = []
+    for r_i, row in enumerate(rows):
+        span = slice(row.window[0], row.window[1] + 1)
+        for p_i, used in enumerate(taken):
+            if not used[row.roi, span].any():
+                passes[p_i].append(r_i)
+                used[row.roi, span] = True
+                break
+        else:
+            used = np.zeros(shape, bool)
+            used[row.roi, span] = True
+            taken.append(used)
+            passes.append([r_i])
+    return passes
+
+
+def _reference_on_slices(vox: RoiVoxels, reference_roi: int, slices) -> np.ndarray:
+    mask = (vox.roi == reference_roi) & np.isin(vox.slice_index, np.asarray(list(slices)))
+    return vox.value[mask].astype(np.float64)
+
+
+def slice_table(rois: List[Roi], vox: RoiVoxels, area: float, method: CompositionMethod, subject: str,
+                geometry: Geometry, axis: int, reference_roi: Optional[int] = None) -> pd.DataFrame:
+    """One row per ROI x slice where the ROI has voxels (:data:`tables.SLICE_COLUMNS`)."""
+    ns = vox.n_slices
+    sel = np.flatnonzero(vox.roi != (-1 if reference_roi is None else reference_roi))
+    key = vox.roi[sel] * ns + vox.slice_index[sel]
+    uniq, inverse = np.unique(key, return_inverse=True)
+    roi_idx, sl = uniq // ns, uniq % ns
+    refs = None
+    if reference_roi is not None:
+        refs = [_reference_on_slices(vox, reference_roi, [s]) for s in sl]
+    cols = measure_groups(vox, sel, inverse.ravel(), uniq.size, method, [rois[r].muscle for r in roi_idx],
+                          area, np.ones(uniq.size), refs)
+    normal = geometry.plane_normal(axis)
+    step = float(normal @ geometry.direction_matrix[:, axis]) * geometry.spacing[axis]
+    df = pd.DataFrame({
+        "subject": subject,
+        "segment": [rois[r].segment.name for r in roi_idx],
+        "muscle": [rois[r].muscle for r in roi_idx],
+        "side": [rois[r].side or "" for r in roi_idx],
+        "level": [rois[r].level or "" for r in roi_idx],
+        "slice_index": sl.astype(int),
+        "slice_position_mm": sl * step,  # distance of the slice plane from the origin along the normal
+        **_method_columns(method, uniq.size),
+        **{c: cols[c] for c in COMPOSITION_COLUMNS},
+    })
+    return _finish(df, SLICE_COLUMNS)
+
+
+def roi_table(rois: List[Roi], vox: RoiVoxels, counts: np.ndarray, area: float, method: CompositionMethod,
+              subject: str, geometry: Geometry, reference_roi: Optional[int] = None) -> pd.DataFrame:
+    """Whole-ROI 3-D summary per segment (:data:`tables.ROI_COLUMNS`)."""
+    n = len(rois)
+    sel = np.flatnonzero(vox.roi < n)
+    refs = None
+    if reference_roi is not None:
+        refs = [vox.value[vox.roi == reference_roi].astype(np.float64)] * n
+    vox_ml = geometry.voxel_volume_mm3() / 1000.0
+    # area 1 and one "slice": the *_csa_mm2 columns are voxel counts, converted to mL below
+    cols = measure_groups(vox, sel, vox.roi[sel], n, method, [r.muscle for r in rois],
+                          1.0, np.ones(n), refs)
+    present = counts[:n] > 0
+    n_present = present.sum(axis=1)
+    total = counts[:n].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_csa = np.where(n_present > 0, total * area / np.maximum(n_present, 1), np.nan)
+    max_csa = np.where(n_present > 0, counts[:n].max(axis=1) * area, np.nan)
+    first = np.array([np.flatnonzero(p)[0] if p.any() else -1 for p in present])
+    last = np.array([np.flatnonzero(p)[-1] if p.any() else -1 for p in present])
+    df = pd.DataFrame({
+        "subject": subject,
+        "segment": [r.segment.name for r in rois],
+        "muscle": [r.muscle for r in rois],
+        "side": [r.side or "" for r in rois],
+        "level": [r.level or "" for r in rois],
+        "volume_ml": cols["n_voxels"] * vox_ml,
+        "n_slices": n_present,
+        "first_slice": first,
+        "last_slice": last,
+        "mean_csa_mm2": mean_csa,
+        "max_csa_mm2": max_csa,
+        "fat_volume_ml": cols["fat_csa_mm2"] * vox_ml,
+        "lean_volume_ml": cols["lean_csa_mm2"] * vox_ml,
+        "undefined_volume_ml": cols["undefined_csa_mm2"] * vox_ml,
+        **_method_columns(method, n),
+        "fat_volume_ratio": cols["fat_area_ratio"],
+        **{c: cols[c] for c in COMPOSITION_COLUMNS if not c.endswith("_csa_mm2") and c != "fat_area_ratio"},
+    })
+    return _finish(df, ROI_COLUMNS)

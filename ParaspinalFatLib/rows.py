@@ -1,0 +1,158 @@
+"""Which segments are measured, and on which slices (the per-level row plan)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .errors import InputError, LevelError, MeasurementError
+from .geometry import Geometry
+from .names import canonical_level, level_sort_key, parse_segment_name
+from .segmentation import Segment, Segmentation
+
+__all__ = ["Roi", "Row", "select_rois", "plan_rows"]
+
+
+@dataclass
+class Roi:
+    """A segment to measure, with its parsed muscle, side and (optional) level."""
+
+    segment: Segment
+    muscle: str
+    side: Optional[str]
+    level: Optional[str]
+
+
+@dataclass
+class Row:
+    """One row of the per-level table: an ROI measured on a slice window."""
+
+    roi: int
+    level: str
+    level_source: str
+    slice_index: int
+    slice_offset_mm: float
+    window: Tuple[int, int]  # first, last slice (inclusive)
+
+
+def select_rois(seg: Segmentation, segments: Optional[Sequence[str]], table, exclude: Sequence[str] = ()) -> List[Roi]:
+    """The segments to measure: ``segments`` by name, else every segment whose name
+    parses as a muscle (all non-landmark segments when none does), minus ``exclude``."""
+    parsed = [(s, parse_segment_name(s.name, table=table)) for s in seg.segments]
+    excluded = {n.lower() for n in exclude}
+    parsed = [(s, p) for s, p in parsed if s.name.lower() not in excluded]
+    if segments:
+        wanted = {n.lower() for n in segments}
+        chosen = [(s, p) for s, p in parsed if s.name.lower() in wanted]
+        missing = wanted - {s.name.lower() for s, _ in chosen}
+        if missing:
+            raise InputError(
+                f"{seg.source}: segment(s) {sorted(missing)} not found; segments are {seg.names()}"
+            )
+    else:
+        chosen = [(s, p) for s, p in parsed if p.kind == "muscle"]
+        if not chosen:
+            chosen = [(s, p) for s, p in parsed if p.kind == "other"]
+    if not chosen:
+        raise InputError(
+            f"{seg.source}: no muscle segment found to measure; segments are {seg.names()} "
+            f"(name them e.g. 'multifidus_left', or pass segments=[...] / --segments)"
+        )
+    return [Roi(s, p.muscle or p.raw, p.side, p.level) for s, p in chosen]
+
+
+def plan_rows(
+    rois: List[Roi],
+    counts: np.ndarray,
+    landmarks: Dict[str, Any],
+    geometry: Geometry,
+    axis: int,
+    *,
+    levels: Union[Sequence[str], str],
+    n_slices: int,
+    on_empty: str,
+    allow_no_levels: bool,
+    seg_source: str,
+    notes: List[str],
+) -> List[Row]:
+    """Plan the per-level rows: which slice window each ROI is measured on.
+
+    ``counts`` is the voxel count per (ROI, slice).  A level in the segment name
+    wins (the slice with the most voxels); otherwise one row per wanted level
+    found in ``landmarks``, on the slice nearest to the mid-disc point along the
+    slice normal, ``n_slices`` wide.  Raises :class:`LevelError` /
+    :class:`MeasurementError` naming the segment when a level or voxels are missing.
+    """
+    n_slices_grid = counts.shape[1]
+    half = int(n_slices) // 2
+    if isinstance(levels, str):
+        if levels.lower() != "all":
+            raise InputError(f"levels must be a list of disc levels or 'all', got {levels!r}")
+        wanted = None
+    else:
+        wanted = []
+        for lv in levels:
+            c = canonical_level(lv)
+            if c is None:
+                raise InputError(f"cannot read level {lv!r}; write levels like L4/5 or L5/S1")
+            wanted.append(c)
+    rows: List[Row] = []
+    level_slices: Dict[str, Tuple[int, float]] = {}
+    for level, mark in landmarks.items():
+        level_slices[level] = geometry.nearest_slice(mark.point_lps, axis)
+    if wanted is not None and any(r.level is None for r in rois):
+        absent = [lv for lv in wanted if lv not in level_slices]
+        if landmarks and absent:
+            notes.append(
+                f"level(s) {absent} not found by any level source "
+                f"(found: {sorted(level_slices, key=level_sort_key)})"
+            )
+    for number, roi in enumerate(rois):
+        present = np.flatnonzero(counts[number])
+        if roi.level is not None:
+            if present.size == 0:
+                raise MeasurementError(
+                    f"{seg_source}: segment '{roi.segment.name}' is empty (no voxel inside the "
+                    f"image); redraw it or remove it"
+                )
+            s = int(present[np.argmax(counts[number, present])])
+            if present.size > 1:
+                notes.append(
+                    f"segment '{roi.segment.name}' carries level {roi.level} in its name but spans "
+                    f"{present.size} slices; measured on slice {s}, the one with the largest area"
+                )
+            rows.append(Row(number, roi.level, "segment_name", s, 0.0, (s, s)))
+            continue
+        if not landmarks:
+            if allow_no_levels:
+                notes.append(
+                    f"segment '{roi.segment.name}' has no level in its name and no level source was "
+                    f"found: no per-level row (the per-slice / whole-ROI tables have it)"
+                )
+                continue
+            raise LevelError(
+                f"{seg_source}: segment '{roi.segment.name}' has no level in its name and no level "
+                f"source was found (no disc or vertebra segments, no markups file): name the "
+                f"segment with its level (e.g. 'MF_L_L4/5'), add vertebra/disc masks, or give a "
+                f"markups file with points labelled L3/4, L4/5, L5/S1 (--markups)"
+            )
+        for level in sorted(level_slices, key=level_sort_key):
+            if wanted is not None and level not in wanted:
+                continue
+            s, offset = level_slices[level]
+            if not 0 <= s < n_slices_grid:
+                notes.append(
+                    f"level {level} (from {landmarks[level].source}) lies outside the image "
+                    f"(slice {s} of 0..{n_slices_grid - 1}); not measured"
+                )
+                continue
+            first, last = max(0, s - half), min(n_slices_grid - 1, s + half)
+            if counts[number, first: last + 1].sum() == 0 and on_empty == "error":
+                raise MeasurementError(
+                    f"{seg_source}: segment '{roi.segment.name}' has no voxel on slice {s} "
+                    f"(level {level}, from {landmarks[level].source}); check that the segmentation "
+                    f"covers this level, restrict the levels (--levels), or use --on-empty keep"
+                )
+            rows.append(Row(number, level, landmarks[level].source, s, float(offset), (first, last)))
+    return rows
