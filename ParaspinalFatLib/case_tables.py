@@ -13,13 +13,14 @@ descriptive columns.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .composition import EXCLUDED, FAT, LEAN, UNDEFINED, CompositionMethod, GroupContext
 from .geometry import Geometry
+from .grading import add_grades
 from .groupstats import grouped_stats
 from .names import level_sort_key
 from .rows import Roi, Row
@@ -39,6 +40,7 @@ def measure_groups(
     area_mm2: float,
     n_slices: np.ndarray,
     reference_values: Optional[List[Optional[np.ndarray]]] = None,
+    codes_out: Optional[np.ndarray] = None,
 ) -> Dict[str, np.ndarray]:
     """Statistics and composition of the selected voxels per group.
 
@@ -60,6 +62,9 @@ def measure_groups(
         Slices per group (CSA = count x area / n_slices).
     reference_values : list, optional
         Per group, reference fat voxel values (T1/T2 ``reference`` classifier).
+    codes_out : numpy.ndarray of int8, optional
+        Length of the gathered voxels; the class codes of the selected voxels
+        are written into it (for the fat/lean labelmap and QC pictures).
 
     Returns
     -------
@@ -77,6 +82,8 @@ def measure_groups(
     n_below = np.bincount(groups[raw_finite & method.below_noise(raw, water)], minlength=n_groups)
     ctx = GroupContext(list(names), reference_values)
     codes, thresholds, notes = method.classify(values, groups, n_groups, ctx)
+    if codes_out is not None:
+        codes_out[slice(None) if select is None else select] = codes
     count = {c: np.bincount(groups[codes == c], minlength=n_groups) for c in (FAT, LEAN, UNDEFINED)}
     classified = count[FAT] + count[LEAN] + count[UNDEFINED]
     n = st["n"]
@@ -126,8 +133,14 @@ def _finish(df: pd.DataFrame, columns: List[str]) -> pd.DataFrame:
 
 
 def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.ndarray, area: float,
-                method: CompositionMethod, subject: str, reference_roi: Optional[int] = None) -> pd.DataFrame:
-    """Per subject x muscle x side x level table (:data:`tables.LEVEL_COLUMNS`)."""
+                method: CompositionMethod, subject: str, reference_roi: Optional[int] = None,
+                codes_out: Optional[np.ndarray] = None, grading: Optional[Dict[str, Any]] = None) -> pd.DataFrame:
+    """Per subject x muscle x side x level table (:data:`tables.LEVEL_COLUMNS`).
+
+    ``codes_out`` (optional, one int8 per gathered voxel) receives the class
+    code of every voxel measured in a row (see :mod:`composition`).
+    ``grading`` holds keyword arguments of :func:`grading.add_grades`.
+    """
     n_rows = len(rows)
     n_sl = np.array([r.window[1] - r.window[0] + 1 for r in rows], dtype=float)
     cols: Dict[str, np.ndarray] = {}
@@ -144,7 +157,7 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
         if reference_roi is not None:
             refs = [_reference_on_slices(vox, reference_roi, range(r.window[0], r.window[1] + 1)) for r in rows]
         part = measure_groups(vox, sel, rid[sel], n_rows, method, [rois[r.roi].muscle for r in rows],
-                              area, n_sl, refs)
+                              area, n_sl, refs, codes_out)
         idx = np.asarray(members)
         for name, arr in part.items():
             if name not in cols:
@@ -166,6 +179,7 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
     })
     if n_rows:
         df["warnings"] = df["warnings"].fillna("")
+    df = add_grades(df, **(grading or {}))
     df = _finish(df, LEVEL_COLUMNS)
     order = sorted(range(n_rows), key=lambda i: (df.at[i, "muscle"], df.at[i, "side"], level_sort_key(df.at[i, "level"])))
     return df.iloc[order].reset_index(drop=True)

@@ -50,11 +50,28 @@ def _side_paths(output: Path):
 
 
 def _add_measure_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--image", required=True, help="parameter map: NRRD/NIfTI/MHA file or DICOM series folder")
+    p.add_argument("--image", help="parameter map: NRRD/NIfTI/MHA file or DICOM series folder "
+                                   "(for --map dixon use --fat and --water)")
     p.add_argument("--segmentation", required=True,
                    help="Slicer .seg.nrrd, labelmap (NRRD/NIfTI), TotalSegmentator NIfTI or DICOM SEG")
-    p.add_argument("--map", dest="map_kind", default="pdff", choices=["pdff", "scalar"],
-                   help="what the image is: pdff (fat fraction map, output in %%) or scalar (any map)")
+    p.add_argument("--map", dest="map_kind", default="pdff", choices=["pdff", "dixon", "ct", "t1", "t2", "scalar"],
+                   help="what the image is: pdff (fat fraction map, output in %%), dixon (--water/--fat), "
+                        "ct (HU windows), t1/t2 (intensity classification) or scalar (statistics only)")
+    p.add_argument("--water", help="Dixon water image")
+    p.add_argument("--fat", help="Dixon fat image")
+    p.add_argument("--noise-floor", type=float,
+                   help="Dixon: exclude voxels with F+W below this (default: 2%% of the 99.5th percentile of F+W)")
+    p.add_argument("--fat-window", type=_pair, default=(-190.0, -29.0), metavar="LOW,HIGH",
+                   help="CT fat window in HU, half-open [LOW, HIGH) (default -190,-29 = -190..-30 HU)")
+    p.add_argument("--muscle-window", type=_pair, default=(-29.0, 151.0), metavar="LOW,HIGH",
+                   help="CT muscle window in HU, half-open [LOW, HIGH) (default -29,151 = -29..150 HU)")
+    p.add_argument("--myosteatosis-cutoff", dest="myosteatosis_cutoff_hu", type=float,
+                   help="CT: flag rows whose muscle-window mean HU is below this (e.g. 41)")
+    p.add_argument("--classifier", default="gmm", choices=["gmm", "kmeans", "otsu", "fcm", "reference"],
+                   help="T1/T2 fat/lean classification (default gmm)")
+    p.add_argument("--n-classes", type=int, default=3, choices=[2, 3],
+                   help="T1/T2: 2 (fat/lean) or 3 classes (fat/undefined/lean; default)")
+    p.add_argument("--reference-segment", help="T1/T2 --classifier reference: the reference fat segment's name")
     p.add_argument("--output", "-o", help="per-level CSV to write (side tables get the same stem)")
     p.add_argument("--subject", help="subject id (default: image file name)")
     p.add_argument("--pdff-scale", choices=["0-1", "0-100", "0-1000"],
@@ -79,13 +96,25 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
                    help="accept same-size grids whose headers disagree (uses the image header; warns)")
 
 
+def _pair(text: str):
+    """``"LOW,HIGH"`` -> (float, float) for window options."""
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
+    return lo, hi
+
+
 def _run_measure(args) -> int:
     from .measure import measure
 
     levels = "all" if args.levels.strip().lower() == "all" else [x.strip() for x in args.levels.split(",") if x.strip()]
     result = measure(
         args.image, args.segmentation,
-        map_kind=args.map_kind, pdff_scale=args.pdff_scale, fat_threshold_pct=args.fat_threshold_pct,
+        map_kind=args.map_kind, water=args.water, fat=args.fat, noise_floor=args.noise_floor,
+        fat_window=args.fat_window, muscle_window=args.muscle_window,
+        myosteatosis_cutoff_hu=args.myosteatosis_cutoff_hu, classifier=args.classifier,
+        n_classes=args.n_classes, reference_segment=args.reference_segment, pdff_scale=args.pdff_scale, fat_threshold_pct=args.fat_threshold_pct,
         unit=args.unit, levels=levels, n_slices=args.n_slices, per_slice=args.per_slice,
         whole_roi=args.whole_roi, on_empty=args.on_empty, assume_same_grid=args.assume_same_grid,
         subject=args.subject, markups=args.markups, label_names=args.label_names,

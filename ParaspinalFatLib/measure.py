@@ -32,7 +32,8 @@ from . import io_image
 from .errors import InputError, LevelError, MeasurementError
 from .geometry import Geometry
 from .case_tables import level_table, roi_table, slice_table
-from .composition import CT_FAT_WINDOW, CT_MUSCLE_WINDOW, make_method
+from .case_outputs import write_class_labelmap, write_qc_pictures
+from .composition import CT_FAT_WINDOW, CT_MUSCLE_WINDOW, EXCLUDED, make_method
 from .names import level_sort_key
 from .rows import plan_rows, select_rois
 from .segmentation import Segmentation
@@ -76,6 +77,18 @@ class MeasureOptions:
         (e.g. subcutaneous fat); it is not measured itself.
     classifier_params : dict, optional
         Extra parameters of the classifier (see :mod:`tissue_classes`).
+    grade_source : str
+        Fat % that feeds the grades: ``"auto"`` (mean FF for PDFF/Dixon, fat
+        area % otherwise), ``"fat_fraction_pct"`` or ``"fat_area_pct"``.
+    goutallier_cutoffs, kjaer_cutoffs : tuple of float, optional
+        Grade cut-offs in % (defaults in :mod:`grading`; no consensus exists).
+    fat_labelmap : str or path, optional
+        Write the fat/lean/undefined classes of the measured voxels as a
+        labelmap on the image grid (``.seg.nrrd`` loads in Slicer as segments
+        ``lean``, ``undefined``, ``fat``; any other extension: values 1 lean,
+        2 undefined, 3 fat).
+    qc_dir : str or path, optional
+        Write QC pictures (one PNG per level + a sagittal overview) here.
     pdff_scale : str, optional
         Declared PDFF storage scale ``"0-1"``, ``"0-100"`` or ``"0-1000"``;
         detected from the image when omitted.
@@ -130,6 +143,11 @@ class MeasureOptions:
     n_classes: int = 3
     reference_segment: Optional[str] = None
     classifier_params: Optional[Dict[str, Any]] = None
+    grade_source: str = "auto"
+    goutallier_cutoffs: Optional[Tuple[float, ...]] = None
+    kjaer_cutoffs: Optional[Tuple[float, ...]] = None
+    fat_labelmap: Optional[Union[str, Path]] = None
+    qc_dir: Optional[Union[str, Path]] = None
     pdff_scale: Optional[str] = None
     fat_threshold_pct: float = 50.0
     unit: Optional[str] = None
@@ -189,6 +207,12 @@ class CaseMeasurement:
     def summary(self, wide: bool = False) -> pd.DataFrame:
         """Per-subject left/right/asymmetry/level-mean summary (see :func:`tables.summarize`)."""
         return summarize(self.levels, wide=wide)
+
+    def grades(self) -> pd.DataFrame:
+        """Grades per side, left+right combined and mean over levels (:func:`grading.grade_summary`)."""
+        from .grading import grade_summary
+
+        return grade_summary(self.levels)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -309,11 +333,22 @@ def measure(image, segmentation, **options) -> CaseMeasurement:
         seg_source=seg.source, notes=notes,
     )
     subject = _subject_id(image, opts)
-    levels_df = level_table(rows, rois, vox, counts, area, method, subject, reference_roi)
+    grading = {"source": opts.grade_source}
+    if opts.goutallier_cutoffs is not None:
+        grading["goutallier_cutoffs"] = tuple(opts.goutallier_cutoffs)
+    if opts.kjaer_cutoffs is not None:
+        grading["kjaer_cutoffs"] = tuple(opts.kjaer_cutoffs)
+    codes = np.full(vox.roi.size, EXCLUDED - 1, dtype=np.int8)  # EXCLUDED - 1: not in any row
+    levels_df = level_table(rows, rois, vox, counts, area, method, subject, reference_roi, codes, grading)
     slices_df = (slice_table(rois, vox, area, method, subject, geometry, axis, reference_roi)
                  if opts.per_slice else None)
     rois_df = roi_table(rois, vox, counts, area, method, subject, geometry, reference_roi) if opts.whole_roi else None
     marks_df = _landmark_table(landmarks, geometry, axis)
+    if opts.fat_labelmap:
+        write_class_labelmap(opts.fat_labelmap, vox, codes, geometry, img)
+    if opts.qc_dir:
+        write_qc_pictures(opts.qc_dir, array, geometry, axis, rows, rois, vox, codes, levels_df, marks_df,
+                          method, subject)
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return CaseMeasurement(levels_df, slices_df, rois_df, marks_df, notes)

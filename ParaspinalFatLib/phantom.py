@@ -75,7 +75,7 @@ def make_phantom(
     fat_threshold_pct: float = 50.0,
     seed: int = 7,
     crop_segmentation: bool = True,
-    level_slices: Tuple[int, int, int] = (10, 18, 26),
+    level_slices: Tuple[int, int, int] = (26, 18, 10),
 ) -> Phantom:
     """Build a phantom.
 
@@ -175,7 +175,7 @@ def make_phantom(
             "L3": level_slices[0] - spacing_k / 2, "L4": (level_slices[0] + level_slices[1]) / 2,
             "L5": (level_slices[1] + level_slices[2]) / 2, "S1": level_slices[2] + spacing_k / 2,
         }
-        half_h = max(1, int(round(spacing_k / 2 - 1)))
+        half_h = max(1, int(round(abs(spacing_k) / 2 - 1)))
         body = (np.abs(u) <= 18.0) & (np.abs(v - 0.0) <= 14.0)
         for name, c in centres.items():
             label += 1

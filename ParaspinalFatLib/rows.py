@@ -98,6 +98,7 @@ def plan_rows(
                 raise InputError(f"cannot read level {lv!r}; write levels like L4/5 or L5/S1")
             wanted.append(c)
     rows: List[Row] = []
+    unleveled: List[str] = []
     level_slices: Dict[str, Tuple[int, float]] = {}
     for level, mark in landmarks.items():
         level_slices[level] = geometry.nearest_slice(mark.point_lps, axis)
@@ -126,10 +127,7 @@ def plan_rows(
             continue
         if not landmarks:
             if allow_no_levels:
-                notes.append(
-                    f"segment '{roi.segment.name}' has no level in its name and no level source was "
-                    f"found: no per-level row (the per-slice / whole-ROI tables have it)"
-                )
+                unleveled.append(roi.segment.name)
                 continue
             raise LevelError(
                 f"{seg_source}: segment '{roi.segment.name}' has no level in its name and no level "
@@ -155,4 +153,9 @@ def plan_rows(
                     f"covers this level, restrict the levels (--levels), or use --on-empty keep"
                 )
             rows.append(Row(number, level, landmarks[level].source, s, float(offset), (first, last)))
+    if unleveled:
+        notes.append(
+            f"segment(s) {unleveled} have no level in their name and no level source was found: no "
+            f"per-level rows (the per-slice / whole-ROI tables have them)"
+        )
     return rows

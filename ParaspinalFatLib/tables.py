@@ -19,7 +19,7 @@ import pandas as pd
 from .names import level_sort_key
 
 __all__ = [
-    "LEVEL_COLUMNS", "SLICE_COLUMNS", "ROI_COLUMNS", "SUMMARY_COLUMNS", "COMPOSITION_COLUMNS", "METHOD_COLUMNS",
+    "LEVEL_COLUMNS", "SLICE_COLUMNS", "ROI_COLUMNS", "SUMMARY_COLUMNS", "COMPOSITION_COLUMNS", "METHOD_COLUMNS", "GRADE_COLUMNS",
     "LOWER_LUMBAR_LEVELS", "level_sort_key", "summarize",
 ]
 
@@ -34,10 +34,13 @@ COMPOSITION_COLUMNS: List[str] = [
 #: how the numbers were made
 METHOD_COLUMNS: List[str] = ["map_kind", "unit", "fat_threshold_pct", "pdff_scale", "method_params"]
 
+#: grades added by :func:`grading.add_grades`
+GRADE_COLUMNS: List[str] = ["grade_fat_pct", "grade_source", "goutallier", "kjaer"]
+
 LEVEL_COLUMNS: List[str] = [
     "subject", "segment", "muscle", "side", "level", "level_source",
     "slice_index", "slice_offset_mm", "n_slices", "pixel_area_mm2",
-] + COMPOSITION_COLUMNS + METHOD_COLUMNS
+] + COMPOSITION_COLUMNS + GRADE_COLUMNS + METHOD_COLUMNS
 
 SLICE_COLUMNS: List[str] = [
     "subject", "segment", "muscle", "side", "level", "slice_index", "slice_position_mm",

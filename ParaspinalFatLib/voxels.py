@@ -7,12 +7,12 @@ with the number of ROIs.  Masks touching the image border are kept as they are.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .segmentation import Segmentation
+from .segmentation import LabelledVoxels, Segmentation
 
 __all__ = ["RoiVoxels", "gather_roi_voxels"]
 
@@ -41,6 +41,14 @@ class RoiVoxels:
     n_rois: int
     n_slices: int
     water: Optional[np.ndarray] = None
+    parts: List[Tuple[LabelledVoxels, Optional[np.ndarray]]] = field(default_factory=list, repr=False)
+
+    def positions(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(k, j, i)`` array indices of every gathered voxel (computed on demand)."""
+        if not self.parts:
+            empty = np.zeros(0, np.intp)
+            return empty, empty, empty
+        return tuple(np.concatenate([found.index(axis, sel) for found, sel in self.parts]) for axis in range(3))
 
     def counts_per_slice(self) -> np.ndarray:
         """Voxel count per (ROI, slice) as an ``(n_rois, n_slices)`` array."""
@@ -80,7 +88,7 @@ def gather_roi_voxels(
     by_layer: Dict[int, Dict[int, int]] = {}
     for number, (layer, value) in enumerate(roi_keys):
         by_layer.setdefault(int(layer), {})[int(value)] = number
-    rois, slices, values, waters = [], [], [], []
+    rois, slices, values, waters, parts = [], [], [], [], []
     for layer, mapping in by_layer.items():
         found = segmentation.labelled_voxels(layer)
         if found.flat.size == 0:
@@ -95,11 +103,12 @@ def gather_roi_voxels(
         rois.append(roi if select is None else roi[select])
         slices.append(found.index(2 - slice_axis, select))
         values.append(found.take(image, select))
+        parts.append((found, select))
         if water is not None:
             waters.append(found.take(water, select))
     if rois:
         return RoiVoxels(np.concatenate(rois), np.concatenate(slices), np.concatenate(values), len(roi_keys),
-                         n_slices, np.concatenate(waters) if water is not None else None)
+                         n_slices, np.concatenate(waters) if water is not None else None, parts)
     empty = np.zeros(0, np.intp)
     return RoiVoxels(empty, empty, np.zeros(0, image.dtype), len(roi_keys), n_slices,
                      np.zeros(0, water.dtype) if water is not None else None)

@@ -233,9 +233,9 @@ def test_empty_roi_on_level_slice():
     seg = ph.segmentation
     layers = seg.layers.copy()
     psoas = seg.segment("psoas_right")
-    layers[0, 26][layers[0, 26] == psoas.label_value] = 0  # erase psoas on the L5/S1 slice
+    layers[0, 10][layers[0, 10] == psoas.label_value] = 0  # erase psoas on the L5/S1 slice
     seg2 = seg.with_layers(layers, seg.geometry)
-    with pytest.raises(MeasurementError, match=r"psoas_right.*slice 26.*L5/S1"):
+    with pytest.raises(MeasurementError, match=r"psoas_right.*slice 10.*L5/S1"):
         measure_case(ph.image, seg2)
     kept = measure_case(ph.image, seg2, on_empty="keep").set_index(["segment", "level"])
     assert kept.loc[("psoas_right", "L5/S1"), "n_voxels"] == 0
@@ -301,7 +301,7 @@ def test_levels_from_disc_masks_win_over_vertebrae():
     extra = []
     # disc masks 3 slices thick, centred one slice *above* each level slice: the discs must win
     for n, (level, name) in enumerate((("L3/4", "disc_L3_L4"), ("L4/5", "disc_L4_L5"), ("L5/S1", "disc_L5_S"))):
-        k = (10, 18, 26)[n] + 1
+        k = (26, 18, 10)[n] + 1
         value = 200 + n
         sl = layers[0, k - 1: k + 2, 70:90, 57:62]  # between the multifidi: free of labels
         assert not sl.any()
@@ -313,7 +313,7 @@ def test_levels_from_disc_masks_win_over_vertebrae():
         warnings.simplefilter("ignore")
         table = measure_case(ph.image, seg2)
     assert set(table["level_source"]) == {"disc_mask"}
-    for level, k in (("L3/4", 11), ("L4/5", 19), ("L5/S1", 27)):
+    for level, k in (("L3/4", 27), ("L4/5", 19), ("L5/S1", 11)):
         rows = table[table.level == level]
         assert (rows["slice_index"] == k).all()
         np.testing.assert_allclose(rows["slice_offset_mm"], 0.0, atol=1e-9)
