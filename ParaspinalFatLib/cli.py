@@ -45,6 +45,7 @@ def _side_paths(output: Path):
         "slices": output.with_name(f"{stem}_slices.csv"),
         "rois": output.with_name(f"{stem}_rois.csv"),
         "summary": output.with_name(f"{stem}_summary.csv"),
+        "grades": output.with_name(f"{stem}_grades.csv"),
         "landmarks": output.with_name(f"{stem}_levels.csv"),
     }
 
@@ -72,6 +73,15 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-classes", type=int, default=3, choices=[2, 3],
                    help="T1/T2: 2 (fat/lean) or 3 classes (fat/undefined/lean; default)")
     p.add_argument("--reference-segment", help="T1/T2 --classifier reference: the reference fat segment's name")
+    p.add_argument("--grade-source", default="auto", choices=["auto", "fat_fraction_pct", "fat_area_pct"],
+                   help="fat %% behind the grades (auto: mean FF for pdff/dixon, fat area %% otherwise)")
+    p.add_argument("--goutallier-cutoffs", type=_floats, metavar="C1,C2,C3,C4",
+                   help="Goutallier cut-offs in %% (default 10,25,40,60: this project's convention)")
+    p.add_argument("--kjaer-cutoffs", type=_floats, metavar="C1,C2", help="Kjaer cut-offs in %% (default 10,50)")
+    p.add_argument("--qc-dir", help="write QC pictures (one PNG per level + a sagittal overview) here")
+    p.add_argument("--fat-labelmap",
+                   help="write the fat/lean/undefined classes as a labelmap on the image grid "
+                        "(.seg.nrrd for Slicer segments, or .nrrd/.nii.gz with 1 lean, 2 undefined, 3 fat)")
     p.add_argument("--output", "-o", help="per-level CSV to write (side tables get the same stem)")
     p.add_argument("--subject", help="subject id (default: image file name)")
     p.add_argument("--pdff-scale", choices=["0-1", "0-100", "0-1000"],
@@ -105,6 +115,14 @@ def _pair(text: str):
     return lo, hi
 
 
+def _floats(text: str):
+    """``"10,25,40,60"`` -> tuple of floats."""
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def _run_measure(args) -> int:
     from .measure import measure
 
@@ -114,7 +132,9 @@ def _run_measure(args) -> int:
         map_kind=args.map_kind, water=args.water, fat=args.fat, noise_floor=args.noise_floor,
         fat_window=args.fat_window, muscle_window=args.muscle_window,
         myosteatosis_cutoff_hu=args.myosteatosis_cutoff_hu, classifier=args.classifier,
-        n_classes=args.n_classes, reference_segment=args.reference_segment, pdff_scale=args.pdff_scale, fat_threshold_pct=args.fat_threshold_pct,
+        n_classes=args.n_classes, reference_segment=args.reference_segment, grade_source=args.grade_source,
+        goutallier_cutoffs=args.goutallier_cutoffs, kjaer_cutoffs=args.kjaer_cutoffs, qc_dir=args.qc_dir,
+        fat_labelmap=args.fat_labelmap, pdff_scale=args.pdff_scale, fat_threshold_pct=args.fat_threshold_pct,
         unit=args.unit, levels=levels, n_slices=args.n_slices, per_slice=args.per_slice,
         whole_roi=args.whole_roi, on_empty=args.on_empty, assume_same_grid=args.assume_same_grid,
         subject=args.subject, markups=args.markups, label_names=args.label_names,
@@ -128,7 +148,8 @@ def _run_measure(args) -> int:
         write_csv_atomic(result.levels, out)
         write_csv_atomic(result.summary(wide=False), side["summary"])
         write_csv_atomic(result.landmarks, side["landmarks"])
-        written = [out, side["summary"], side["landmarks"]]
+        write_csv_atomic(result.grades(), side["grades"])
+        written = [out, side["summary"], side["landmarks"], side["grades"]]
         if result.slices is not None:
             written.append(write_csv_atomic(result.slices, side["slices"]))
         if result.rois is not None:
@@ -140,7 +161,7 @@ def _run_measure(args) -> int:
 
 def _print_levels(df: pd.DataFrame) -> None:
     cols = [c for c in ("muscle", "side", "level", "slice_index", "slice_offset_mm", "csa_mm2", "mean",
-                        "sd", "fat_csa_mm2", "fat_area_ratio", "unit") if c in df]
+                        "sd", "fat_csa_mm2", "fat_area_ratio", "goutallier", "kjaer", "unit") if c in df]
     with pd.option_context("display.max_rows", 500, "display.width", 160, "display.precision", 3):
         print(df[cols].to_string(index=False))
 

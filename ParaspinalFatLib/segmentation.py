@@ -195,11 +195,16 @@ class LabelledVoxels:
 
     def index(self, axis: int, select: Optional[np.ndarray] = None) -> np.ndarray:
         """Index along numpy ``axis`` (0 = k, 1 = j, 2 = i) in the layer array."""
-        flat = self.flat if select is None else self.flat[select]
-        _nk, nj, ni = self.box_shape
+        nk, nj, ni = self.box_shape
         if axis == 0:
-            local = flat // (nj * ni)
-        elif axis == 1:
+            # flat indices are sorted (C order): slice k is a contiguous run
+            bounds = np.searchsorted(self.flat, np.arange(nk + 1) * (nj * ni))
+            local = np.repeat(np.arange(nk, dtype=np.intp), np.diff(bounds))
+            if select is not None:
+                local = local[select]
+            return local + self.start[0]
+        flat = self.flat if select is None else self.flat[select]
+        if axis == 1:
             local = (flat // ni) % nj
         else:
             local = flat % ni
