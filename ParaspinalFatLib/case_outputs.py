@@ -15,7 +15,7 @@ from .rows import Roi, Row
 from .segmentation import Segment, Segmentation
 from .voxels import RoiVoxels
 
-__all__ = ["write_class_labelmap", "write_qc_pictures", "CLASS_LABELS"]
+__all__ = ["write_class_labelmap", "write_qc_pictures", "edge_labels", "CLASS_LABELS"]
 
 #: label values of the class labelmap
 CLASS_LABELS = {"lean": LEAN + 1, "undefined": UNDEFINED + 1, "fat": FAT + 1}
@@ -72,6 +72,24 @@ def _plane_spacing(geometry: Geometry, axis: int) -> Tuple[float, float]:
     return float(geometry.spacing[rest[0]]), float(geometry.spacing[rest[1]])
 
 
+_LPS_LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))  # (negative, positive) end of LPS x, y, z
+
+
+def _end_label(vector) -> str:
+    """Patient side towards which a direction vector points most (LPS letters)."""
+    v = np.asarray(vector, dtype=float)
+    a = int(np.argmax(np.abs(v)))
+    return _LPS_LETTERS[a][1 if v[a] > 0 else 0]
+
+
+def edge_labels(geometry: Geometry, row_axis: int, col_axis: int) -> Tuple[str, str, str, str]:
+    """(first column, last column, first row, last row) patient sides of a plane
+    whose rows run along ITK ``row_axis`` and columns along ``col_axis``."""
+    d = geometry.direction_matrix
+    return (_end_label(-d[:, col_axis]), _end_label(d[:, col_axis]),
+            _end_label(-d[:, row_axis]), _end_label(d[:, row_axis]))
+
+
 def _default_window(method: CompositionMethod, image2d: np.ndarray) -> Optional[Tuple[float, float]]:
     if method.kind == "pdff":
         return 0.0, 100.0 / method.to_output
@@ -107,10 +125,12 @@ def write_qc_pictures(
     landmarks: pd.DataFrame,
     method: CompositionMethod,
     subject: str,
+    crop_margin_mm: Optional[float] = 30.0,
 ) -> List[Path]:
     """One PNG per measured level slice (ROIs outlined, fat/undefined voxels
-    filled, numbers and grades annotated) and a sagittal overview with the level
-    lines; returns the written paths."""
+    filled, numbers and grades annotated; cropped to the ROIs + ``crop_margin_mm``,
+    None for the whole slice) and a sagittal overview with the level lines;
+    returns the written paths."""
     from .qc_pictures import RoiOverlay, render_level_slice, render_sagittal_overview
 
     qc_dir = Path(qc_dir)
@@ -143,8 +163,13 @@ def write_qc_pictures(
         title = (f"{subject}  {level}  slice {s}  (offset {first.slice_offset_mm:+.1f} mm, "
                  f"{first.level_source.replace('_', ' ')})  {method.kind}")
         name = f"{subject}_{level.replace('/', '-')}_slice{s}.png"
-        written.append(render_level_slice(qc_dir / name, image2d, spacing, overlays, title,
-                                          _default_window(method, image2d)))
+        labels = edge_labels(geometry, in_plane[0], in_plane[1])
+        written.append(render_level_slice(
+            qc_dir / name, image2d, spacing, overlays, title, _default_window(method, image2d),
+            edge_labels=labels, crop_margin_mm=crop_margin_mm,
+            # radiological view: patient right on the viewer's left, anterior at the top
+            flip_lr=labels[0] == "L", flip_ud=labels[2] == "P",
+        ))
     written.append(_sagittal(qc_dir, array, geometry, axis, vox, pos, landmarks, method, subject))
     return written
 
@@ -170,8 +195,10 @@ def _sagittal(qc_dir: Path, array, geometry: Geometry, axis: int, vox: RoiVoxels
         lines.append((mark["level"], float(mark["slice_index"]) + float(mark["slice_offset_mm"]) / step,
                       str(mark["source"]).replace("_", " ")))
     spacing = (float(geometry.spacing[axis]), float(geometry.spacing[ap]))
+    labels = edge_labels(geometry, axis, ap)
     return render_sagittal_overview(
         qc_dir / f"{subject}_sagittal.png", plane, spacing, lines,
         title=f"{subject}  levels (reformat through the muscles' midline)",
         window=_default_window(method, plane), flip_ud=superior_up,
+        edge_labels=labels, flip_lr=labels[0] == "P",  # anterior on the viewer's left
     )
