@@ -188,6 +188,10 @@ class CompositionMethod:
             high[g] = t[-1]
             if th.message:
                 notes[g].append(th.message)
+            elif method in ("kmeans", "otsu", "fcm"):
+                overlap = _overlap_note(values[idx], method)
+                if overlap:
+                    notes[g].append(overlap)
         return codes, low, high
 
     # ------------------------------------------------------------------ extras
@@ -225,6 +229,43 @@ class CompositionMethod:
     def params_json(self) -> str:
         """The parameters as a JSON string (table column ``method_params``)."""
         return json.dumps(self.params, sort_keys=True, default=_jsonable)
+
+
+#: BIC difference (1 Gaussian minus 2-component mixture) below which two populations are not supported
+BIC_MIN_GAIN = 10.0
+
+
+def _overlap_note(values: np.ndarray, method: str) -> str:
+    """k-means, Otsu and FCM always split an ROI, even one holding only muscle.
+
+    Check whether two tissue populations are there at all: a 2-component
+    Gaussian mixture must beat a single Gaussian by BIC (gain >= 10, "very
+    strong" evidence) *and* its components must be separated (Ashman's D >= 2).
+    Returns a warning text when either fails, else "".
+    """
+    from scipy import stats as sps
+
+    from .tissue_classes import ASHMAN_D_MIN, fit_thresholds
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    try:
+        gmm = fit_thresholds(v, method="gmm", n_classes=2)
+    except MeasurementError:
+        return ""
+    means, sds, weights = (np.asarray(x, dtype=float) for x in (gmm.class_means, gmm.class_sds, gmm.class_weights))
+    if v.size < 3 or np.any(sds <= 0) or v.std() == 0:
+        return ""
+    ll1 = float(np.sum(sps.norm.logpdf(v, v.mean(), v.std())))
+    dens = sum(w * sps.norm.pdf(v, m, s) for w, m, s in zip(weights, means, sds))
+    ll2 = float(np.sum(np.log(np.maximum(dens, np.finfo(float).tiny))))
+    gain = (-2 * ll1 + 2 * np.log(v.size)) - (-2 * ll2 + 5 * np.log(v.size))
+    d = np.sqrt(2.0) * abs(means[-1] - means[0]) / float(np.hypot(sds[0], sds[-1]))
+    if gain < BIC_MIN_GAIN or d < ASHMAN_D_MIN:
+        return (f"{method}: the intensities show no clearly separate fat population (2-Gaussian mixture vs one "
+                f"Gaussian: BIC gain {gain:.1f} (needs >= {BIC_MIN_GAIN:g}), Ashman's D {d:.2f} (needs >= "
+                f"{ASHMAN_D_MIN:g})); the fat area may be spurious")
+    return ""
 
 
 def _jsonable(obj):
@@ -318,8 +359,8 @@ def make_method(
         if classifier == "reference" and not reference_segment:
             raise InputError("classifier 'reference' needs the name of a reference fat segment "
                              "(--reference-segment, e.g. subcutaneous_fat)")
-        if classifier == "otsu":
-            n_classes = 2
+        if classifier in ("otsu", "reference"):
+            n_classes = 2  # two-class methods
         params = {"classifier": classifier, "n_classes": int(n_classes)}
         if reference_segment:
             params["reference_segment"] = reference_segment
