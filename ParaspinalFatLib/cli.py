@@ -97,7 +97,10 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--convention", choices=["totalsegmentator", "totalspineseg"],
                    help="label-value convention of an unnamed labelmap")
     p.add_argument("--names-table", help="CSV extending the built-in muscle name table")
-    p.add_argument("--segments", help="measure only these segments (comma separated names)")
+    p.add_argument("--segments", help="measure only these segments (comma separated names as in the file)")
+    p.add_argument("--muscles", default="auto",
+                   help="auto (paraspinal muscles when present, else all; default), all, or canonical names "
+                        "comma separated (multifidus,psoas)")
     p.add_argument("--per-slice", action="store_true", help="also write <stem>_slices.csv (every slice of every ROI)")
     p.add_argument("--whole-roi", action="store_true", help="also write <stem>_rois.csv (3-D summary per segment)")
     p.add_argument("--on-empty", choices=["error", "keep"], default="error",
@@ -140,6 +143,7 @@ def _run_measure(args) -> int:
         subject=args.subject, markups=args.markups, label_names=args.label_names,
         convention=args.convention, name_table=args.names_table,
         segments=[s.strip() for s in args.segments.split(",")] if args.segments else None,
+        muscles=args.muscles if args.muscles.lower() in ("auto", "all") else args.muscles.split(","),
     )
     _print_levels(result.levels)
     if args.output:

@@ -108,8 +108,13 @@ class MeasureOptions:
     whole_roi : bool
         Also return the whole-ROI 3-D summary (volume, mean/median/SD, CSA).
     segments : sequence of str, optional
-        Measure exactly these segments (by name); default: every segment whose
-        name parses as a muscle (all non-landmark segments when none does).
+        Measure exactly these segments (by name as in the file).
+    muscles : str or sequence of str
+        Which muscles when ``segments`` is not given: ``"auto"`` (default) = the
+        paraspinal group (multifidus, erector spinae, autochthon, psoas,
+        iliopsoas, quadratus lumborum...) when present, else every muscle;
+        ``"all"``; or canonical names (``["multifidus", "psoas"]``).  Segments
+        that are not muscles are measured only when no muscle exists.
     on_empty : str
         ``"error"`` (default): an ROI with no voxel on its level slice is an
         error naming segment, level and slice; ``"keep"``: keep the row with
@@ -156,6 +161,7 @@ class MeasureOptions:
     per_slice: bool = False
     whole_roi: bool = False
     segments: Optional[Sequence[str]] = None
+    muscles: Union[str, Sequence[str]] = "auto"
     on_empty: str = "error"
     assume_same_grid: bool = False
     subject: Optional[str] = None
@@ -314,7 +320,7 @@ def measure(image, segmentation, **options) -> CaseMeasurement:
         classifier_params=opts.classifier_params, source=f"image {_name(image)}",
     )
     exclude = [opts.reference_segment] if opts.reference_segment else []
-    rois = select_rois(seg, opts.segments, table, exclude=exclude)
+    rois = select_rois(seg, opts.segments, table, exclude=exclude, muscles=opts.muscles)
     landmarks = find_landmarks(segmentation=seg, markups=opts.markups, table=table)
     seg_grid = resample_to_grid(seg, geometry)
     axis = geometry.slice_axis(opts.cranio_caudal)

@@ -11,7 +11,7 @@ from .geometry import Geometry
 from .names import canonical_level, level_sort_key, parse_segment_name
 from .segmentation import Segment, Segmentation
 
-__all__ = ["Roi", "Row", "select_rois", "plan_rows"]
+__all__ = ["Roi", "Row", "select_rois", "plan_rows", "PARASPINAL_MUSCLES"]
 
 
 @dataclass
@@ -36,22 +36,50 @@ class Row:
     window: Tuple[int, int]  # first, last slice (inclusive)
 
 
-def select_rois(seg: Segmentation, segments: Optional[Sequence[str]], table, exclude: Sequence[str] = ()) -> List[Roi]:
-    """The segments to measure: ``segments`` by name, else every segment whose name
-    parses as a muscle (all non-landmark segments when none does), minus ``exclude``."""
+#: the default muscle group of a lumbar study (``muscles="auto"``)
+PARASPINAL_MUSCLES = (
+    "multifidus", "erector_spinae", "longissimus", "iliocostalis", "spinalis", "autochthon",
+    "psoas", "psoas_minor", "iliopsoas", "quadratus_lumborum",
+)
+
+
+def select_rois(seg: Segmentation, segments: Optional[Sequence[str]], table, exclude: Sequence[str] = (),
+                muscles: Union[str, Sequence[str]] = "auto") -> List[Roi]:
+    """The segments to measure, minus ``exclude``.
+
+    ``segments`` (names as in the file) wins.  Otherwise ``muscles`` decides among
+    the segments whose name parses as a muscle: ``"auto"`` = the paraspinal group
+    (:data:`PARASPINAL_MUSCLES`) when any is present, else every muscle (thigh
+    studies); ``"all"`` = every muscle; or a list of canonical muscle names.  With
+    no muscle at all, every non-landmark segment is measured.
+    """
     parsed = [(s, parse_segment_name(s.name, table=table)) for s in seg.segments]
     excluded = {n.lower() for n in exclude}
     parsed = [(s, p) for s, p in parsed if s.name.lower() not in excluded]
     if segments:
         wanted = {n.lower() for n in segments}
         chosen = [(s, p) for s, p in parsed if s.name.lower() in wanted]
-        missing = wanted - {s.name.lower() for s, _ in chosen}
+        present = {s.name.lower() for s, _ in chosen}
+        missing = [n for n in segments if n.lower() not in present]
         if missing:
             raise InputError(
                 f"{seg.source}: segment(s) {sorted(missing)} not found; segments are {seg.names()}"
             )
     else:
         chosen = [(s, p) for s, p in parsed if p.kind == "muscle"]
+        if isinstance(muscles, str) and muscles.lower() == "auto":
+            paraspinal = [(s, p) for s, p in chosen if p.muscle in PARASPINAL_MUSCLES]
+            chosen = paraspinal or chosen
+        elif not (isinstance(muscles, str) and muscles.lower() == "all"):
+            names = [muscles] if isinstance(muscles, str) else list(muscles)
+            wanted_m = {n.strip().lower() for n in names}
+            chosen = [(s, p) for s, p in chosen if p.muscle in wanted_m]
+            found = {p.muscle for s, p in chosen}
+            if wanted_m - found:
+                raise InputError(
+                    f"{seg.source}: muscle(s) {sorted(wanted_m - found)} not found; muscles present: "
+                    f"{sorted({p.muscle for s, p in parsed if p.kind == 'muscle'})}"
+                )
         if not chosen:
             chosen = [(s, p) for s, p in parsed if p.kind == "other"]
     if not chosen:

@@ -317,3 +317,15 @@ def test_levels_from_disc_masks_win_over_vertebrae():
         rows = table[table.level == level]
         assert (rows["slice_index"] == k).all()
         np.testing.assert_allclose(rows["slice_offset_mm"], 0.0, atol=1e-9)
+
+
+def test_muscle_selection():
+    ph = make_phantom(mode="2d")
+    table = measure_case(ph.image, ph.segmentation, muscles=["psoas", "multifidus"])
+    assert set(table["muscle"]) == {"psoas", "multifidus"} and len(table) == 12
+    table = measure_case(ph.image, ph.segmentation, segments=["PS_R_L4/5"])
+    assert table["segment"].tolist() == ["PS_R_L4/5"]
+    with pytest.raises(InputError, match="gluteus_maximus.*not found"):
+        measure_case(ph.image, ph.segmentation, muscles=["gluteus_maximus"])
+    with pytest.raises(InputError, match="XX_L_L4/5.*not found"):
+        measure_case(ph.image, ph.segmentation, segments=["XX_L_L4/5"])

@@ -110,8 +110,20 @@ def ts_result(realdata):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = measure(d / "example_ct.nii.gz", d / "example_seg_fast_force_split.nii.gz",
-                      map_kind="scalar", unit="HU", per_slice=True, levels="all", on_empty="keep")
+                      map_kind="scalar", unit="HU", per_slice=True, levels="all", on_empty="keep", muscles="all")
     return d, res
+
+
+def test_totalsegmentator_default_run_measures_the_paraspinal_muscles(realdata):
+    """Defaults on a TotalSegmentator file: the paraspinal group at L3/4-L5/S1, no error for the
+    gluteal muscles that are (anatomically) absent at L3/4."""
+    d = realdata / "totalsegmentator"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = measure(d / "example_ct.nii.gz", d / "example_seg_fast_force_split.nii.gz", map_kind="ct").levels
+    assert sorted(set(table["segment"])) == ["autochthon_left", "autochthon_right", "iliopsoas_left", "iliopsoas_right"]
+    assert sorted(set(table["level"])) == ["L3/4", "L4/5", "L5/S1"]
+    assert (table["n_voxels"] > 0).all()
 
 
 def test_totalsegmentator_ct_per_slice_regression(ts_result):
