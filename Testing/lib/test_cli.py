@@ -49,3 +49,16 @@ def test_python_dash_m_demo(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "max |CSA error| = 0 mm2" in proc.stdout
     assert (tmp_path / "demo_levels.csv").is_file()
+
+
+def test_sample_data_generator(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "Resources" / "make_sample_data.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    from ParaspinalFatLib import measure_case
+
+    truth = pd.read_csv(tmp_path / "phantom_3d_truth.csv")
+    table = measure_case(tmp_path / "phantom_3d_pdff.nrrd", tmp_path / "phantom_3d_muscles.seg.nrrd")
+    merged = table.merge(truth, on=["segment", "level"], suffixes=("", "_truth"))
+    assert len(merged) == len(truth) == 18
+    np.testing.assert_allclose(merged["csa_mm2"], merged["csa_mm2_truth"], rtol=1e-12)
