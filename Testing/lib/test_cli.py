@@ -62,3 +62,13 @@ def test_sample_data_generator(tmp_path):
     merged = table.merge(truth, on=["segment", "level"], suffixes=("", "_truth"))
     assert len(merged) == len(truth) == 18
     np.testing.assert_allclose(merged["csa_mm2"], merged["csa_mm2_truth"], rtol=1e-12)
+
+
+def test_every_measure_option_is_documented_in_the_readme():
+    import dataclasses
+
+    from ParaspinalFatLib.measure import MeasureOptions
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [f.name for f in dataclasses.fields(MeasureOptions) if f"`{f.name}`" not in readme]
+    assert not missing, f"options not documented in README.md: {missing}"
