@@ -507,10 +507,15 @@ def _grade_input(levels: pd.DataFrame, source: str) -> Tuple[np.ndarray, np.ndar
 
 
 def _finite_area(levels: pd.DataFrame) -> np.ndarray:
-    """Per row: the area the fat % refers to (fat + lean CSA), else csa_mm2."""
+    """Per row: the area the fat % refers to -- the classified area
+    fat + lean + undefined CSA (``fat_area_ratio`` is fat / classified voxels; PDFF
+    and Dixon have no undefined class, so there it is fat + lean) -- else csa_mm2."""
     csa = _column(levels, "csa_mm2")
     if "fat_csa_mm2" in levels.columns and "lean_csa_mm2" in levels.columns:
         fl = _column(levels, "fat_csa_mm2") + _column(levels, "lean_csa_mm2")
+        if "undefined_csa_mm2" in levels.columns:
+            und = _column(levels, "undefined_csa_mm2")
+            fl = fl + np.where(np.isfinite(und), und, 0.0)
         return np.where(np.isfinite(fl), fl, csa)
     return csa
 

@@ -191,7 +191,8 @@ def describe(
                 f"describe: overall_label {overall_label!r} is also a group of {group!r}; "
                 "pass another overall_label"
             )
-        masks = [(lab, (g == lab).to_numpy() & keep) for lab in labels]
+        # fillna: with nullable dtypes (Int64, string[NA]) a missing group compares as <NA>
+        masks = [(lab, (g == lab).fillna(False).to_numpy(dtype=bool) & keep) for lab in labels]
         if overall:
             masks.append((overall_label, in_groups))
     else:

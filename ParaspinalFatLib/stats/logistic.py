@@ -72,6 +72,11 @@ def _numeric(series: pd.Series, name) -> np.ndarray:
 
 
 def _sorted_levels(series: pd.Series, name) -> list:
+    """Levels in the order R and statsmodels use: a pandas Categorical keeps its
+    category order (e.g. ``lovett_group``: poor < good); others are sorted."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        present = set(pd.unique(series.dropna()))
+        return [c for c in series.cat.categories if c in present]
     levels = list(pd.unique(series))
     try:
         return sorted(levels)

@@ -156,6 +156,12 @@ def _categorical_spec(
 
 def _build_design(data, outcome, predictors, spec, intercept):
     """Return y, X, term names, coding rows, n_missing (listwise)."""
+    if spec and not intercept:
+        raise StatsError(
+            f"linear_regression: intercept=False with categorical predictor(s) {sorted(spec)} is not "
+            f"supported (reference coding drops a level, which would force that group through the "
+            f"origin); keep the intercept, or code the levels as numeric 0/1 columns yourself"
+        )
     numeric = {}
     for pname in predictors:
         if pname in spec:

@@ -420,3 +420,18 @@ def test_empty_table():
     graded = add_grades(empty)
     assert {"grade_fat_pct", "grade_source", "goutallier", "kjaer"} <= set(graded.columns)
     assert len(graded) == 0
+
+
+def test_combined_grade_counts_undefined_voxels_in_the_area():
+    """T1 (3 classes) / CT: fat_area_ratio is fat / classified voxels, so the left+right pool must
+    weight each side by fat + lean + undefined, exactly as one ROI over both sides would."""
+    rows = []
+    for side, fat, lean, und in (("left", 5, 5, 90), ("right", 40, 60, 0)):
+        tot = fat + lean + und
+        rows.append(dict(subject="s1", muscle="multifidus", side=side, level="L4/5", csa_mm2=float(tot),
+                         fat_csa_mm2=float(fat), lean_csa_mm2=float(lean), undefined_csa_mm2=float(und),
+                         fat_area_ratio=fat / tot, fat_fraction_pct=np.nan))
+    out = grade_summary(pd.DataFrame(rows))
+    comb = out[(out["side"] == "combined") & (out["level"] == "L4/5")].iloc[0]
+    assert comb["grade_fat_pct"] == pytest.approx(100 * 45 / 200)  # 22.5 %
+    assert comb["goutallier"] == 1
