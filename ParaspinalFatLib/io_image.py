@@ -183,16 +183,34 @@ def _dimension_message(name: str, dim: int, size) -> str:
     )
 
 
+class _ImageBuffer:
+    """Exposes a SimpleITK image's voxel buffer to numpy *and keeps the image alive*.
+
+    ``SimpleITK.GetArrayViewFromImage`` returns a view that does not own the
+    image: once the image is garbage collected the view reads freed memory.
+    ``np.asarray(_ImageBuffer(img))`` is the same zero-copy view, but its
+    ``base`` holds the image.
+    """
+
+    def __init__(self, image: sitk.Image):
+        self._image = image
+        view = sitk.GetArrayViewFromImage(image)
+        self.__array_interface__ = dict(view.__array_interface__)
+
+
 def image_array(img: sitk.Image) -> np.ndarray:
     """Voxel array ``[k, j, i]`` of ``img``; integer types are kept exact, floats untouched.
 
-    Float maps are never cast to integers.  Integer images are returned as
-    float64 so that means/SDs are computed in floating point.
+    Float maps are never cast to integers and are not copied: the array is a
+    read-only view that keeps ``img`` alive (safe after ``img`` goes out of
+    scope).  Integer images are returned as float64 copies so that means/SDs
+    are computed in floating point.
     """
-    arr = sitk.GetArrayViewFromImage(img)
-    if np.issubdtype(arr.dtype, np.floating):
-        return np.asarray(arr)
-    return arr.astype(np.float64)
+    view = np.asarray(_ImageBuffer(img))
+    if np.issubdtype(view.dtype, np.floating):
+        view.flags.writeable = False
+        return view
+    return view.astype(np.float64)
 
 
 def check_same_grid(

@@ -156,12 +156,6 @@ def _categorical_spec(
 
 def _build_design(data, outcome, predictors, spec, intercept):
     """Return y, X, term names, coding rows, n_missing (listwise)."""
-    if spec and not intercept:
-        raise StatsError(
-            f"linear_regression: intercept=False with categorical predictor(s) {sorted(spec)} is not "
-            f"supported (reference coding drops a level, which would force that group through the "
-            f"origin); keep the intercept, or code the levels as numeric 0/1 columns yourself"
-        )
     numeric = {}
     for pname in predictors:
         if pname in spec:
@@ -347,6 +341,11 @@ def linear_regression(
     elif np.all(y == 0.0):
         raise StatsError(f"column {outcome!r} is zero in all {n} complete rows")
     notes: List[str] = []
+    if spec and not intercept:
+        note(notes, f"linear_regression {outcome!r}: no intercept with categorical predictor(s) "
+                    f"{sorted(spec)}: their reference levels are forced through the origin (the model "
+                    f"with these 0/1 columns, as SPSS /ORIGIN; R's y ~ 0 + ... would keep every level "
+                    f"of the first factor)")
     b, b_scaled, resid, Rinv, scale, Xs = _lstsq(X, y, terms)
     df_resid = n - p
     df_model = p - 1 if intercept else p

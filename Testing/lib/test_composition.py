@@ -228,3 +228,32 @@ def test_t1_reference_fat_segment(ph):
     with pytest.raises(InputError, match="subcutaneous"):
         measure_case(_image_like(ph, arr), ph.segmentation, map_kind="t1", classifier="reference",
                      reference_segment="subcutaneous_fat")
+
+
+def test_dixon_float_images_from_files(ph, tmp_path):
+    """Float water/fat files: the arrays must stay valid after their images are freed."""
+    shape = sitk.GetArrayFromImage(ph.image).shape
+    paths = {}
+    for name, value in (("fat", 20.0), ("water", 80.0)):
+        img = _image_like(ph, np.full(shape, value, np.float32))
+        paths[name] = tmp_path / f"{name}.nii.gz"
+        sitk.WriteImage(img, str(paths[name]))
+    table = measure_case(None, ph.segmentation, map_kind="dixon", fat=paths["fat"], water=paths["water"])
+    np.testing.assert_allclose(table["fat_fraction_pct"], 20.0, rtol=1e-6)
+    np.testing.assert_allclose(table["ff_signal_weighted_pct"], 20.0, rtol=1e-6)
+    assert (table["n_below_noise"] == 0).all()
+
+
+def test_image_array_keeps_its_image_alive():
+    import gc
+
+    from ParaspinalFatLib.io_image import image_array
+
+    def make():
+        return image_array(sitk.GetImageFromArray(np.full((20, 64, 64), 123.0, np.float32)))
+
+    a = make()
+    gc.collect()
+    junk = [sitk.GetImageFromArray(np.full((20, 64, 64), -5.0, np.float32)) for _ in range(20)]  # noqa: F841
+    assert np.unique(a).tolist() == [123.0]
+    assert not a.flags.writeable

@@ -4,7 +4,6 @@ import pandas as pd
 import pytest
 
 from ParaspinalFatLib import stats
-from ParaspinalFatLib.stats import StatsError
 
 
 def test_describe_with_nullable_group_dtype_excludes_missing_group():
@@ -34,7 +33,8 @@ def test_logistic_keeps_category_order_like_r_and_statsmodels():
     assert table.loc["strength[good]", "B"] == pytest.approx(oracle.params["C(strength)[T.good]"], rel=1e-6)
 
 
-def test_regression_without_intercept_refuses_categorical_predictors():
-    df = pd.DataFrame({"y": [1.0, 2, 3, 4, 5, 6], "x": [1.0, 2, 3, 4, 5, 7], "g": list("aabbcc")})
-    with pytest.raises(StatsError, match="intercept=False"):
-        stats.linear_regression(df, "y", ["x", "g"], categorical={"g": "a"}, intercept=False)
+def test_regression_without_intercept_warns_about_categorical_reference():
+    df = pd.DataFrame({"y": [1.0, 2, 3, 4, 5, 6.5], "x": [1.0, 2, 3, 4, 5, 7], "g": list("aabbcc")})
+    with pytest.warns(stats.StatsWarning, match="forced through the origin"):
+        res = stats.linear_regression(df, "y", ["x", "g"], categorical={"g": "a"}, intercept=False)
+    assert any("origin" in n for n in res.notes)
