@@ -6,11 +6,12 @@ map kinds themselves are in :mod:`composition`.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Optional, Tuple
 
 import numpy as np
 
-from .errors import MeasurementError
+from .errors import MeasurementError, ParaspinalFatWarning
 
 __all__ = ["PDFF_SCALES", "detect_pdff_scale", "normalise_scale_name"]
 
@@ -22,6 +23,9 @@ PDFF_SCALES = {"0-1": (1.0, 100.0), "0-100": (100.0, 1.0), "0-1000": (1000.0, 0.
 _OVERSHOOT = 1.5
 # ...and its robust minimum (0.5th percentile) is not below -this x full scale.
 _UNDERSHOOT = 0.5
+# A detected scale is always reported as a warning; for 0-1 / 0-100 the wording is stronger when the
+# robust maximum is below this x full scale (no near-pure fat: a larger-scale map would look the same).
+_AMBIGUOUS = 0.8
 
 
 def _robust_range(image: np.ndarray) -> Tuple[float, float]:
@@ -41,7 +45,10 @@ def detect_pdff_scale(image: np.ndarray, declared: Optional[str] = None, source:
     The robust maximum (99.5th percentile of finite voxels over the whole image,
     which normally contains subcutaneous fat near full scale) decides: <= 1.5 ->
     ``0-1``; <= 150 -> ``0-100``; <= 1500 -> ``0-1000``.  A declared scale is
-    checked against the same bounds.
+    checked against the same bounds.  A detected scale is always reported with a
+    :class:`ParaspinalFatWarning`: a 0-1000 map of fat-poor tissue (no
+    subcutaneous fat in the field of view) cannot be told from a 0-100 map by its
+    values, so declaring the scale is the only safe choice for such data.
 
     Parameters
     ----------
@@ -77,7 +84,18 @@ def detect_pdff_scale(image: np.ndarray, declared: Optional[str] = None, source:
         if hi <= _OVERSHOOT * full:
             if lo < -_UNDERSHOOT * full:
                 break
-            return scale, "detected"
+            if hi < _AMBIGUOUS * full and scale != "0-1000":
+                detail = (f"no voxel is near pure fat (a crop without subcutaneous fat?), so a map stored "
+                          f"on a larger scale would look the same and every fat fraction would be off by "
+                          f"10x or 100x")
+            else:
+                detail = "a map of fat-poor tissue stored on a larger scale can look the same"
+            warnings.warn(
+                f"{source}: PDFF scale detected as {scale} (99.5th percentile {hi:.4g}); {detail}. "
+                f"Declare the scale (--pdff-scale / pdff_scale=) to be sure.",
+                ParaspinalFatWarning, stacklevel=3,
+            )
+            return scale, f"detected (99.5th percentile {hi:.4g})"
     raise MeasurementError(
         f"{source}: PDFF values outside any known scale (0.5-99.5 percentile {lo:.4g}..{hi:.4g}; "
         f"expected 0-1, 0-100 or 0-1000): is this really a fat-fraction map? Use --map scalar "

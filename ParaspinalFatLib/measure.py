@@ -29,7 +29,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from . import io_image
-from .errors import InputError, LevelError, MeasurementError
+from .errors import InputError, LevelError, MeasurementError, ParaspinalFatWarning
 from .geometry import Geometry
 from .case_tables import level_table, roi_table, slice_table
 from .case_outputs import write_class_labelmap, write_qc_pictures
@@ -303,6 +303,18 @@ def measure(image, segmentation, **options) -> CaseMeasurement:
         ``.landmarks`` and ``.warnings``.
     """
     opts = MeasureOptions.from_kwargs(**options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _measure(image, segmentation, opts)
+    # every warning raised on the way (PDFF scale, segmentation, levels) is also kept in .warnings
+    for w in caught:
+        if str(w.message) not in result.warnings:
+            result.warnings.append(str(w.message))
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result
+
+
+def _measure(image, segmentation, opts: MeasureOptions) -> CaseMeasurement:
     notes: List[str] = []
     image, img, geometry, array, water = _read_pair(image, opts)
     seg = _read_segmentation(segmentation, geometry, image, opts)
@@ -356,7 +368,7 @@ def measure(image, segmentation, **options) -> CaseMeasurement:
         write_qc_pictures(opts.qc_dir, array, geometry, axis, rows, rois, vox, codes, levels_df, marks_df,
                           method, subject)
     for note in notes:
-        warnings.warn(note, stacklevel=2)
+        warnings.warn(note, ParaspinalFatWarning, stacklevel=2)
     return CaseMeasurement(levels_df, slices_df, rois_df, marks_df, notes)
 
 

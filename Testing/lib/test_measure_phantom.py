@@ -329,3 +329,27 @@ def test_muscle_selection():
         measure_case(ph.image, ph.segmentation, muscles=["gluteus_maximus"])
     with pytest.raises(InputError, match="XX_L_L4/5.*not found"):
         measure_case(ph.image, ph.segmentation, segments=["XX_L_L4/5"])
+
+
+def test_ambiguous_pdff_scale_detection_warns_and_declared_scale_fixes_it():
+    """A 0-1000 map of fat-poor tissue (no subcutaneous fat) looks like a 0-100 map."""
+    from ParaspinalFatLib.errors import ParaspinalFatWarning
+
+    ph = make_phantom(mode="2d", pdff_scale="0-1000", crop_segmentation=False)
+    arr = sitk.GetArrayFromImage(ph.image)
+    arr = np.minimum(arr, 70.0)  # at most 7 %: no near-pure fat anywhere
+    img = sitk.GetImageFromArray(arr)
+    img.CopyInformation(ph.image)
+    with pytest.warns(ParaspinalFatWarning, match="detected as 0-100.*near pure fat.*Declare the scale"):
+        wrong = measure_case(img, ph.segmentation)
+    right = measure_case(img, ph.segmentation, pdff_scale="0-1000")
+    np.testing.assert_allclose(wrong["mean"], right["mean"] * 10, rtol=1e-9)
+    seg = ph.segmentation
+    mask = seg.mask(right["segment"].iloc[0])
+    assert right["mean"].iloc[0] == pytest.approx(arr[mask].astype(float).mean() / 10, rel=1e-6)
+    with pytest.warns(ParaspinalFatWarning, match="detected as 0-1000") as record:
+        measure_case(ph.image, ph.segmentation)  # a detected scale is always reported
+    assert not any("near pure fat" in str(r.message) for r in record)  # ...without the strong wording
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ParaspinalFatWarning)
+        measure_case(ph.image, ph.segmentation, pdff_scale="0-1000")  # declared: silent
