@@ -106,7 +106,11 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-empty", choices=["error", "keep"], default="error",
                    help="an ROI empty on its level slice: error (default) or keep the row")
     p.add_argument("--assume-same-grid", action="store_true",
-                   help="accept same-size grids whose headers disagree (uses the image header; warns)")
+                   help="accept same-size grids whose headers disagree (uses the image header; warns) -- "
+                        "only for a file that lost its header")
+    p.add_argument("--resample-segmentation", action="store_true",
+                   help="a same-size segmentation placed elsewhere by its header was drawn on another "
+                        "series: resample it onto the image in physical space")
 
 
 def _pair(text: str):
@@ -140,6 +144,7 @@ def _run_measure(args) -> int:
         fat_labelmap=args.fat_labelmap, pdff_scale=args.pdff_scale, fat_threshold_pct=args.fat_threshold_pct,
         unit=args.unit, levels=levels, n_slices=args.n_slices, per_slice=args.per_slice,
         whole_roi=args.whole_roi, on_empty=args.on_empty, assume_same_grid=args.assume_same_grid,
+        resample_segmentation=args.resample_segmentation,
         subject=args.subject, markups=args.markups, label_names=args.label_names,
         convention=args.convention, name_table=args.names_table,
         segments=[s.strip() for s in args.segments.split(",")] if args.segments else None,

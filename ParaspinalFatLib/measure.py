@@ -120,8 +120,12 @@ class MeasureOptions:
         error naming segment, level and slice; ``"keep"``: keep the row with
         ``n_voxels = 0`` and NaN statistics.
     assume_same_grid : bool
-        Accept a segmentation/image pair whose arrays have the same size but
-        whose headers disagree, using the image header (warns).
+        Accept a segmentation/image (or water/fat) pair whose arrays have the
+        same size but whose headers disagree, using the image header (warns).
+        Only for a file that lost its header.
+    resample_segmentation : bool
+        A same-size segmentation whose header places it elsewhere was drawn on
+        another series: resample it onto the image in physical space.
     subject : str, optional
         Subject id for the ``subject`` column (default: image file stem).
     markups : str or path, optional
@@ -164,6 +168,7 @@ class MeasureOptions:
     muscles: Union[str, Sequence[str]] = "auto"
     on_empty: str = "error"
     assume_same_grid: bool = False
+    resample_segmentation: bool = False
     subject: Optional[str] = None
     markups: Optional[Union[str, Path]] = None
     label_names: Any = None
@@ -254,13 +259,24 @@ def _read_segmentation(segmentation, geometry: Geometry, image, opts: MeasureOpt
         not seg.geometry.same_grid(geometry)
         and tuple(seg.geometry.size) == tuple(geometry.size)
         and not seg.geometry.covers_same_region(geometry)
+        and not opts.resample_segmentation
     ):
-        # Same array size but the headers put the voxels in different places: most likely
-        # one file lost its header (seen in real Dixon data).  Refuse unless told that it
-        # is one grid.  (Same size *and* same region, e.g. a flipped axis, is resampled.)
+        # Same array size but the headers put the voxels in different places: either one file
+        # lost its header (seen in real Dixon data: assume_same_grid) or the segmentation was
+        # drawn on another series of the same frame of reference (resample_segmentation).
+        # Refuse unless told which.  (Same size *and* same region, e.g. a flipped axis, is
+        # resampled without asking.)
+        if not opts.assume_same_grid:
+            raise InputError(
+                f"segmentation {seg.source} has the same array size as image {_name(image)} but its header "
+                f"places it elsewhere ({seg.geometry.describe()} vs {geometry.describe()}). If it was "
+                f"drawn on another series of the same patient position, resample it in physical space "
+                f"(--resample-segmentation); only if one file lost its header and the voxels really "
+                f"correspond one to one, use --assume-same-grid (assume_same_grid=True)"
+            )
         io_image.check_same_grid(
             geometry, seg.geometry, f"image {_name(image)}", f"segmentation {seg.source}",
-            assume_same_grid=opts.assume_same_grid,
+            assume_same_grid=True,
         )
         seg = seg.with_layers(seg.layers, geometry)
     return seg

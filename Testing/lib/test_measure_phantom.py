@@ -353,3 +353,22 @@ def test_ambiguous_pdff_scale_detection_warns_and_declared_scale_fixes_it():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ParaspinalFatWarning)
         measure_case(ph.image, ph.segmentation, pdff_scale="0-1000")  # declared: silent
+
+
+def test_same_size_segmentation_from_another_series_is_resampled_on_request():
+    """Drawn on another series of the same matrix size, 8 mm (2 slices) higher: refused by default
+    with both ways out named; --resample-segmentation puts it on the right slice."""
+    from ParaspinalFatLib.geometry import Geometry
+    from ParaspinalFatLib.segmentation import Segment, Segmentation
+
+    a = (np.arange(10, dtype=np.float32)[:, None, None] * 10) * np.ones((10, 40, 40), np.float32)
+    img = sitk.GetImageFromArray(a)  # value = 10 x slice index
+    img.SetSpacing((1, 1, 4))
+    other = Geometry((40, 40, 10), (1.0, 1.0, 4.0), (0.0, 0.0, 8.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    lab = np.zeros((10, 40, 40), np.uint8)
+    lab[3, 10:20, 10:20] = 1  # other series' slice 3 = z 20 mm = image slice 5
+    seg = Segmentation(lab, other, [Segment("multifidus_left_L4/5", 0, 1)])
+    with pytest.raises(InputError, match="resample-segmentation.*assume-same-grid"):
+        measure_case(img, seg, map_kind="scalar")
+    row = measure_case(img, seg, map_kind="scalar", resample_segmentation=True).iloc[0]
+    assert row["slice_index"] == 5 and row["mean"] == 50.0 and row["n_voxels"] == 100
