@@ -139,6 +139,13 @@ def write_qc_pictures(
     pos = (i, j, k)  # ITK axis -> index array
     in_plane = [a for a in (2, 1, 0) if a != axis]  # numpy order of the plane's (row, col) ITK axes
     spacing = _plane_spacing(geometry, axis)
+    labels = edge_labels(geometry, in_plane[0], in_plane[1])
+    # radiological view needs rows running A-P and columns R-L: transpose when the array's
+    # columns run anterior-posterior (e.g. a PIR volume), then flip as needed
+    transpose = labels[0] in ("A", "P")
+    if transpose:
+        spacing = (spacing[1], spacing[0])
+        labels = (labels[2], labels[3], labels[0], labels[1])
     table = levels.set_index(["segment", "level"])
     written: List[Path] = []
     by_slice: Dict[Tuple[str, int], List[Row]] = {}
@@ -158,12 +165,15 @@ def write_qc_pictures(
             fat[r, c] = codes[sel] == FAT
             undef[r, c] = (codes[sel] == UNDEFINED) | (codes[sel] == EXCLUDED)
             info = table.loc[(roi.segment.name, level)]
+            if transpose:
+                mask, fat, undef = mask.T, fat.T, undef.T
             overlays.append(RoiOverlay(roi.segment.name, mask, fat, undef, _label_text(info)))
+        if transpose:
+            image2d = image2d.T
         first = members[0]
         title = (f"{subject}  {level}  slice {s}  (offset {first.slice_offset_mm:+.1f} mm, "
                  f"{first.level_source.replace('_', ' ')})  {method.kind}")
         name = f"{subject}_{level.replace('/', '-')}_slice{s}.png"
-        labels = edge_labels(geometry, in_plane[0], in_plane[1])
         written.append(render_level_slice(
             qc_dir / name, image2d, spacing, overlays, title, _default_window(method, image2d),
             edge_labels=labels, crop_margin_mm=crop_margin_mm,

@@ -87,6 +87,11 @@ class Segmentation:
             raise InputError(
                 f"{self.source}: segmentation voxels must be integer labels, got {self.layers.dtype}"
             )
+        if np.issubdtype(self.layers.dtype, np.signedinteger) and self.layers.size and self.layers.min() < 0:
+            raise InputError(
+                f"{self.source}: segmentation has negative label values ({int(self.layers.min())}); set "
+                f"them to 0 (background) or give them a positive label and a segment"
+            )
         seen = set()
         for seg in self.segments:
             key = (seg.layer, seg.label_value)

@@ -64,3 +64,43 @@ def test_plain_labelmap_values(tmp_path):
     np.testing.assert_array_equal(lab == 3, rois & (pdff >= 50))
     np.testing.assert_array_equal(lab == 1, rois & (pdff < 50))
     assert set(np.unique(lab)) <= {0, 1, 3}
+
+
+def test_qc_is_radiological_for_a_pir_volume(tmp_path):
+    """A PIR volume (i->P, j->I, k->R): a left-posterior ROI must appear bottom-right."""
+    from ParaspinalFatLib.geometry import Geometry
+    from ParaspinalFatLib.segmentation import Segment, Segmentation
+
+    d = np.array([[0, 0, -1], [1, 0, 0], [0, -1, 0]], float)  # columns: i -> P, j -> I, k -> R (LPS)
+    shape = (30, 20, 40)  # numpy (k, j, i)
+    arr = np.full(shape, 5.0, np.float32)
+    lab = np.zeros(shape, np.uint8)
+    lab[2:8, 10, 30:38] = 1  # small k = patient left, large i = posterior
+    arr[lab == 1] = 90.0  # all fat
+    arr[0, 0, 0] = 100.0  # a full-scale voxel for the PDFF scale
+    img = sitk.GetImageFromArray(arr)
+    img.SetDirection(d.ravel().tolist())
+    img.SetSpacing((1.0, 4.0, 1.0))
+    seg = Segmentation(lab, Geometry.from_sitk(img), [Segment("multifidus_left_L4/5", 0, 1)])
+    measure(img, seg, pdff_scale="0-100", qc_dir=tmp_path, subject="pir")
+    png = next(tmp_path.glob("pir_L4-5_slice*.png"))
+    info = read_qc_info(png)
+    rgb = imread(str(png))[..., :3]
+    box = rgb[info.image_top: info.image_top + info.image_height, info.image_left: info.image_left + info.image_width]
+    yellow = np.all(np.abs(box - np.asarray(DEFAULT_FAT_COLOR)) < 2 / 255, axis=-1)
+    rows, cols = np.nonzero(yellow)
+    assert rows.size > 0
+    assert rows.mean() > box.shape[0] / 2  # posterior: lower half
+    assert cols.mean() > box.shape[1] / 2  # patient left: viewer's right
+
+
+def test_negative_labels_are_refused():
+    from ParaspinalFatLib.errors import InputError
+    from ParaspinalFatLib.geometry import Geometry
+    from ParaspinalFatLib.segmentation import Segment, Segmentation
+
+    lab = np.zeros((3, 4, 4), np.int16)
+    lab[1, 1, 1] = -1
+    geom = Geometry((4, 4, 3), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    with pytest.raises(InputError, match="negative label"):
+        Segmentation(lab, geom, [Segment("multifidus_left", 0, 1)])
