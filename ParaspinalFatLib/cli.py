@@ -45,6 +45,7 @@ def _side_paths(output: Path):
         "slices": output.with_name(f"{stem}_slices.csv"),
         "rois": output.with_name(f"{stem}_rois.csv"),
         "summary": output.with_name(f"{stem}_summary.csv"),
+        "summary_wide": output.with_name(f"{stem}_summary_wide.csv"),
         "grades": output.with_name(f"{stem}_grades.csv"),
         "landmarks": output.with_name(f"{stem}_levels.csv"),
     }
@@ -156,9 +157,10 @@ def _run_measure(args) -> int:
         side = _side_paths(out)
         write_csv_atomic(result.levels, out)
         write_csv_atomic(result.summary(wide=False), side["summary"])
+        write_csv_atomic(result.summary(wide=True), side["summary_wide"])
         write_csv_atomic(result.landmarks, side["landmarks"])
         write_csv_atomic(result.grades(), side["grades"])
-        written = [out, side["summary"], side["landmarks"], side["grades"]]
+        written = [out, side["summary"], side["summary_wide"], side["landmarks"], side["grades"]]
         if result.slices is not None:
             written.append(write_csv_atomic(result.slices, side["slices"]))
         if result.rois is not None:

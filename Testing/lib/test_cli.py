@@ -28,8 +28,12 @@ def test_measure_writes_tables_matching_the_truth(tmp_path, capsys):
     np.testing.assert_allclose(merged["csa_mm2"], merged["csa_mm2_truth"], rtol=1e-12)
     np.testing.assert_allclose(merged["fat_fraction_pct"], merged["mean_pdff_pct"], rtol=1e-9)
     assert (table["subject"] == "S01").all() and (table["pdff_scale"] == "0-1").all()
-    for suffix in ("_slices", "_rois", "_summary", "_levels"):
+    for suffix in ("_slices", "_rois", "_summary", "_summary_wide", "_levels", "_grades"):
         assert (out.parent / f"case{suffix}.csv").is_file()
+    wide = pd.read_csv(out.parent / "case_summary_wide.csv")
+    assert len(wide) == 1 and wide.loc[0, "subject"] == "S01"
+    left = table[(table.muscle == "psoas") & (table.side == "left") & (table.level == "L4/5")]["csa_mm2"].iloc[0]
+    assert wide.loc[0, "psoas L4/5 left csa_mm2"] == pytest.approx(left)
     levels = pd.read_csv(out.parent / "case_levels.csv")
     assert set(levels["level"]) >= {"L3/4", "L4/5", "L5/S1"}
     assert not list(out.parent.glob(".*.tmp"))  # atomic writes leave no temporary files
