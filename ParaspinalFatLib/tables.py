@@ -72,11 +72,15 @@ def summarize(levels: pd.DataFrame, wide: bool = False, metrics: Optional[Sequen
 
     For every subject x muscle x level x metric: ``left``, ``right``,
     ``lr_mean`` = (left + right) / 2 and ``asymmetry_pct`` = |left - right| /
-    lr_mean x 100.  An extra level ``"mean L3/4-L5/S1"`` holds the mean over the
-    three lower lumbar levels (the "lower lumbar profile" of seed 001), computed
-    only when all three levels are present (``n_levels`` says how many were).
-    Muscles without a side (one bilateral ROI) have NaN left/right and their
-    value in ``lr_mean``.
+    |lr_mean| x 100 (NaN for mean HU: a percentage of an interval scale whose
+    zero is water has no meaning).  An extra level ``"mean L3/4-L5/S1"`` holds
+    the mean over the three lower lumbar levels (the "lower lumbar profile" of
+    seed 001), computed only when all three levels are present (``n_levels``
+    says how many were).  Muscles without a side (one bilateral ROI) have NaN
+    left/right and their value in ``lr_mean``.  Several ROIs of one muscle, side
+    and level (e.g. longissimus and iliocostalis both mapped to erector_spinae)
+    are pooled as one ROI: areas add up, means are weighted by voxel counts and
+    the fat area ratio by the classified area.
 
     Parameters
     ----------
@@ -92,6 +96,7 @@ def summarize(levels: pd.DataFrame, wide: bool = False, metrics: Optional[Sequen
     pandas.DataFrame
         Tidy (:data:`SUMMARY_COLUMNS`) or wide summary.
     """
+    levels = levels.assign(side=levels["side"].fillna("").astype(str))  # "" survives a CSV round trip as NaN
     if metrics is None:
         metrics = [m for m in SUMMARY_METRICS if m in levels and levels[m].notna().any()]
     unit_of = {
@@ -135,19 +140,42 @@ def summarize(levels: pd.DataFrame, wide: bool = False, metrics: Optional[Sequen
 
 
 def _side_value(sub: pd.DataFrame, side: str, metric: str) -> float:
-    vals = sub.loc[sub["side"] == side, metric]
-    if len(vals) == 0:
+    rows = sub.loc[sub["side"] == side]
+    if len(rows) == 0:
         return np.nan
-    if len(vals) > 1:
-        # several ROIs of one muscle/side/level (e.g. two named segments): pool by mean
-        return float(np.nanmean(vals.to_numpy(dtype=float)))
-    return float(vals.iloc[0])
+    vals = rows[metric].to_numpy(dtype=float)
+    if len(rows) == 1:
+        return float(vals[0])
+    # several ROIs of one muscle/side/level: pool them as one ROI
+    if metric.endswith("csa_mm2"):
+        return float(np.nansum(vals)) if np.isfinite(vals).any() else np.nan
+    weights = _pool_weights(rows, metric)
+    ok = np.isfinite(vals) & np.isfinite(weights) & (weights > 0)
+    if not ok.any():
+        return np.nan
+    return float(np.sum(vals[ok] * weights[ok]) / np.sum(weights[ok]))
+
+
+def _pool_weights(rows: pd.DataFrame, metric: str) -> np.ndarray:
+    """Weights that make a weighted mean of ROI values equal the value of their union."""
+    def col(name):
+        return rows[name].to_numpy(dtype=float) if name in rows else np.zeros(len(rows))
+
+    if metric == "fat_area_ratio":  # fat / classified voxels
+        und = col("undefined_csa_mm2")
+        return col("fat_csa_mm2") + col("lean_csa_mm2") + np.where(np.isfinite(und), und, 0.0)
+    # means over the finite voxels
+    return col("n_voxels") - col("n_nan") - col("n_below_noise")
 
 
 def _summary_record(subject, muscle, level, metric, unit, left, right, both, n_levels):
     if np.isfinite(left) and np.isfinite(right):
         lr_mean = (left + right) / 2.0
-        asym = abs(left - right) / lr_mean * 100.0 if lr_mean != 0 else np.nan
+        interval_scale = metric == "mean" and unit == "HU"
+        if interval_scale or lr_mean == 0:
+            asym = np.nan
+        else:
+            asym = abs(left - right) / abs(lr_mean) * 100.0
     else:
         lr_mean = both if np.isfinite(both) else np.nan
         asym = np.nan
