@@ -1,12 +1,13 @@
 """Which segments are measured, and on which slices (the per-level row plan)."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .errors import InputError, LevelError, MeasurementError
+from .errors import InputError, LevelError, MeasurementError, ParaspinalFatWarning
 from .geometry import Geometry
 from .names import canonical_level, level_sort_key, parse_segment_name
 from .segmentation import Segment, Segmentation
@@ -82,6 +83,14 @@ def select_rois(seg: Segmentation, segments: Optional[Sequence[str]], table, exc
                 )
         if not chosen:
             chosen = [(s, p) for s, p in parsed if p.kind == "other"]
+        else:
+            unmeasured = [s.name for s, p in parsed if p.kind == "other"]
+            if unmeasured:
+                warnings.warn(
+                    f"{seg.source}: segment(s) {unmeasured} are not measured: their names are not known "
+                    f"muscles (measure them with --segments, or name them in a --names-table)",
+                    ParaspinalFatWarning, stacklevel=3,
+                )
     if not chosen:
         raise InputError(
             f"{seg.source}: no muscle segment found to measure; segments are {seg.names()} "

@@ -372,3 +372,20 @@ def test_same_size_segmentation_from_another_series_is_resampled_on_request():
         measure_case(img, seg, map_kind="scalar")
     row = measure_case(img, seg, map_kind="scalar", resample_segmentation=True).iloc[0]
     assert row["slice_index"] == 5 and row["mean"] == 50.0 and row["n_voxels"] == 100
+
+
+def test_unknown_segment_names_are_reported_not_silently_dropped():
+    from ParaspinalFatLib.errors import ParaspinalFatWarning
+    from ParaspinalFatLib.segmentation import Segment
+
+    ph = make_phantom(mode="2d", crop_segmentation=False)
+    seg = ph.segmentation
+    renamed = seg.with_layers(seg.layers, seg.geometry)
+    renamed.segments = [Segment("Segment_7 L4/5" if s.name == "ES_L_L4/5" else s.name, s.layer, s.label_value)
+                        for s in seg.segments]
+    with pytest.warns(ParaspinalFatWarning, match=r"Segment_7 L4/5.*are not measured"):
+        table = measure_case(ph.image, renamed, pdff_scale="0-100")
+    assert "Segment_7 L4/5" not in set(table["segment"]) and len(table) == 17
+    table = measure_case(ph.image, renamed, pdff_scale="0-100",
+                         segments=["Segment_7 L4/5", "ES_R_L4/5"])
+    assert set(table["segment"]) == {"Segment_7 L4/5", "ES_R_L4/5"}

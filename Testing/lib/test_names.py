@@ -383,3 +383,12 @@ def test_totalsegmentator_snomed_names(realdata):
     assert kinds["sacrum"].kind == "sacrum"
     assert kinds["vertebrae_S1"].key == ("vertebra", None, "S1")
     assert sum(p.kind == "vertebra" and p.level is not None for p in kinds.values()) == 25
+
+
+@pytest.mark.parametrize("name,muscle,side", [
+    ("ESL", "erector_spinae", "left"), ("ESR", "erector_spinae", "right"), ("MFL", "multifidus", "left"),
+    ("RMF", "multifidus", "right"), ("LES L4/5", "erector_spinae", "left"), ("RES", "erector_spinae", "right"),
+])
+def test_side_glued_abbreviations(name, muscle, side):
+    parsed = parse_segment_name(name)
+    assert (parsed.muscle, parsed.side, parsed.kind) == (muscle, side, "muscle")
