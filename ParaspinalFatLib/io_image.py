@@ -69,12 +69,54 @@ def _read_dicom_series(folder: Path, role: str) -> sitk.Image:
             f"({best[1]}, {best[0]} files)",
             stacklevel=3,
         )
+    _check_series_geometry(best[2], folder, role)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(best[2])
     try:
         return reader.Execute()
     except RuntimeError as exc:
         raise InputError(f"{role} DICOM series in {folder} could not be read: {exc}") from None
+
+
+def _check_series_geometry(files, folder: Path, role: str) -> None:
+    """Refuse a DICOM series that is not one evenly spaced stack.
+
+    SimpleITK stacks the files regardless (with only a C++ message on stderr):
+    slices would sit at wrong positions, and several angled blocks in one series
+    would all get the first slice's orientation.  Checks every file's
+    ImageOrientationPatient and the gaps of ImagePositionPatient along the normal.
+    """
+    if len(files) < 2:
+        return
+    orientations, positions = [], []
+    for f in files:
+        r = sitk.ImageFileReader()
+        r.SetFileName(str(f))
+        try:
+            r.ReadImageInformation()
+            iop = [float(v) for v in r.GetMetaData("0020|0037").split("\\")]
+            ipp = [float(v) for v in r.GetMetaData("0020|0032").split("\\")]
+        except (RuntimeError, ValueError):
+            return  # no usable geometry tags: leave it to SimpleITK
+        orientations.append(iop)
+        positions.append(ipp)
+    iop = np.asarray(orientations)
+    if not np.allclose(iop, iop[0], atol=1e-4):
+        raise InputError(
+            f"{role} DICOM series in {folder} mixes slice orientations (several angled stacks in one "
+            f"series?); export each stack as its own series and pass one"
+        )
+    normal = np.cross(iop[0, :3], iop[0, 3:])
+    heights = np.sort(np.asarray(positions) @ normal)
+    gaps = np.diff(heights)
+    median = float(np.median(gaps))
+    if median <= 1e-6 or np.any(np.abs(gaps - median) > 0.01 * median + 1e-3):
+        shown = ", ".join(f"{g:.3g}" for g in gaps[:12]) + (" ..." if gaps.size > 12 else "")
+        raise InputError(
+            f"{role} DICOM series in {folder} is not one evenly spaced stack (gaps along the slice "
+            f"normal in mm: {shown}): missing or duplicate slices, or several stacks in one series; "
+            f"export one complete stack"
+        )
 
 
 def read_image(image: ImageLike, role: str = "image") -> sitk.Image:

@@ -220,3 +220,15 @@ def test_missing_and_unreadable_files_are_refused(tmp_path):
         path.write_bytes(data)
         with pytest.raises(InputError, match=re.escape(f"image {path} could not be read")):
             read_image(path)
+
+
+def test_dicom_series_with_uneven_slices_is_refused(realdata):
+    """CT2_pydicom: 4 slices at z = -99.5, 103.0, 104.3, 105.5 -- SimpleITK would stack them."""
+    with pytest.raises(InputError, match="not one evenly spaced stack.*202"):
+        read_image(realdata / "highdicom" / "CT2_pydicom")
+
+
+def test_dicom_series_slice_spacing_from_positions(realdata):
+    img = read_image(realdata / "dcmqi" / "ct-3slice")  # SliceThickness says 1.25; positions 1.0 apart
+    assert img.GetSize()[2] == 3
+    assert img.GetSpacing()[2] == pytest.approx(1.0, abs=1e-3)
