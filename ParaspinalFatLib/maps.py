@@ -84,15 +84,19 @@ def detect_pdff_scale(image: np.ndarray, declared: Optional[str] = None, source:
         if hi <= _OVERSHOOT * full:
             if lo < -_UNDERSHOOT * full:
                 break
-            if hi < _AMBIGUOUS * full and scale != "0-1000":
+            larger = [name for name, (f, _) in PDFF_SCALES.items() if f > full]
+            if not larger:
+                detail = ""
+            elif hi < _AMBIGUOUS * full:
                 detail = (f"no voxel is near pure fat (a crop without subcutaneous fat?), so a map stored "
-                          f"on a larger scale would look the same and every fat fraction would be off by "
-                          f"10x or 100x")
+                          f"as {' or '.join(larger)} would look the same and every fat fraction would be off "
+                          f"by 10x or more")
             else:
-                detail = "a map of fat-poor tissue stored on a larger scale can look the same"
+                detail = f"a map of fat-poor tissue stored as {' or '.join(larger)} could look the same"
             warnings.warn(
-                f"{source}: PDFF scale detected as {scale} (99.5th percentile {hi:.4g}); {detail}. "
-                f"Declare the scale (--pdff-scale / pdff_scale=) to be sure.",
+                f"{source}: PDFF scale detected as {scale} (99.5th percentile {hi:.4g})"
+                + (f"; {detail}" if detail else "")
+                + ". Declare the scale (--pdff-scale / pdff_scale=) to be sure.",
                 ParaspinalFatWarning, stacklevel=3,
             )
             return scale, f"detected (99.5th percentile {hi:.4g})"
