@@ -86,9 +86,12 @@ def select_rois(seg: Segmentation, segments: Optional[Sequence[str]], table, exc
         else:
             unmeasured = [s.name for s, p in parsed if p.kind == "other"]
             if unmeasured:
+                shown = ", ".join(repr(n) for n in unmeasured[:8])
+                more = f" and {len(unmeasured) - 8} more" if len(unmeasured) > 8 else ""
                 warnings.warn(
-                    f"{seg.source}: segment(s) {unmeasured} are not measured: their names are not known "
-                    f"muscles (measure them with --segments, or name them in a --names-table)",
+                    f"{seg.source}: {len(unmeasured)} segment(s) not measured because their names are not "
+                    f"known muscles: {shown}{more} (measure them with --segments, or name them in a "
+                    f"--names-table)",
                     ParaspinalFatWarning, stacklevel=3,
                 )
     if not chosen:

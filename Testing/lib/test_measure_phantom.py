@@ -383,7 +383,7 @@ def test_unknown_segment_names_are_reported_not_silently_dropped():
     renamed = seg.with_layers(seg.layers, seg.geometry)
     renamed.segments = [Segment("Segment_7 L4/5" if s.name == "ES_L_L4/5" else s.name, s.layer, s.label_value)
                         for s in seg.segments]
-    with pytest.warns(ParaspinalFatWarning, match=r"Segment_7 L4/5.*are not measured"):
+    with pytest.warns(ParaspinalFatWarning, match=r"1 segment\(s\) not measured.*'Segment_7 L4/5'"):
         table = measure_case(ph.image, renamed, pdff_scale="0-100")
     assert "Segment_7 L4/5" not in set(table["segment"]) and len(table) == 17
     table = measure_case(ph.image, renamed, pdff_scale="0-100",
