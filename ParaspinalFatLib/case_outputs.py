@@ -131,7 +131,7 @@ def write_qc_pictures(
     filled, numbers and grades annotated; cropped to the ROIs + ``crop_margin_mm``,
     None for the whole slice) and a sagittal overview with the level lines;
     returns the written paths."""
-    from .qc_pictures import RoiOverlay, render_level_slice, render_sagittal_overview
+    from .qc_pictures import RoiOverlay, render_level_slice
 
     qc_dir = Path(qc_dir)
     qc_dir.mkdir(parents=True, exist_ok=True)

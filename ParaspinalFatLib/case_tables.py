@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from .composition import EXCLUDED, FAT, LEAN, UNDEFINED, CompositionMethod, GroupContext
+from .composition import FAT, LEAN, UNDEFINED, CompositionMethod, GroupContext
 from .geometry import Geometry
 from .grading import add_grades
 from .groupstats import grouped_stats

@@ -11,7 +11,7 @@ from every statistic and counted in ``n_nan``.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional
 
 import numpy as np
 

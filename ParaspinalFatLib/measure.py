@@ -29,7 +29,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from . import io_image
-from .errors import InputError, LevelError, MeasurementError, ParaspinalFatWarning
+from .errors import InputError, ParaspinalFatWarning
 from .geometry import Geometry
 from .case_tables import level_table, roi_table, slice_table
 from .case_outputs import write_class_labelmap, write_qc_pictures

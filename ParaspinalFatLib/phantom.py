@@ -118,7 +118,6 @@ def make_phantom(
 
     nk, nj, ni = geometry.shape
     kk, jj, ii = np.meshgrid(np.arange(nk), np.arange(nj), np.arange(ni), indexing="ij")
-    ijk = np.stack([ii, jj, kk], axis=-1).astype(float)
     # in-plane patient coordinates of each voxel, measured within its own slice plane
     # (u along the i axis, v along the j axis), so ellipses are exact on oblique grids
     u = (ii - (ni - 1) / 2) * spacing[0]

@@ -1149,7 +1149,7 @@ def render_sagittal_overview(
     rgb8 = _to_uint8(_grey(view, lo, hi))
 
     img_w, img_h = _display_size(n_rows, n_cols, spacing, min_px_per_voxel, min_image_px, max_image_px)
-    pw, ph = img_w / n_cols, img_h / n_rows
+    ph = img_h / n_rows
     font_px = _auto_font_px(img_w, img_h) if font_size is None else float(font_size) * dpi / 72.0
     fs = _pt(font_px, dpi)
     fs_small = fs * 0.85
