@@ -132,7 +132,7 @@ def _floats(text: str):
 
 
 def _run_measure(args) -> int:
-    from .measure import measure
+    from .measurement.pipeline import measure
 
     levels = "all" if args.levels.strip().lower() == "all" else [x.strip() for x in args.levels.split(",") if x.strip()]
     result = measure(
@@ -190,7 +190,7 @@ def _run_phantom(args) -> int:
 def _run_demo(args) -> int:
     import numpy as np
 
-    from .measure import measure
+    from .measurement.pipeline import measure
     from .phantom import make_phantom, write_phantom
 
     out = Path(args.out)

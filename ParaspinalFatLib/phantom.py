@@ -104,7 +104,7 @@ def make_phantom(
     level_slices : tuple of 3 int
         Slice index of L3/4, L4/5 and L5/S1.
     """
-    from .maps import PDFF_SCALES
+    from .composition.pdff_scale import PDFF_SCALES
 
     full_scale = PDFF_SCALES[pdff_scale][0]
     rng = np.random.default_rng(seed)
@@ -255,7 +255,7 @@ def _crop(seg: Segmentation, margin: int = 2) -> Segmentation:
 def write_phantom(phantom: Phantom, folder, stem: str = "phantom") -> Dict[str, Path]:
     """Write the phantom's image (``<stem>_pdff.nrrd``), segmentation
     (``<stem>_muscles.seg.nrrd``) and truth (``<stem>_truth.csv``) into ``folder``."""
-    from .io_segmentation import write_seg_nrrd
+    from .io.slicer_seg import write_seg_nrrd
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

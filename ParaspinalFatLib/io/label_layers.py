@@ -1,0 +1,102 @@
+"""Integer label arrays: validation, compact voxel types and label counts.
+
+Helpers shared by the segmentation readers (labelmaps, Slicer ``.seg.nrrd``),
+the ``.seg.nrrd`` writer and the resampling: label layers are kept in the
+smallest unsigned integer type that holds their values, non-integer voxel
+values are refused, and segment names must be unique.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Sequence
+import numpy as np
+from ..errors import InputError
+from ..segmentation import Segment
+from .file_notes import FileNotes
+
+def dtype_for_max(vmax: int):
+    if vmax <= np.iinfo(np.uint8).max:
+        return np.uint8
+    if vmax <= np.iinfo(np.uint16).max:
+        return np.uint16
+    if vmax <= np.iinfo(np.uint32).max:
+        return np.uint32
+    return np.int64
+
+
+def to_label_layers(layers: np.ndarray, source: str, notes: FileNotes) -> np.ndarray:
+    """Integer (L, k, j, i) array in the smallest unsigned type; negatives -> 0 (warned)."""
+    a = layers
+    if a.dtype == np.bool_:
+        return a.astype(np.uint8)
+    if not np.issubdtype(a.dtype, np.integer):
+        if not np.issubdtype(a.dtype, np.floating):
+            raise InputError(f"{source}: voxel type {a.dtype} cannot hold segmentation labels.")
+        finite = np.isfinite(a)
+        if not finite.all():
+            raise InputError(
+                f"{source}: the segmentation contains NaN/inf voxels; a segmentation must hold "
+                "integer label values. Fix or re-export the labelmap."
+            )
+        frac = a != np.round(a)
+        if frac.any():
+            bad = a[frac]
+            raise InputError(
+                f"{source}: voxel type is {a.dtype} and {bad.size} voxel(s) hold non-integer "
+                f"values (e.g. {float(bad.flat[0]):g}); a segmentation must hold integer labels. "
+                "If this is a probability map, threshold it first; otherwise save the labelmap "
+                "with an integer voxel type."
+            )
+        vmin, vmax = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if vmax > np.iinfo(np.int64).max or vmin < np.iinfo(np.int64).min:
+            raise InputError(f"{source}: label values out of range ({vmin:g}..{vmax:g}).")
+        a = a.astype(np.int64)
+    vmin = int(a.min()) if a.size else 0
+    if vmin < 0:
+        neg = int(np.count_nonzero(a < 0))
+        notes.warn(f"{neg} voxel(s) have negative values (e.g. {vmin}); they are treated as "
+                   "background.")
+        a = np.where(a < 0, 0, a)
+    vmax = int(a.max()) if a.size else 0
+    target = np.dtype(dtype_for_max(vmax))
+    if a.dtype == target:
+        out = np.ascontiguousarray(a)
+        return out if out.flags.writeable else out.copy()
+    return np.ascontiguousarray(a.astype(target))
+
+
+def present_values(layer: np.ndarray) -> Dict[int, int]:
+    """{value: voxel count} of the non-zero values in an integer array."""
+    flat = layer.ravel()
+    if flat.size == 0:
+        return {}
+    if layer.dtype.itemsize <= 2 and np.issubdtype(layer.dtype, np.unsignedinteger):
+        counts = np.bincount(flat)
+        nz = np.nonzero(counts)[0]
+        return {int(v): int(counts[v]) for v in nz if v != 0}
+    values, counts = np.unique(flat, return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts) if v != 0}
+
+
+def compact_dtype(layers: np.ndarray):
+    if layers.size == 0:
+        return np.uint8
+    vmin = int(layers.min())
+    if vmin < 0:
+        return layers.dtype
+    return dtype_for_max(int(layers.max()))
+
+
+def check_unique_names(segments: Sequence[Segment], source: str, hint: str = "") -> None:
+    seen: Dict[str, Segment] = {}
+    for s in segments:
+        key = s.name.lower()
+        if key in seen:
+            other = seen[key]
+            raise InputError(
+                f"{source}: segment name '{s.name}' is used twice (layer {other.layer} value "
+                f"{other.label_value} and layer {s.layer} value {s.label_value}); names must be "
+                f"unique so that a muscle maps to exactly one segment"
+                f"{' (' + hint + ')' if hint else ''}. Rename one of them."
+            )
+        seen[key] = s

@@ -1,0 +1,184 @@
+"""Build the per-level, per-slice and whole-ROI tables of one case.
+
+All three tables are the same computation over different groupings of the
+gathered ROI voxels (:class:`~ParaspinalFatLib.voxels.RoiVoxels`):
+
+* per level: group = planned row (ROI x level slice window),
+* per slice: group = (ROI, slice),
+* whole ROI: group = ROI,
+
+so :func:`measure_groups` computes statistics and composition for any
+grouping, and the three ``*_table`` functions only choose the grouping and the
+descriptive columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+import numpy as np
+import pandas as pd
+from ..composition.methods import CompositionMethod
+from ..geometry import Geometry
+from .grading import add_grades
+from ..anatomy.level_names import level_sort_key
+from .planning import Roi, Row
+from ..schemas import COMPOSITION_COLUMNS, LEVEL_COLUMNS, ROI_COLUMNS, SLICE_COLUMNS
+from .voxels import RoiVoxels
+from .quantities import measure_groups, method_columns
+
+
+__all__ = ['level_table', 'slice_table', 'roi_table']
+
+def _finish(df: pd.DataFrame, columns: List[str]) -> pd.DataFrame:
+    for c in ("n_voxels", "n_nan", "n_below_noise"):
+        if c in df:
+            df[c] = df[c].fillna(0).astype(np.int64)
+    return df[columns]
+
+
+def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.ndarray, area: float,
+                method: CompositionMethod, subject: str, reference_roi: Optional[int] = None,
+                codes_out: Optional[np.ndarray] = None, grading: Optional[Dict[str, Any]] = None) -> pd.DataFrame:
+    """Per subject x muscle x side x level table (:data:`tables.LEVEL_COLUMNS`).
+
+    ``codes_out`` (optional, one int8 per gathered voxel) receives the class
+    code of every voxel measured in a row (see :mod:`composition`).
+    ``grading`` holds keyword arguments of :func:`grading.add_grades`.
+    """
+    n_rows = len(rows)
+    n_sl = np.array([r.window[1] - r.window[0] + 1 for r in rows], dtype=float)
+    cols: Dict[str, np.ndarray] = {}
+    ns = counts.shape[1]
+    key = vox.roi * ns + vox.slice_index
+    for members in _non_overlapping_passes(rows, counts.shape):
+        row_of = np.full(counts.size, -1, dtype=np.intp)
+        for r_i in members:
+            row = rows[r_i]
+            row_of[row.roi * ns + row.window[0]: row.roi * ns + row.window[1] + 1] = r_i
+        rid = row_of[key]
+        sel = np.flatnonzero(rid >= 0)
+        refs = None
+        if reference_roi is not None:
+            refs = [_reference_on_slices(vox, reference_roi, range(r.window[0], r.window[1] + 1)) for r in rows]
+        part = measure_groups(vox, sel, rid[sel], n_rows, method, [rois[r.roi].muscle for r in rows],
+                              area, n_sl, refs, codes_out)
+        idx = np.asarray(members)
+        for name, arr in part.items():
+            if name not in cols:
+                cols[name] = np.full(n_rows, np.nan, dtype=object if arr.dtype == object else float)
+            cols[name][idx] = arr[idx]
+    df = pd.DataFrame({
+        "subject": [subject] * n_rows,
+        "segment": [rois[r.roi].segment.name for r in rows],
+        "muscle": [rois[r.roi].muscle for r in rows],
+        "side": [rois[r.roi].side or "" for r in rows],
+        "level": [r.level for r in rows],
+        "level_source": [r.level_source for r in rows],
+        "slice_index": [r.slice_index for r in rows],
+        "slice_offset_mm": [r.slice_offset_mm for r in rows],
+        "n_slices": n_sl.astype(int),
+        "pixel_area_mm2": [area] * n_rows,
+        **method_columns(method, n_rows),
+        **{c: cols.get(c, np.full(n_rows, np.nan)) for c in COMPOSITION_COLUMNS},
+    })
+    if n_rows:
+        df["warnings"] = df["warnings"].fillna("")
+    df = add_grades(df, **(grading or {}))
+    df = _finish(df, LEVEL_COLUMNS)
+    order = sorted(range(n_rows), key=lambda i: (df.at[i, "muscle"], df.at[i, "side"], level_sort_key(df.at[i, "level"])))
+    return df.iloc[order].reset_index(drop=True)
+
+
+def _non_overlapping_passes(rows: List[Row], shape) -> List[List[int]]:
+    """Split rows into passes in which no (ROI, slice) belongs to two rows."""
+    passes: List[List[int]] = []
+    taken: List[np.ndarray] = []
+    for r_i, row in enumerate(rows):
+        span = slice(row.window[0], row.window[1] + 1)
+        for p_i, used in enumerate(taken):
+            if not used[row.roi, span].any():
+                passes[p_i].append(r_i)
+                used[row.roi, span] = True
+                break
+        else:
+            used = np.zeros(shape, bool)
+            used[row.roi, span] = True
+            taken.append(used)
+            passes.append([r_i])
+    return passes
+
+
+def _reference_on_slices(vox: RoiVoxels, reference_roi: int, slices) -> np.ndarray:
+    mask = (vox.roi == reference_roi) & np.isin(vox.slice_index, np.asarray(list(slices)))
+    return vox.value[mask].astype(np.float64)
+
+
+def slice_table(rois: List[Roi], vox: RoiVoxels, area: float, method: CompositionMethod, subject: str,
+                geometry: Geometry, axis: int, reference_roi: Optional[int] = None) -> pd.DataFrame:
+    """One row per ROI x slice where the ROI has voxels (:data:`tables.SLICE_COLUMNS`)."""
+    ns = vox.n_slices
+    sel = np.flatnonzero(vox.roi != (-1 if reference_roi is None else reference_roi))
+    key = vox.roi[sel] * ns + vox.slice_index[sel]
+    uniq, inverse = np.unique(key, return_inverse=True)
+    roi_idx, sl = uniq // ns, uniq % ns
+    refs = None
+    if reference_roi is not None:
+        refs = [_reference_on_slices(vox, reference_roi, [s]) for s in sl]
+    cols = measure_groups(vox, sel, inverse.ravel(), uniq.size, method, [rois[r].muscle for r in roi_idx],
+                          area, np.ones(uniq.size), refs)
+    normal = geometry.plane_normal(axis)
+    step = float(normal @ geometry.direction_matrix[:, axis]) * geometry.spacing[axis]
+    df = pd.DataFrame({
+        "subject": subject,
+        "segment": [rois[r].segment.name for r in roi_idx],
+        "muscle": [rois[r].muscle for r in roi_idx],
+        "side": [rois[r].side or "" for r in roi_idx],
+        "level": [rois[r].level or "" for r in roi_idx],
+        "slice_index": sl.astype(int),
+        "slice_position_mm": sl * step,  # distance of the slice plane from the origin along the normal
+        **method_columns(method, uniq.size),
+        **{c: cols[c] for c in COMPOSITION_COLUMNS},
+    })
+    return _finish(df, SLICE_COLUMNS)
+
+
+def roi_table(rois: List[Roi], vox: RoiVoxels, counts: np.ndarray, area: float, method: CompositionMethod,
+              subject: str, geometry: Geometry, reference_roi: Optional[int] = None) -> pd.DataFrame:
+    """Whole-ROI 3-D summary per segment (:data:`tables.ROI_COLUMNS`)."""
+    n = len(rois)
+    sel = np.flatnonzero(vox.roi < n)
+    refs = None
+    if reference_roi is not None:
+        refs = [vox.value[vox.roi == reference_roi].astype(np.float64)] * n
+    vox_ml = geometry.voxel_volume_mm3() / 1000.0
+    # area 1 and one "slice": the *_csa_mm2 columns are voxel counts, converted to mL below
+    cols = measure_groups(vox, sel, vox.roi[sel], n, method, [r.muscle for r in rois],
+                          1.0, np.ones(n), refs)
+    present = counts[:n] > 0
+    n_present = present.sum(axis=1)
+    total = counts[:n].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_csa = np.where(n_present > 0, total * area / np.maximum(n_present, 1), np.nan)
+    max_csa = np.where(n_present > 0, counts[:n].max(axis=1) * area, np.nan)
+    first = np.array([np.flatnonzero(p)[0] if p.any() else -1 for p in present])
+    last = np.array([np.flatnonzero(p)[-1] if p.any() else -1 for p in present])
+    df = pd.DataFrame({
+        "subject": subject,
+        "segment": [r.segment.name for r in rois],
+        "muscle": [r.muscle for r in rois],
+        "side": [r.side or "" for r in rois],
+        "level": [r.level or "" for r in rois],
+        "volume_ml": cols["n_voxels"] * vox_ml,
+        "n_slices": n_present,
+        "first_slice": first,
+        "last_slice": last,
+        "mean_csa_mm2": mean_csa,
+        "max_csa_mm2": max_csa,
+        "fat_volume_ml": cols["fat_csa_mm2"] * vox_ml,
+        "lean_volume_ml": cols["lean_csa_mm2"] * vox_ml,
+        "undefined_volume_ml": cols["undefined_csa_mm2"] * vox_ml,
+        **method_columns(method, n),
+        "fat_volume_ratio": cols["fat_area_ratio"],
+        **{c: cols[c] for c in COMPOSITION_COLUMNS if not c.endswith("_csa_mm2") and c != "fat_area_ratio"},
+    })
+    return _finish(df, ROI_COLUMNS)

@@ -1,0 +1,558 @@
+"""Semi-quantitative grades of paraspinal muscle fat infiltration (Goutallier, Kjaer).
+
+Both scales were defined for visual reading.  This module turns a measured fat
+percentage into a grade with explicit, configurable cut-offs:
+
+* :func:`goutallier_grade` -- Goutallier 0-4 (0 normal muscle; 1 some fatty
+  streaks; 2 fat present but less than muscle; 3 fat equal to muscle; 4 fat
+  more than muscle).  Goutallier et al. 1994 [1]_; adapted to MRI by Fuchs et
+  al. 1999 [2]_.
+* :func:`kjaer_grade` -- the modified 3-grade lumbar scale of Kjaer et al. 2007
+  [3]_: 0 normal (< 10 % fat), 1 slight (10-50 %), 2 severe (> 50 %).
+* :func:`add_grades` -- add ``grade_fat_pct``, ``grade_source``, ``goutallier``
+  and ``kjaer`` to a per-level table (:data:`ParaspinalFatLib.tables.LEVEL_COLUMNS`).
+* :func:`grade_summary` -- per subject x muscle x level: the grade of each side
+  and of left + right together, and per side the mean grade over the levels
+  and over L3/4-L5/S1.
+
+Missing values
+--------------
+The grade functions return **float64 arrays** holding the integer grades
+0.0, 1.0, ... and ``NaN`` where the fat percentage is missing (NaN, +-inf or
+pandas NA).  In tables, :func:`add_grades` stores grades as the pandas
+nullable integer dtype ``"Int64"`` (missing = ``<NA>``, written as an empty
+CSV field); :func:`grade_summary` uses float64 because its mean rows hold
+non-integer means.
+
+Which fat percentage is graded
+------------------------------
+For PDFF / Dixon maps the mean fat fraction inside the ROI
+(``fat_fraction_pct``); for CT, T1- or T2-weighted images, which have no
+quantitative fat fraction, the fat area percentage ``100 * fat_area_ratio``
+(voxels classified as fat / finite ROI voxels).  The two are **not**
+interchangeable: a visually normal muscle has a PDFF of some 5-15 % from
+intramyocellular lipid and partial volume, while its thresholded fat area can
+be close to 0 %.  Cut-offs calibrated on one should not be used on the other
+without checking; both are parameters.
+
+References
+----------
+.. [1] Goutallier D, Postel JM, Bernageau J, Lavau L, Voisin MC. Fatty muscle
+   degeneration in cuff ruptures. Pre- and postoperative evaluation by CT scan.
+   Clin Orthop Relat Res. 1994;(304):78-83.  (Grades first proposed in 1989.)
+.. [2] Fuchs B, Weishaupt D, Zanetti M, Hodler J, Gerber C. Fatty degeneration
+   of the muscles of the rotator cuff: assessment by computed tomography versus
+   magnetic resonance imaging. J Shoulder Elbow Surg. 1999;8(6):599-605.
+.. [3] Kjaer P, Bendix T, Sorensen JS, Korsholm L, Leboeuf-Yde C. Are
+   MRI-defined fat infiltrations in the multifidus muscles associated with low
+   back pain? BMC Med. 2007;5:2.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Sequence, Tuple
+import numpy as np
+import pandas as pd
+from ..errors import InputError
+from ..anatomy.level_names import level_sort_key
+from ..schemas import LOWER_LUMBAR_LABEL, LOWER_LUMBAR_LEVELS
+
+
+__all__ = ['GOUTALLIER_CUTOFFS', 'KJAER_CUTOFFS', 'GRADE_SOURCES', 'ALL_LEVELS_LABEL', 'GRADE_SUMMARY_COLUMNS', 'goutallier_grade', 'kjaer_grade', 'add_grades', 'grade_summary']
+
+# -----------------------------------------------------------------------------
+# THIS PROJECT'S CONVENTION for quantitative Goutallier grading.
+#
+# There are no consensus quantitative cut-offs for the Goutallier grades: the
+# scale is visual [1, 2].  The default below is this project's own translation
+# of the verbal definitions into fat % (of ROI area, or mean PDFF), built from:
+#   * 10 %  grade 0 | 1  -- the upper limit of "normal" muscle in the lumbar
+#                           3-grade scale of Kjaer et al. 2007 [3], so that
+#                           Goutallier 0 and Kjaer 0 coincide;
+#   * 40 %  grade 2 | 3  -- "fat = muscle" read as neither tissue exceeding the
+#   * 60 %  grade 3 | 4     other by more than half (fat:muscle between 2:3 and
+#                           3:2, i.e. 40-60 % fat, symmetric about 50 %);
+#   * 25 %  grade 1 | 2  -- the midpoint of 10 % and 40 %, splitting "some fatty
+#                           streaks" and "fat < muscle" into equal widths
+#                           (fat:muscle 1:3).
+# It is not taken from a published cut-off table.  To reproduce a paper, pass
+# that paper's cut-offs.  Grade g is assigned when
+#     cutoffs[g-1] <= x < cutoffs[g]      (cutoffs[-1] = -inf, cutoffs[4] = +inf)
+# i.e. grade 0: x < 10; 1: 10 <= x < 25; 2: 25 <= x < 40; 3: 40 <= x < 60;
+# 4: x >= 60.
+# -----------------------------------------------------------------------------
+#: lower bounds (fat %) of Goutallier grades 1, 2, 3, 4 -- this project's convention
+GOUTALLIER_CUTOFFS: Tuple[float, float, float, float] = (10.0, 25.0, 40.0, 60.0)
+#: Kjaer et al. 2007: grade 0 < 10 %, grade 1 10-50 % (both ends included), grade 2 > 50 %
+KJAER_CUTOFFS: Tuple[float, float] = (10.0, 50.0)
+#: values of ``source`` accepted by :func:`add_grades` / :func:`grade_summary`
+GRADE_SOURCES: Tuple[str, ...] = ("auto", "fat_fraction_pct", "fat_area_pct")
+#: level label of the mean over all graded levels in :func:`grade_summary`
+ALL_LEVELS_LABEL = "mean all levels"
+#: columns of :func:`grade_summary`
+GRADE_SUMMARY_COLUMNS: List[str] = [
+    "subject", "muscle", "level", "side", "grade_fat_pct", "grade_source",
+    "goutallier", "kjaer", "n_levels",
+]
+_SIDE_ORDER = {"left": 0, "right": 1, "combined": 2, "": 3}
+_RATIO_TOL = 1e-9
+# =============================================================================
+# grades of numbers
+# =============================================================================
+def goutallier_grade(fat_pct: Any, cutoffs: Sequence[float] = GOUTALLIER_CUTOFFS) -> np.ndarray:
+    """Goutallier grade 0-4 of fat percentages.
+
+    Grade ``g`` is given when ``cutoffs[g-1] <= x < cutoffs[g]`` (half-open
+    intervals, closed below), with ``cutoffs[-1] = -inf`` and
+    ``cutoffs[4] = +inf``.  With the default cut-offs (this project's
+    convention, see the module comment; not a published standard):
+
+    ====== ================================ ======================
+    grade  Goutallier 1994                  fat %
+    ====== ================================ ======================
+    0      normal muscle                    x < 10
+    1      some fatty streaks               10 <= x < 25
+    2      fat present, less than muscle    25 <= x < 40
+    3      fat equal to muscle              40 <= x < 60
+    4      fat more than muscle             x >= 60
+    ====== ================================ ======================
+
+    Parameters
+    ----------
+    fat_pct : float or array_like
+        Fat percentage(s), 0-100 (mean PDFF % or fat area %).  NaN, +-inf and
+        pandas NA mean "not measured".  Values outside 0-100 (noise in PDFF
+        maps) are graded like any other number.
+    cutoffs : sequence of 4 float
+        Strictly increasing, finite lower bounds of grades 1, 2, 3 and 4, in %.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array of the shape of ``fat_pct`` (0-d for a scalar) holding
+        0.0-4.0, NaN where the input is missing.
+
+    Raises
+    ------
+    InputError
+        If ``cutoffs`` does not hold 4 finite, strictly increasing numbers, or
+        ``fat_pct`` is not numeric.
+
+    Examples
+    --------
+    >>> goutallier_grade([5.0, 10.0, 39.9, 60.0, float("nan")]).tolist()
+    [0.0, 1.0, 2.0, 4.0, nan]
+    """
+    cut = _check_cutoffs(cutoffs, 4, "Goutallier")
+    x = _as_float_array(fat_pct, "fat_pct")
+    grade = np.zeros(x.shape, dtype=float)
+    for c in cut:
+        grade += x >= c
+    grade[~np.isfinite(x)] = np.nan
+    return grade
+
+
+def kjaer_grade(fat_pct: Any, cutoffs: Sequence[float] = KJAER_CUTOFFS) -> np.ndarray:
+    """Kjaer 3-grade lumbar scale (Kjaer et al. 2007) of fat percentages.
+
+    The published text is followed literally: grade 0 "< 10 %", grade 1
+    "10-50 %" (both ends included), grade 2 "> 50 %".  With
+    ``cutoffs = (c0, c1)``::
+
+        grade 0:  x <  c0
+        grade 1:  c0 <= x <= c1
+        grade 2:  x >  c1
+
+    So exactly 10 % is grade 1 and exactly 50 % is grade 1; the next float
+    above 50 is grade 2.  Note that the upper interval is closed at ``c1``,
+    unlike the half-open convention of :func:`goutallier_grade`.
+
+    Parameters
+    ----------
+    fat_pct : float or array_like
+        Fat percentage(s), 0-100.  NaN, +-inf and pandas NA mean missing.
+    cutoffs : sequence of 2 float
+        Strictly increasing, finite (c0, c1) in %; default (10, 50).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array of the shape of ``fat_pct`` holding 0.0, 1.0 or 2.0,
+        NaN where the input is missing.
+
+    Raises
+    ------
+    InputError
+        If ``cutoffs`` does not hold 2 finite, strictly increasing numbers, or
+        ``fat_pct`` is not numeric.
+
+    Examples
+    --------
+    >>> kjaer_grade([9.99, 10.0, 50.0, 50.01]).tolist()
+    [0.0, 1.0, 1.0, 2.0]
+    """
+    c0, c1 = _check_cutoffs(cutoffs, 2, "Kjaer")
+    x = _as_float_array(fat_pct, "fat_pct")
+    grade = np.zeros(x.shape, dtype=float)
+    grade += x >= c0
+    grade += x > c1
+    grade[~np.isfinite(x)] = np.nan
+    return grade
+
+
+# =============================================================================
+# tables
+# =============================================================================
+def add_grades(
+    levels: pd.DataFrame,
+    source: str = "auto",
+    goutallier_cutoffs: Sequence[float] = GOUTALLIER_CUTOFFS,
+    kjaer_cutoffs: Sequence[float] = KJAER_CUTOFFS,
+) -> pd.DataFrame:
+    """Add Goutallier and Kjaer grades to a per-level table.
+
+    Parameters
+    ----------
+    levels : pandas.DataFrame
+        Per-level (or per-slice) table with ``fat_fraction_pct`` and/or
+        ``fat_area_ratio`` (:data:`ParaspinalFatLib.tables.LEVEL_COLUMNS`).
+    source : {"auto", "fat_fraction_pct", "fat_area_pct"}
+        Which fat percentage is graded, per row:
+
+        * ``"fat_fraction_pct"`` -- the mean fat fraction (PDFF / Dixon maps);
+        * ``"fat_area_pct"`` -- ``100 * fat_area_ratio`` (CT, T1/T2 or a
+          thresholded PDFF map);
+        * ``"auto"`` -- ``fat_fraction_pct`` where it is not NaN, else
+          ``100 * fat_area_ratio``.  A table lacking one of the two columns is
+          treated as if that column were all NaN.
+    goutallier_cutoffs : sequence of 4 float
+        See :func:`goutallier_grade`.
+    kjaer_cutoffs : sequence of 2 float
+        See :func:`kjaer_grade`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``levels`` (same index) with these columns added or replaced:
+
+        ``grade_fat_pct`` (float64)
+            The fat % that was graded (NaN when none was available).
+        ``grade_source`` (str)
+            ``"fat_fraction_pct"``, ``"fat_area_pct"`` or ``""`` (nothing to grade).
+        ``goutallier``, ``kjaer`` (Int64)
+            The grades; ``<NA>`` where ``grade_fat_pct`` is NaN.
+
+    Raises
+    ------
+    InputError
+        Unknown ``source``; the column(s) the source needs are missing;
+        a ``fat_area_ratio`` outside 0..1 (a percentage stored as a ratio?);
+        bad cut-offs.
+    """
+    _check_cutoffs(goutallier_cutoffs, 4, "Goutallier")
+    _check_cutoffs(kjaer_cutoffs, 2, "Kjaer")
+    pct, src = _grade_input(levels, source)
+    out = levels.copy()
+    out["grade_fat_pct"] = pct
+    out["grade_source"] = src
+    out["goutallier"] = pd.array(goutallier_grade(pct, goutallier_cutoffs), dtype="Int64")
+    out["kjaer"] = pd.array(kjaer_grade(pct, kjaer_cutoffs), dtype="Int64")
+    return out
+
+
+def grade_summary(
+    levels: pd.DataFrame,
+    source: str = "auto",
+    goutallier_cutoffs: Sequence[float] = GOUTALLIER_CUTOFFS,
+    kjaer_cutoffs: Sequence[float] = KJAER_CUTOFFS,
+) -> pd.DataFrame:
+    """Grades per side and of left + right together, and their means over levels.
+
+    Rows (tidy, :data:`GRADE_SUMMARY_COLUMNS`), for every subject x muscle:
+
+    * for every level, one row per ``side``:
+
+      ``"left"``, ``"right"``
+          that side's grade.  Several ROIs of one side and level (e.g. two
+          named segments) are pooled as below.
+      ``"combined"``
+          the grade of left + right taken as one ROI (a row whenever both
+          sides were measured; NaN unless both have a fat % from the same
+          source):
+
+          - fat area %: ``100 * (fat_csa_L + fat_csa_R) / (A_L + A_R)``;
+          - mean fat fraction: the area-weighted mean ``(FF_L * A_L + FF_R *
+            A_R) / (A_L + A_R)``;
+
+          where ``A`` is the finite-voxel area ``fat_csa_mm2 + lean_csa_mm2``
+          (the area ``fat_area_ratio`` and the mean FF are taken over), or
+          ``csa_mm2`` where those are missing.  Both equal the value that one
+          ROI covering both sides would give, and equal the textbook
+          ``(fat_csa_L + fat_csa_R) / (csa_L + csa_R)`` when no ROI voxel is NaN.
+      ``""``
+          a muscle measured as one bilateral ROI without side.
+
+    * per side, two mean rows:
+
+      ``level = "mean all levels"``
+          mean of that side's grades over all levels with a grade.
+      ``level = "mean L3/4-L5/S1"``
+          mean over L3/4, L4/5 and L5/S1, only when all three have a grade
+          (else NaN); the label of :func:`ParaspinalFatLib.tables.summarize`.
+          Present for a side measured at one or more of the three levels.
+
+    A mean of grades is not the grade of the mean fat %; mean rows have
+    ``grade_fat_pct`` NaN and ``grade_source`` ``""``.
+
+    Parameters
+    ----------
+    levels : pandas.DataFrame
+        Per-level table with ``subject``, ``muscle``, ``side``, ``level``,
+        ``csa_mm2`` and the column(s) ``source`` needs (see :func:`add_grades`).
+    source : {"auto", "fat_fraction_pct", "fat_area_pct"}
+        See :func:`add_grades`; ``"auto"`` decides per ROI row.
+    goutallier_cutoffs, kjaer_cutoffs : sequence of float
+        See :func:`goutallier_grade` and :func:`kjaer_grade`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns:
+
+        ``subject``, ``muscle``, ``level``, ``side``
+            Keys (``level`` also the two mean labels).
+        ``grade_fat_pct`` (float64)
+            The fat % graded (pooled for ``combined``); NaN in mean rows.
+        ``grade_source`` (str)
+            ``"fat_fraction_pct"``, ``"fat_area_pct"``, ``"mixed"`` (left and
+            right from different sources: no combined grade) or ``""``.
+        ``goutallier``, ``kjaer`` (float64)
+            Integer grades in level rows, means in mean rows; NaN if missing.
+        ``n_levels`` (int)
+            1 in level rows (0 if ungraded); in mean rows the number of
+            levels averaged (for the L3/4-L5/S1 row: how many of the three
+            have a grade).
+
+    Raises
+    ------
+    InputError
+        A required column is missing, unknown ``source``, a ``fat_area_ratio``
+        outside 0..1, or bad cut-offs.
+    """
+    _check_cutoffs(goutallier_cutoffs, 4, "Goutallier")
+    _check_cutoffs(kjaer_cutoffs, 2, "Kjaer")
+    _require(levels, ("subject", "muscle", "side", "level", "csa_mm2"), "grade_summary")
+    pct, src = _grade_input(levels, source)
+    area = _finite_area(levels)
+    keys = ["subject", "muscle", "level"]
+    work = pd.DataFrame({
+        "subject": levels["subject"].to_numpy(dtype=object),
+        "muscle": levels["muscle"].to_numpy(dtype=object),
+        "level": levels["level"].to_numpy(dtype=object),
+        "side": _side_labels(levels["side"]),
+        "pct": pct,
+        "src": src,
+        "ok": np.isfinite(pct),
+        "pw": pct * area,
+        "area": area,
+        "area_ok": np.isfinite(area) & (area >= 0),
+    })
+
+    per_side = _pool(work, keys + ["side"])
+    lr = work[work["side"].isin(["left", "right"])]
+    combined = _pool(lr, keys)
+    combined = combined[combined["n_sides"].to_numpy() == 2].copy()
+    combined["side"] = "combined"
+    level_rows = pd.concat([per_side.reset_index(), combined.reset_index()], ignore_index=True)
+    level_rows["goutallier"] = goutallier_grade(level_rows["grade_fat_pct"], goutallier_cutoffs)
+    level_rows["kjaer"] = kjaer_grade(level_rows["grade_fat_pct"], kjaer_cutoffs)
+    level_rows["n_levels"] = np.isfinite(level_rows["goutallier"].to_numpy(dtype=float)).astype(int)
+
+    def level_mean(rows: pd.DataFrame, label: str, need: Optional[int]) -> pd.DataFrame:
+        g = rows.groupby(["subject", "muscle", "side"], sort=False, dropna=False)
+        m = g.agg(goutallier=("goutallier", "mean"), kjaer=("kjaer", "mean"),
+                  n_levels=("goutallier", "count")).reset_index()
+        if need is not None:
+            m.loc[m["n_levels"] < need, ["goutallier", "kjaer"]] = np.nan
+        m["level"] = label
+        m["grade_fat_pct"] = np.nan
+        m["grade_source"] = ""
+        return m
+
+    parts = [level_rows, level_mean(level_rows, ALL_LEVELS_LABEL, None)]
+    lower = level_rows[level_rows["level"].isin(list(LOWER_LUMBAR_LEVELS))]
+    if len(lower):
+        parts.append(level_mean(lower, LOWER_LUMBAR_LABEL, len(LOWER_LUMBAR_LEVELS)))
+    out = pd.concat([p[GRADE_SUMMARY_COLUMNS] for p in parts], ignore_index=True)
+
+    measured = [lv for lv in pd.unique(level_rows["level"]) if not _is_missing(lv)]
+    rank = {lv: i for i, lv in enumerate(sorted(measured, key=_level_key))}
+    missing_rank = len(measured)  # rows without a level: after the levels, before the means
+    rank[ALL_LEVELS_LABEL] = missing_rank + 1
+    rank[LOWER_LUMBAR_LABEL] = missing_rank + 2
+    out["_lrank"] = [missing_rank if _is_missing(lv) else rank[lv] for lv in out["level"]]
+    out["_srank"] = [_SIDE_ORDER.get(s, len(_SIDE_ORDER)) for s in out["side"]]
+    out = out.sort_values(["subject", "muscle", "_lrank", "_srank"], kind="mergesort")
+    out = out.drop(columns=["_lrank", "_srank"]).reset_index(drop=True)
+    for col in ("grade_fat_pct", "goutallier", "kjaer"):
+        out[col] = out[col].astype(float)
+    out["n_levels"] = out["n_levels"].astype(int)
+    return out
+
+
+# =============================================================================
+# helpers
+# =============================================================================
+def _check_cutoffs(cutoffs: Any, n: int, scale: str) -> Tuple[float, ...]:
+    try:
+        values = tuple(float(c) for c in cutoffs)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"{scale} cut-offs must be a sequence of {n} numbers (fat %), got {cutoffs!r}"
+        ) from None
+    if len(values) != n:
+        raise InputError(
+            f"{scale} cut-offs: expected {n} values (lower bounds of grades 1..{n}, in %), "
+            f"got {len(values)}: {list(values)}"
+        )
+    if not all(np.isfinite(values)):
+        raise InputError(f"{scale} cut-offs must be finite numbers, got {list(values)}")
+    for a, b in zip(values[:-1], values[1:]):
+        if not b > a:
+            raise InputError(
+                f"{scale} cut-offs must be strictly increasing, got {list(values)} "
+                f"({b:g} does not exceed {a:g})"
+            )
+    return values
+
+
+def _as_float_array(values: Any, name: str) -> np.ndarray:
+    try:
+        if isinstance(values, (pd.Series, pd.Index)) or hasattr(values, "to_numpy"):
+            arr = values.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            arr = np.array(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be numeric (fat %), could not convert it: {exc}") from None
+    return np.array(arr, dtype=float, copy=True)
+
+
+def _require(levels: Any, columns: Sequence[str], what: str) -> None:
+    if not isinstance(levels, pd.DataFrame):
+        raise InputError(f"{what}: expected a pandas DataFrame (per-level table), got {type(levels).__name__}")
+    missing = [c for c in columns if c not in levels.columns]
+    if missing:
+        raise InputError(
+            f"{what}: the table has no column {', '.join(repr(c) for c in missing)} "
+            f"(per-level table columns: ParaspinalFatLib.tables.LEVEL_COLUMNS)"
+        )
+
+
+def _column(levels: pd.DataFrame, name: str) -> np.ndarray:
+    return _as_float_array(levels[name], f"column '{name}'")
+
+
+def _grade_input(levels: pd.DataFrame, source: str) -> Tuple[np.ndarray, np.ndarray]:
+    """The fat % to grade and its source label, per row."""
+    if not isinstance(source, str) or source not in GRADE_SOURCES:
+        raise InputError(f"source must be one of {', '.join(GRADE_SOURCES)}; got {source!r}")
+    if not isinstance(levels, pd.DataFrame):
+        raise InputError(f"expected a pandas DataFrame (per-level table), got {type(levels).__name__}")
+    n = len(levels)
+    if source == "fat_fraction_pct":
+        _require(levels, ("fat_fraction_pct",), "source='fat_fraction_pct'")
+    elif source == "fat_area_pct":
+        _require(levels, ("fat_area_ratio",), "source='fat_area_pct'")
+    elif "fat_fraction_pct" not in levels.columns and "fat_area_ratio" not in levels.columns:
+        raise InputError(
+            "source='auto': the table has neither column 'fat_fraction_pct' nor 'fat_area_ratio'; "
+            "nothing to grade"
+        )
+    ff = _column(levels, "fat_fraction_pct") if "fat_fraction_pct" in levels.columns else np.full(n, np.nan)
+    area_pct = np.full(n, np.nan)
+    if source != "fat_fraction_pct" and "fat_area_ratio" in levels.columns:
+        ratio = _column(levels, "fat_area_ratio")
+        use = np.isfinite(ratio) if source == "fat_area_pct" else np.isfinite(ratio) & ~np.isfinite(ff)
+        bad = use & ((ratio < -_RATIO_TOL) | (ratio > 1.0 + _RATIO_TOL))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"fat_area_ratio must be a fraction 0..1, but row {levels.index[i]!r} has "
+                f"{ratio[i]:g} ({int(bad.sum())} row(s) out of range); was a percentage "
+                f"stored in fat_area_ratio?"
+            )
+        area_pct = 100.0 * ratio
+    ff_ok = np.isfinite(ff)
+    area_ok = np.isfinite(area_pct)
+    if source == "fat_fraction_pct":
+        pct = np.where(ff_ok, ff, np.nan)
+        src = np.where(ff_ok, "fat_fraction_pct", "")
+    elif source == "fat_area_pct":
+        pct = np.where(area_ok, area_pct, np.nan)
+        src = np.where(area_ok, "fat_area_pct", "")
+    else:
+        pct = np.where(ff_ok, ff, np.where(area_ok, area_pct, np.nan))
+        src = np.where(ff_ok, "fat_fraction_pct", np.where(area_ok, "fat_area_pct", ""))
+    return pct.astype(float), src.astype(object)
+
+
+def _finite_area(levels: pd.DataFrame) -> np.ndarray:
+    """Per row: the area the fat % refers to -- the classified area
+    fat + lean + undefined CSA (``fat_area_ratio`` is fat / classified voxels; PDFF
+    and Dixon have no undefined class, so there it is fat + lean) -- else csa_mm2."""
+    csa = _column(levels, "csa_mm2")
+    if "fat_csa_mm2" in levels.columns and "lean_csa_mm2" in levels.columns:
+        fl = _column(levels, "fat_csa_mm2") + _column(levels, "lean_csa_mm2")
+        if "undefined_csa_mm2" in levels.columns:
+            und = _column(levels, "undefined_csa_mm2")
+            fl = fl + np.where(np.isfinite(und), und, 0.0)
+        return np.where(np.isfinite(fl), fl, csa)
+    return csa
+
+
+def _side_labels(side: pd.Series) -> np.ndarray:
+    out = []
+    for s in side.tolist():
+        if s is None or (isinstance(s, float) and np.isnan(s)) or s is pd.NA:
+            out.append("")
+        else:
+            out.append(str(s))
+    return np.array(out, dtype=object)
+
+
+def _pool(work: pd.DataFrame, keys: List[str]) -> pd.DataFrame:
+    """Fat % of the ROIs of each group read as one ROI (area-weighted).
+
+    NaN when any ROI of the group is ungraded, when sources differ
+    (``grade_source = "mixed"``) or, for several ROIs, when an area is missing.
+    """
+    g = work.groupby(keys, sort=False, dropna=False)
+    agg = g.agg(
+        n=("pct", "size"), n_ok=("ok", "sum"), n_src=("src", "nunique"),
+        first=("pct", "first"), src=("src", "first"),
+        pw=("pw", "sum"), w=("area", "sum"), w_ok=("area_ok", "all"), n_sides=("side", "nunique"),
+    )
+    n = agg["n"].to_numpy()
+    all_ok = (agg["n_ok"].to_numpy() == n)
+    mixed = all_ok & (agg["n_src"].to_numpy() > 1)
+    w = agg["w"].to_numpy(dtype=float)
+    weighted_ok = agg["w_ok"].to_numpy(dtype=bool) & (w > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weighted = agg["pw"].to_numpy(dtype=float) / w
+    value = np.where(n == 1, agg["first"].to_numpy(dtype=float), np.where(weighted_ok, weighted, np.nan))
+    value = np.where(all_ok & ~mixed, value, np.nan)
+    source = np.where(mixed, "mixed", np.where(all_ok, agg["src"].to_numpy(dtype=object), ""))
+    return pd.DataFrame(
+        {"grade_fat_pct": value, "grade_source": source.astype(object), "n_sides": agg["n_sides"].to_numpy()},
+        index=agg.index,
+    )
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
+def _level_key(level: Any) -> Tuple[float, str]:
+    if isinstance(level, str):
+        return level_sort_key(level)
+    return (float("inf"), str(level))

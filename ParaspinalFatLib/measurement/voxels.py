@@ -1,0 +1,113 @@
+"""Gather the voxels of all ROIs in one pass per segmentation layer.
+
+The non-zero voxels of each layer are found once
+(:meth:`Segmentation.labelled_voxels`, restricted to the labels' bounding box)
+and mapped to ROI numbers through a lookup table, so the cost does not grow
+with the number of ROIs.  Masks touching the image border are kept as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+import numpy as np
+from ..segmentation import LabelledVoxels, Segmentation
+
+
+__all__ = ['RoiVoxels', 'gather_roi_voxels']
+
+@dataclass
+class RoiVoxels:
+    """Voxels of all ROIs: parallel arrays, one entry per (ROI, voxel).
+
+    Attributes
+    ----------
+    roi : numpy.ndarray of intp
+        ROI number (index into the caller's ROI list).
+    slice_index : numpy.ndarray of intp
+        Index of the voxel along the slice axis.
+    value : numpy.ndarray
+        Image value (raw, not converted).
+    n_rois, n_slices : int
+        Sizes of the ROI and slice ranges.
+    water : numpy.ndarray or None
+        Second image's values at the same voxels (Dixon water), if gathered.
+    """
+
+    roi: np.ndarray
+    slice_index: np.ndarray
+    value: np.ndarray
+    n_rois: int
+    n_slices: int
+    water: Optional[np.ndarray] = None
+    parts: List[Tuple[LabelledVoxels, Optional[np.ndarray]]] = field(default_factory=list, repr=False)
+
+    def positions(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(k, j, i)`` array indices of every gathered voxel (computed on demand)."""
+        if not self.parts:
+            empty = np.zeros(0, np.intp)
+            return empty, empty, empty
+        return tuple(np.concatenate([found.index(axis, sel) for found, sel in self.parts]) for axis in range(3))
+
+    def counts_per_slice(self) -> np.ndarray:
+        """Voxel count per (ROI, slice) as an ``(n_rois, n_slices)`` array."""
+        key = self.roi * self.n_slices + self.slice_index
+        return np.bincount(key, minlength=self.n_rois * self.n_slices).reshape(self.n_rois, self.n_slices)
+
+
+def gather_roi_voxels(
+    image: np.ndarray,
+    segmentation: Segmentation,
+    roi_keys: Sequence[Tuple[int, int]],
+    slice_axis: int,
+    water: Optional[np.ndarray] = None,
+) -> RoiVoxels:
+    """Collect every voxel of every ROI.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Intensity array ``[k, j, i]``.
+    segmentation : Segmentation
+        Label layers on the same grid as ``image``.
+    roi_keys : sequence of (layer, label_value)
+        The ROIs, in output order; ROI number = position in this list.
+    slice_axis : int
+        ITK axis (0 = i, 1 = j, 2 = k) along which slices are counted.
+    water : numpy.ndarray, optional
+        A second image on the same grid gathered at the same voxels (Dixon).
+
+    Returns
+    -------
+    RoiVoxels
+    """
+    if image.shape != segmentation.layers.shape[1:]:
+        raise ValueError(f"image shape {image.shape} != segmentation shape {segmentation.layers.shape[1:]}")
+    n_slices = image.shape[2 - slice_axis]
+    by_layer: Dict[int, Dict[int, int]] = {}
+    for number, (layer, value) in enumerate(roi_keys):
+        by_layer.setdefault(int(layer), {})[int(value)] = number
+    rois, slices, values, waters, parts = [], [], [], [], []
+    for layer, mapping in by_layer.items():
+        found = segmentation.labelled_voxels(layer)
+        if found.flat.size == 0:
+            continue
+        labels = found.labels
+        lut = np.full(int(max(max(mapping), int(labels.max()))) + 1, -1, dtype=np.intp)
+        for value, number in mapping.items():
+            lut[value] = number
+        roi = lut[labels]
+        keep = roi >= 0
+        select = None if keep.all() else keep
+        rois.append(roi if select is None else roi[select])
+        slices.append(found.index(2 - slice_axis, select))
+        values.append(found.take(image, select))
+        parts.append((found, select))
+        if water is not None:
+            waters.append(found.take(water, select))
+    if rois:
+        return RoiVoxels(np.concatenate(rois), np.concatenate(slices), np.concatenate(values), len(roi_keys),
+                         n_slices, np.concatenate(waters) if water is not None else None, parts)
+    empty = np.zeros(0, np.intp)
+    return RoiVoxels(empty, empty, np.zeros(0, image.dtype), len(roi_keys), n_slices,
+                     np.zeros(0, water.dtype) if water is not None else None)
