@@ -9,34 +9,15 @@ Sub-commands
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import List, Optional
 
-import pandas as pd
-
 from .errors import ParaspinalFatError
+from .report.case_files import write_csv_atomic
 
-__all__ = ["main", "write_csv_atomic"]
-
-
-def write_csv_atomic(df: pd.DataFrame, path) -> Path:
-    """Write ``df`` to ``path`` via a temporary file + rename (never a half-written CSV)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            df.to_csv(fh, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+__all__ = ["main", "build_parser"]
 
 
 def _side_paths(output: Path):
@@ -170,7 +151,9 @@ def _run_measure(args) -> int:
     return 0
 
 
-def _print_levels(df: pd.DataFrame) -> None:
+def _print_levels(df: "pd.DataFrame") -> None:
+    import pandas as pd
+
     cols = [c for c in ("muscle", "side", "level", "slice_index", "slice_offset_mm", "csa_mm2", "mean",
                         "sd", "fat_csa_mm2", "fat_area_ratio", "goutallier", "kjaer", "unit") if c in df]
     with pd.option_context("display.max_rows", 500, "display.width", 160, "display.precision", 3):

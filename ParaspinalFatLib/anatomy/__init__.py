@@ -1,0 +1,15 @@
+"""Stage 2 — anatomy: what the names mean and where the levels are.
+
+Modules
+-------
+level_names
+    The level grammar: ``L4-L5`` -> ``L4/5``, discs vs vertebrae, ordering.
+tokens
+    How a segment name is split into words.
+muscle_names
+    The muscle-name table (built-in + user CSV): words -> muscle, side, kind.
+segment_names
+    ``parse_segment_name``: a segment name -> muscle, side, level, kind.
+landmarks
+    Mid-disc points from disc masks, vertebra masks or markups (``find_landmarks``).
+"""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
@@ -15,7 +16,7 @@ from ..segmentation import Segment, Segmentation
 from ..measurement.voxels import RoiVoxels
 
 
-__all__ = ['CLASS_LABELS', 'write_class_labelmap', 'edge_labels', 'write_qc_pictures']
+__all__ = ['write_csv_atomic', 'CLASS_LABELS', 'write_class_labelmap', 'edge_labels', 'write_qc_pictures']
 
 #: label values of the class labelmap
 CLASS_LABELS = {"lean": LEAN + 1, "undefined": UNDEFINED + 1, "fat": FAT + 1}
@@ -56,6 +57,35 @@ def write_class_labelmap(path, vox: RoiVoxels, codes: np.ndarray, geometry: Geom
         tmp = path.with_name(f".tmp-{path.name}")
         sitk.WriteImage(out, str(tmp), useCompression=True)
     os.replace(tmp, path)
+    return path
+
+
+def write_csv_atomic(df: "pd.DataFrame", path: Union[str, Path]) -> Path:
+    """Write ``df`` to ``path`` via a temporary file + rename (never a half-written CSV).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table (written without its index).
+    path : str or Path
+        Destination; its folder is created when missing.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            df.to_csv(fh, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     return path
 
 

@@ -1,0 +1,83 @@
+"""Input checks shared by every stage: numeric arrays and required table columns.
+
+Each check raises the caller's error class (``InputError`` in the measurement
+pipeline, ``StatsError`` in :mod:`ParaspinalFatLib.stats`) with a message that
+names what was checked, so the user knows which argument or column to fix.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Type
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["as_float_array", "require_columns"]
+
+
+def as_float_array(values: Any, what: str, *, error: Type[Exception] = InputError,
+                   ndim: Optional[int] = None, copy: bool = False) -> np.ndarray:
+    """``values`` as a float64 array, or a clear error naming ``what``.
+
+    pandas Series/Index (also nullable dtypes) become float with missing values as
+    NaN; booleans and integers are accepted; strings, complex numbers and other
+    non-real values are refused.
+
+    Parameters
+    ----------
+    values : array_like
+        Numbers (list, numpy array, pandas Series...).
+    what : str
+        What the values are, for the message (``"column 'fat_pct'"``).
+    error : type, optional
+        Exception class to raise (default :class:`~ParaspinalFatLib.errors.InputError`).
+    ndim : int, optional
+        Required number of dimensions (e.g. 1); any when None.
+    copy : bool, optional
+        Always return a new array (the caller may modify it).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array.
+    """
+    try:
+        if hasattr(values, "to_numpy"):
+            arr = values.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            arr = np.asarray(values)
+            if arr.dtype.kind == "O":
+                arr = arr.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise error(f"{what}: values are not numeric ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise error(f"{what}: values must be real numbers, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise error(f"{what}: expected a {ndim}-D sequence, got shape {arr.shape}")
+    return np.array(arr, dtype=np.float64, copy=True) if copy else arr.astype(np.float64, copy=False)
+
+
+def require_columns(data: Any, columns: Iterable[Any], what: str = "", *,
+                    error: Type[Exception] = InputError, hint: str = "") -> None:
+    """Raise ``error`` naming every column of ``columns`` missing from the DataFrame ``data``.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The table to check (anything else is refused).
+    columns : iterable of str
+        Columns that must be present.
+    what : str, optional
+        Who needs them, put in front of the message (``"grade_summary"``).
+    error : type, optional
+        Exception class to raise (default :class:`~ParaspinalFatLib.errors.InputError`).
+    hint : str, optional
+        Appended to the message (e.g. where the expected columns are documented).
+    """
+    prefix = f"{what}: " if what else ""
+    if not (hasattr(data, "columns") and hasattr(data, "loc")):
+        raise error(f"{prefix}expected a pandas DataFrame, got {type(data).__name__}")
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise error(f"{prefix}column(s) {missing} not in the table; available columns: "
+                    f"{list(data.columns)}{hint}")
