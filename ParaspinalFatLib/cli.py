@@ -12,10 +12,13 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from .errors import ParaspinalFatError
 from .report.case_files import write_csv_atomic
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 __all__ = ["main", "build_parser"]
 
@@ -194,7 +197,17 @@ def _run_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``paraspinalfat`` command."""
+    """The argument parser of the ``paraspinalfat`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Parser with the required sub-commands ``measure``, ``phantom`` and
+        ``demo``; each sub-parser sets ``func`` (the function that runs the
+        sub-command and returns an exit status) in the parsed namespace.
+        Nothing is imported beyond the standard library until a sub-command
+        runs.
+    """
     parser = argparse.ArgumentParser(prog="paraspinalfat", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     m = sub.add_parser("measure", help="measure one case")
@@ -215,7 +228,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point; returns the exit status (2 for input errors)."""
+    """Entry point; returns the exit status (2 for input errors).
+
+    Warnings raised while the sub-command runs are all shown (not only the
+    first of each place), on standard error as ``paraspinalfat: warning: ...``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments without the program name; ``sys.argv[1:]`` when
+        ``None``.
+
+    Returns
+    -------
+    int
+        0 on success; 1 when ``demo`` finds the measured table differs from
+        the phantom truth; 2 when a :class:`~ParaspinalFatLib.errors.ParaspinalFatError`
+        is raised (the message is printed to standard error as
+        ``paraspinalfat: error: ...``).
+
+    Raises
+    ------
+    SystemExit
+        From :mod:`argparse`: invalid or missing arguments (status 2) and
+        ``--help`` (status 0).  Errors that are not library errors propagate
+        unchanged.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -23,7 +23,23 @@ __all__ = ["Geometry", "ras_to_lps", "lps_to_ras"]
 
 
 def ras_to_lps(points) -> np.ndarray:
-    """Convert RAS coordinates (N x 3 or 3) to LPS by negating x and y."""
+    """Convert RAS coordinates (N x 3 or 3) to LPS by negating x and y.
+
+    The conversion is its own inverse, so :func:`lps_to_ras` is this same
+    function.
+
+    Parameters
+    ----------
+    points : array_like
+        Points in mm with the coordinates on the last axis: shape ``(3,)``,
+        ``(N, 3)`` or more generally ``(..., 3)`` (x, y, z order).
+
+    Returns
+    -------
+    numpy.ndarray
+        New float array of the same shape with x and y negated (z unchanged);
+        the input is never modified.
+    """
     p = np.array(points, dtype=float, copy=True)
     p[..., 0] *= -1.0
     p[..., 1] *= -1.0

@@ -3,7 +3,7 @@
 The phantom is a PDFF map with elliptical multifidus, erector spinae and psoas
 muscles (left and right) on three disc-level slices, a ring of subcutaneous fat
 (so that the PDFF scale can be detected) and, optionally, 3-D muscles plus box
-vertebrae L2..S1 from which the disc levels follow.
+vertebrae L3..S1 from which the disc levels follow.
 
 The *truth* table is computed here from the written voxels (voxel count x
 pixel area, mean of the written PDFF values, count of voxels >= threshold), by
@@ -50,6 +50,8 @@ class Phantom:
         fat voxels and fat CSA at the threshold, from the written voxels.
     disc_points : dict
         Level -> LPS point of the mid-disc used to build the phantom.
+    pdff_scale : str
+        Storage scale of ``image`` (``"0-1"``, ``"0-100"`` or ``"0-1000"``).
     """
 
     image: sitk.Image
@@ -84,14 +86,16 @@ def make_phantom(
     mode : {"2d", "3d"}
         ``"2d"``: one 2-D ROI per muscle x side x level named like
         ``MF_L_L4/5``.  ``"3d"``: one 3-D muscle per side (``multifidus_left``)
-        spanning all slices plus box vertebrae ``vertebrae_L2`` .. ``vertebrae_S1``
-        centred between the level slices.
+        spanning all slices plus box vertebrae ``vertebrae_L3``, ``vertebrae_L4``,
+        ``vertebrae_L5`` and ``vertebrae_S1`` centred between the level slices.
     size, spacing : tuple
         Grid size (i, j, k) and spacing in mm (anisotropic by default).
     tilt_deg : float
         Rotation of the grid about the LPS x axis (an oblique axial stack).
     origin : sequence of 3 float, optional
-        LPS origin; default centres the grid on (0, 0, 0) in-plane.
+        LPS origin (mm, centre of voxel (0, 0, 0)); default centres the grid
+        on (0, 0, 0) in-plane, the centre of slice 0 lying at LPS
+        (0, 0, -60).
     pdff_scale : {"0-1", "0-100", "0-1000"}
         Storage scale of the written PDFF values.
     fat_threshold_pct : float
@@ -103,6 +107,30 @@ def make_phantom(
         (with an offset origin), as Slicer does.
     level_slices : tuple of 3 int
         Slice index of L3/4, L4/5 and L5/S1.
+
+    Returns
+    -------
+    Phantom
+        ``image``: float32 PDFF map in ``pdff_scale`` units on the (possibly
+        tilted) grid; ``segmentation``: one layer of non-overlapping muscle
+        ROIs (and vertebrae in ``"3d"`` mode), cropped when
+        ``crop_segmentation``; ``truth``: one row per muscle x side x level
+        (18 rows) with ``segment``, ``muscle``, ``side``, ``level``,
+        ``slice_index``, ``n_voxels``, ``csa_mm2``, ``mean_pdff_pct``,
+        ``median_pdff_pct``, ``sd_pdff_pct``, ``n_fat``, ``fat_csa_mm2``,
+        ``lean_csa_mm2`` and ``pixel_area_mm2`` (mm^2, PDFF in % as read back
+        from the stored float32 values); ``disc_points``: level -> LPS point
+        (mm) at the in-plane grid centre of each level slice.
+
+    Raises
+    ------
+    ValueError
+        ``mode`` is not ``"2d"`` or ``"3d"``.
+    KeyError
+        ``pdff_scale`` is not one of the three scales.
+    AssertionError
+        Two ROIs overlap (a grid too small or spacing too coarse for the
+        muscle layout), which would make the truth wrong.
     """
     from .composition.pdff_scale import PDFF_SCALES
 
@@ -254,7 +282,25 @@ def _crop(seg: Segmentation, margin: int = 2) -> Segmentation:
 
 def write_phantom(phantom: Phantom, folder, stem: str = "phantom") -> Dict[str, Path]:
     """Write the phantom's image (``<stem>_pdff.nrrd``), segmentation
-    (``<stem>_muscles.seg.nrrd``) and truth (``<stem>_truth.csv``) into ``folder``."""
+    (``<stem>_muscles.seg.nrrd``) and truth (``<stem>_truth.csv``) into ``folder``.
+
+    Parameters
+    ----------
+    phantom : Phantom
+        Result of :func:`make_phantom`.
+    folder : str or os.PathLike
+        Output folder; created (with its parents) when missing.  Existing
+        files of the same names are overwritten.
+    stem : str
+        File-name prefix.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``"image"`` (compressed NRRD of the PDFF map in its storage scale),
+        ``"segmentation"`` (Slicer ``.seg.nrrd``, gzip) and ``"truth"`` (CSV
+        without index) -> the written file.
+    """
     from .io.slicer_seg import write_seg_nrrd
 
     folder = Path(folder)

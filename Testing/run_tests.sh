@@ -5,7 +5,8 @@
 #   .venv-py39   Python 3.9 + numpy 1.26.4 + scipy 1.13.1   (what Slicer 5.8 bundles)
 #   .venv-py312  Python 3.12 + current numpy/scipy + slicer-core (Slicer 5.10+; real MRML tests)
 # Each gets the package (editable) and the test-only oracles (statsmodels, pingouin,
-# scikit-learn, highdicom, hypothesis).  Real-data tests use ../shared (or
+# scikit-learn, highdicom, hypothesis); .venv-py312 also gets vermin, which checks
+# statically that every file runs on Python 3.9.  Real-data tests use ../shared (or
 # $PARASPINALFAT_SHARED) and skip with a message when it is absent.
 #
 # Usage: bash Testing/run_tests.sh [extra pytest arguments]
@@ -37,9 +38,12 @@ setup_venv() {  # $1 = venv dir, $2 = python, $3... = extra pip requirements
 PY39=$(find_python 3.9)
 PY312=$(find_python 3.12)
 setup_venv .venv-py39 "$PY39" "numpy==1.26.4" "scipy==1.13.1"
-setup_venv .venv-py312 "$PY312" "slicer-core"
+setup_venv .venv-py312 "$PY312" "slicer-core" "vermin>=1.6"
 
 status=0
+echo "== Python 3.9 compatibility, checked statically (vermin) on every file"
+.venv-py312/bin/vermin -q -t=3.9- --eval-annotations --feature union-types --violations --no-tips \
+  ParaspinalFatLib Testing Resources || { echo "vermin: code needs a Python newer than 3.9 (above)"; status=1; }
 echo "== tests on Python 3.9 / numpy 1.26 / scipy 1.13"
 .venv-py39/bin/python -m pytest -q -p no:cacheprovider "$@" || status=1
 echo "== tests on Python 3.12 / current numpy + slicer-core"

@@ -311,10 +311,32 @@ def vertebra_centroids(segmentation: Segmentation, table: Optional[NameTable] = 
 
     Vertebrae cut off by the edge of the grid are left out (see module notes).
 
+    Parameters
+    ----------
+    segmentation : Segmentation
+        Holds vertebra segments (``vertebrae_L4``, ``L4``...); other segments
+        are ignored.
+    table : NameTable, optional
+        Name vocabulary (built-in when omitted).
+
+    Returns
+    -------
+    dict
+        Canonical vertebra level (``"L3"``, ``"S1"``) -> float array of shape
+        (3,), the centroid of the voxel centres in LPS mm (a copy), cranial to
+        caudal.  Empty segments and truncated vertebrae are left out; the
+        ``sacrum`` is not a vertebra and is never included.
+
+    Warns
+    -----
+    LevelWarning
+        A vertebra is cut off by the field of view and left out.
+
     Raises
     ------
     LevelError
-        Two non-empty segments name the same vertebra.
+        Two non-empty segments name the same vertebra, or several non-empty
+        sacrum segments exist.
     """
     verts, _ = _vertebra_table(segmentation, table)
     return {level: verts[level].point.copy() for level in sorted(verts, key=level_sort_key)}
@@ -553,11 +575,8 @@ def read_markups(path: _PathLike, include_vertebrae: bool = False) -> Dict[str, 
     Parameters
     ----------
     path : str or Path
-        ``.mrk.json`` (markups schema: ``markups[].controlPoints[].label`` /
-        ``position``, per-markup ``coordinateSystem`` ``"LPS"`` (default) or
-        ``"RAS"``) or legacy ``.fcsv`` (``# CoordinateSystem = RAS|LPS|0|1``
-        and ``# columns = id,x,y,z,...,label,...`` header lines; columns are
-        read by name).
+        ``.mrk.json`` or legacy ``.fcsv`` (formats and coordinate systems: see
+        :func:`ParaspinalFatLib.io.markups.read_control_points`).
     include_vertebrae : bool
         Also return points labelled with a vertebra (``"L3"``) under that level.
 

@@ -159,7 +159,27 @@ def _interpret_single(m: "re.Match") -> Optional[str]:
 
 
 def scan_levels(text: str) -> List[Tuple[int, int, Optional[str], str]]:
-    """All level-like spans ``(start, end, canonical or None, matched text)``."""
+    """All level-like spans ``(start, end, canonical or None, matched text)``.
+
+    This is the level grammar of the module notes, applied left to right
+    without overlap.  Callers normally pass text already through
+    :func:`~ParaspinalFatLib.anatomy.tokens.camel_split`.
+
+    Parameters
+    ----------
+    text : str
+        Free text such as a segment name (``"MF_L_L4/5"``) or a markup label.
+
+    Returns
+    -------
+    list of tuple
+        One ``(start, end, level, matched)`` per level-like span, in order of
+        appearance: ``start``/``end`` are character offsets into ``text``
+        (``text[start:end] == matched``) and ``level`` is the canonical level
+        (``"L4/5"``, ``"L3"``), or ``None`` when the span looks like a level
+        but is not one (a range of non-adjacent vertebrae such as ``"L3-L5"``,
+        a non-existent vertebra such as ``"L9"``).  Empty when there is none.
+    """
     out = []
     pos = 0
     while True:
@@ -224,12 +244,40 @@ def canonical_level(text) -> Optional[str]:
 
 
 def is_disc_level(level) -> bool:
-    """True when ``level`` is a canonical disc level such as ``"L4/5"``."""
+    """True when ``level`` is a canonical disc level such as ``"L4/5"``.
+
+    Parameters
+    ----------
+    level : object
+        Value to test; anything that is not a ``str`` gives ``False``.
+
+    Returns
+    -------
+    bool
+        ``True`` only for the canonical spelling (``"L4/5"``, ``"L5/S1"``,
+        ``"T12/L1"``); other spellings of a disc (``"L4-L5"``, ``"L45"``)
+        give ``False``; pass them through :func:`canonical_level` first.
+    """
     return isinstance(level, str) and "/" in level and canonical_level(level) == level
 
 
 def is_vertebra_level(level) -> bool:
-    """True when ``level`` is a canonical vertebra level such as ``"L3"`` or ``"S1"``."""
+    """True when ``level`` is a canonical vertebra level such as ``"L3"`` or ``"S1"``.
+
+    Parameters
+    ----------
+    level : object
+        Value to test; anything that is not a ``str`` gives ``False``.
+
+    Returns
+    -------
+    bool
+        ``True`` for an upper-case region letter ``C``, ``T``, ``L`` or ``S``
+        followed by the number of an existing vertebra (C1-C7, T1-T13,
+        L1-L6, S1-S5; the transitional T13 and L6 included).  Lower-case or
+        prefixed spellings (``"l3"``, ``"vertebrae_L3"``) and disc levels give
+        ``False``.
+    """
     return isinstance(level, str) and _parse_vertebra(level) is not None
 
 
@@ -328,6 +376,21 @@ def level_sort_key(level: str) -> Tuple[float, str]:
     """Sort key ordering levels from cranial to caudal (discs between their vertebrae).
 
     Unknown strings sort last.
+
+    Parameters
+    ----------
+    level : str
+        Canonical vertebra level (``"L3"``) or a disc level in any spelling
+        (``"L4/5"``, ``"L4-L5"``); any other value is accepted and sorts last.
+
+    Returns
+    -------
+    tuple of (float, str)
+        ``(position, level)``: the position of a vertebra is a region base
+        (C 0, T 100, L 200, S 300) plus its number, a disc lies 0.5 below its
+        upper vertebra (``"L4/5"`` -> 204.5, between L4 and L5); unknown
+        values get ``inf`` and their ``str``.  The second item breaks ties
+        alphabetically.  Use as ``sorted(levels, key=level_sort_key)``.
     """
     v = _parse_vertebra(level) if isinstance(level, str) else None
     if v is not None:

@@ -115,7 +115,15 @@ class NameTable:
 
 
 def builtin_table_path() -> Path:
-    """Path of the built-in ``muscle_names.csv``."""
+    """Path of the built-in ``muscle_names.csv``.
+
+    Returns
+    -------
+    pathlib.Path
+        Absolute path of ``ParaspinalFatLib/data/muscle_names.csv`` (columns
+        ``alias, canonical, kind`` and optional ``side``).  The file is not
+        opened here, so its existence is not checked.
+    """
     return Path(__file__).resolve().parents[1] / "data" / "muscle_names.csv"
 
 
@@ -204,7 +212,21 @@ def _read_table_csv(text: str, source: str) -> Dict[Tuple[str, ...], NameEntry]:
 
 @functools.lru_cache(maxsize=1)
 def default_name_table() -> NameTable:
-    """The built-in name table (cached)."""
+    """The built-in name table (cached).
+
+    Returns
+    -------
+    NameTable
+        The aliases of :func:`builtin_table_path`.  The file is read once per
+        process (``functools.lru_cache``); later calls return the same
+        immutable object.
+
+    Raises
+    ------
+    InputError
+        The built-in CSV is malformed (missing columns, unknown kind or side,
+        an alias defined twice with different meanings).
+    """
     path = builtin_table_path()
     return NameTable(_read_table_csv(path.read_text(encoding="utf-8-sig"), str(path)))
 

@@ -66,10 +66,11 @@ Conventions
   t_high`` (3 classes); ``fat = value >= t_high``.  With 2 classes
   ``fat = value >= t``.  A value exactly on a threshold belongs to the
   brighter class.
-* Codes returned by :func:`classify` (``int8``): ``0`` lean (:data:`LEAN`),
-  ``1`` undefined / partial volume (:data:`UNDEFINED`, 3 classes only), ``2``
-  fat (:data:`FAT`), ``-1`` not classified (NaN/inf, :data:`INVALID`).  The fat
-  code is 2 for 2 and 3 classes alike.
+* Codes returned by :func:`classify` (``int8``), the class codes of
+  :mod:`.base`: ``0`` lean (:data:`~.base.LEAN`), ``1`` undefined / partial
+  volume (:data:`~.base.UNDEFINED`, 3 classes only), ``2`` fat
+  (:data:`~.base.FAT`), ``-1`` not classified (NaN/inf,
+  :data:`~.base.EXCLUDED`).  The fat code is 2 for 2 and 3 classes alike.
 * Fitting is done on the distinct values with their counts, after
   standardising to zero mean and unit SD (computed from the distinct values
   and counts).  Results are therefore bitwise independent of voxel order and
@@ -142,20 +143,12 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from ..errors import InputError, MeasurementError
+from ..validation import as_float_array
+from .base import EXCLUDED, FAT, LEAN
 
 
-__all__ = ['LEAN', 'UNDEFINED', 'FAT', 'INVALID', 'CLASS_NAMES', 'METHODS', 'DEFAULT_N_CLASSES', 'MIN_VOXELS', 'ASHMAN_D_MIN', 'TissueThresholds', 'fit_thresholds', 'classify']
+__all__ = ['METHODS', 'DEFAULT_N_CLASSES', 'MIN_VOXELS', 'ASHMAN_D_MIN', 'TissueThresholds', 'fit_thresholds', 'classify']
 
-#: class code of lean (muscle) voxels: ``value < t_low``
-LEAN = 0
-#: class code of undefined / partial-volume voxels (3 classes): ``t_low <= value < t_high``
-UNDEFINED = 1
-#: class code of fat voxels: ``value >= t_high`` (2 classes: ``value >= t``)
-FAT = 2
-#: class code of voxels that cannot be classified (NaN, +/-inf)
-INVALID = -1
-#: code -> name
-CLASS_NAMES = {LEAN: "lean", UNDEFINED: "undefined", FAT: "fat", INVALID: "invalid"}
 #: accepted ``method`` values
 METHODS = ("gmm", "kmeans", "otsu", "fcm", "reference")
 #: number of classes used when ``n_classes`` is not given
@@ -358,10 +351,10 @@ def classify(values, thresholds) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of int8
-        Same shape as ``values``: :data:`LEAN` (0) where ``value < t_low``,
-        :data:`UNDEFINED` (1) where ``t_low <= value < t_high`` (3 classes),
-        :data:`FAT` (2) where ``value >= t_high`` (2 classes: ``value >= t``),
-        :data:`INVALID` (-1) for NaN and +/-inf.
+        Same shape as ``values``: ``LEAN`` (0) where ``value < t_low``,
+        ``UNDEFINED`` (1) where ``t_low <= value < t_high`` (3 classes),
+        ``FAT`` (2) where ``value >= t_high`` (2 classes: ``value >= t``),
+        ``EXCLUDED`` (-1) for NaN and +/-inf (codes of :mod:`.base`).
 
     Raises
     ------
@@ -370,8 +363,8 @@ def classify(values, thresholds) -> np.ndarray:
         numeric.
     """
     t = _threshold_tuple(thresholds.thresholds if isinstance(thresholds, TissueThresholds) else thresholds)
-    a = _as_float_array(values, "values to classify")
-    out = np.full(a.shape, INVALID, dtype=np.int8)
+    a = as_float_array(values, "values to classify")
+    out = np.full(a.shape, EXCLUDED, dtype=np.int8)
     ok = np.isfinite(a)
     v = a[ok]
     if len(t) == 1:
@@ -403,41 +396,36 @@ class _Data:
         return self.loc + self.scale * np.asarray(z, dtype=np.float64)
 
 
-def _as_float_array(values, what: str) -> np.ndarray:
-    try:
-        a = np.asarray(values)
-    except Exception as exc:  # pragma: no cover - exotic input
-        raise InputError(f"{what}: cannot be read as an array ({exc}).") from exc
-    if a.dtype.kind == "O":
-        try:
-            a = a.astype(np.float64)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{what}: intensities must be real numbers ({exc}).") from exc
-    if a.dtype.kind not in "biuf":
-        raise InputError(f"{what}: intensities must be real numbers, got dtype {a.dtype}.")
-    return a.astype(np.float64, copy=False)
+def _finite_voxels(values, what: str, min_voxels: int, if_empty: str, if_too_few: str,
+                   **fields: Any) -> Tuple[np.ndarray, int]:
+    """The finite values of ``values`` and how many were not finite.
 
-
-def _finite(values, what: str) -> Tuple[np.ndarray, int]:
-    a = _as_float_array(values, what).ravel()
+    Raises :class:`MeasurementError` when none is finite (message ``if_empty``)
+    or fewer than ``min_voxels`` are (``if_too_few``); both are ``str.format``
+    templates with the fields ``n`` (finite values), ``ignored`` (a note on the
+    non-finite ones), ``min_voxels`` and ``fields``.
+    """
+    a = as_float_array(values, what).ravel()
     ok = np.isfinite(a)
-    return a[ok], int(a.size - np.count_nonzero(ok))
+    n_bad = int(a.size - np.count_nonzero(ok))
+    a = a[ok]
+    if a.size == 0 or a.size < min_voxels:
+        ignored = f" ({n_bad} NaN/inf value(s) ignored)" if n_bad else ""
+        template = if_empty if a.size == 0 else if_too_few
+        raise MeasurementError(template.format(n=a.size, ignored=ignored, min_voxels=min_voxels, **fields))
+    return a, n_bad
 
 
 def _prepare(values, k: int, min_voxels: int, meth: str) -> _Data:
-    a, n_bad = _finite(values, "ROI voxel values")
-    ignored = f" ({n_bad} NaN/inf value(s) ignored)" if n_bad else ""
-    if a.size == 0:
-        raise MeasurementError(
-            f"The ROI has no voxel with a finite intensity{ignored}: cannot classify fat/lean. "
-            "Check that the ROI is not empty on this slice and lies inside the image."
-        )
-    if a.size < min_voxels:
-        raise MeasurementError(
-            f"The ROI has only {a.size} voxel(s) with a finite intensity{ignored}; at least "
-            f"{min_voxels} are needed to fit {k} intensity classes ({meth}). Draw a larger ROI or "
-            "measure over more slices, or report this ROI without a fat/lean split."
-        )
+    a, n_bad = _finite_voxels(
+        values, "ROI voxel values", min_voxels,
+        "The ROI has no voxel with a finite intensity{ignored}: cannot classify fat/lean. "
+        "Check that the ROI is not empty on this slice and lies inside the image.",
+        "The ROI has only {n} voxel(s) with a finite intensity{ignored}; at least "
+        "{min_voxels} are needed to fit {k} intensity classes ({meth}). Draw a larger ROI or "
+        "measure over more slices, or report this ROI without a fat/lean split.",
+        k=k, meth=meth,
+    )
     u, c = np.unique(a, return_counts=True)
     if u.size == 1:
         raise MeasurementError(
@@ -852,18 +840,13 @@ def _fit_reference(data: _Data, reference, min_voxels: int, p: Dict[str, Any]) -
             "on the same slice) via reference=...; none was given. Draw a subcutaneous fat ROI or "
             "choose a data-driven method (gmm, kmeans, otsu, fcm)."
         )
-    ref, n_bad = _finite(reference, "reference ROI voxel values")
-    ignored = f" ({n_bad} NaN/inf value(s) ignored)" if n_bad else ""
-    if ref.size == 0:
-        raise MeasurementError(
-            f"The reference fat ROI has no voxel with a finite intensity{ignored}. Check that it is "
-            "drawn on the same image and slice(s) as the muscle ROI."
-        )
-    if ref.size < min_voxels:
-        raise MeasurementError(
-            f"The reference fat ROI has only {ref.size} finite voxel(s){ignored}; at least {min_voxels} "
-            "are needed for a stable mean and SD. Draw a larger reference ROI."
-        )
+    ref, n_bad = _finite_voxels(
+        reference, "reference ROI voxel values", min_voxels,
+        "The reference fat ROI has no voxel with a finite intensity{ignored}. Check that it is "
+        "drawn on the same image and slice(s) as the muscle ROI.",
+        "The reference fat ROI has only {n} finite voxel(s){ignored}; at least {min_voxels} "
+        "are needed for a stable mean and SD. Draw a larger reference ROI.",
+    )
     ref_mean = float(np.mean(ref))
     ref_sd = float(np.std(ref, ddof=1))
     if float(np.min(ref)) == float(np.max(ref)):

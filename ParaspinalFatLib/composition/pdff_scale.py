@@ -2,7 +2,7 @@
 
 Vendors store proton-density fat fraction maps (IDEAL-IQ, Dixon FF maps) in one
 of three scales; every output value of this library is in percent (%).  The
-map kinds themselves are in :mod:`composition`.
+PDFF map kind itself is :mod:`.pdff`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import warnings
 from typing import Optional, Tuple
 import numpy as np
 from ..errors import MeasurementError, ParaspinalFatWarning
+from .base import image_sample
 
 
 __all__ = ['PDFF_SCALES', 'detect_pdff_scale', 'normalise_scale_name']
@@ -27,8 +28,7 @@ _UNDERSHOOT = 0.5
 _AMBIGUOUS = 0.8
 def _robust_range(image: np.ndarray) -> Tuple[float, float]:
     """0.5th and 99.5th percentiles of the finite voxels of a strided subsample."""
-    step = max(1, int(round((image.size / 2_000_000) ** (1 / 3))))
-    sample = np.asarray(image[::step, ::step, ::step], dtype=np.float64).ravel()
+    sample = image_sample(image)
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         raise MeasurementError("the PDFF image has no finite voxel")
@@ -36,7 +36,8 @@ def _robust_range(image: np.ndarray) -> Tuple[float, float]:
     return float(lo), float(hi)
 
 
-def detect_pdff_scale(image: np.ndarray, declared: Optional[str] = None, source: str = "image") -> Tuple[str, str]:
+def detect_pdff_scale(image: np.ndarray, declared: Optional[str] = None, source: str = "image", *,
+                      stacklevel: int = 3) -> Tuple[str, str]:
     """Detect (or check a declared) PDFF storage scale.
 
     The robust maximum (99.5th percentile of finite voxels over the whole image,
@@ -56,6 +57,9 @@ def detect_pdff_scale(image: np.ndarray, declared: Optional[str] = None, source:
         ``"percent"``, ``"fraction"``, ``"permille"``).
     source : str
         Name of the image for messages.
+    stacklevel : int, optional
+        ``stacklevel`` of the detection warning (default 3: the caller of the
+        function that calls this one).
 
     Returns
     -------
@@ -94,7 +98,7 @@ def detect_pdff_scale(image: np.ndarray, declared: Optional[str] = None, source:
                 f"{source}: PDFF scale detected as {scale} (99.5th percentile {hi:.4g})"
                 + (f"; {detail}" if detail else "")
                 + ". Declare the scale (--pdff-scale / pdff_scale=) to be sure.",
-                ParaspinalFatWarning, stacklevel=3,
+                ParaspinalFatWarning, stacklevel=stacklevel,
             )
             return scale, f"detected (99.5th percentile {hi:.4g})"
     raise MeasurementError(
@@ -110,7 +114,24 @@ _SCALE_ALIASES = {
     "0-1000": "0-1000", "1000": "0-1000", "permille": "0-1000", "0..1000": "0-1000",
 }
 def normalise_scale_name(text: str) -> str:
-    """Canonical PDFF scale name for user spellings (``"100"`` -> ``"0-100"``)."""
+    """Canonical PDFF scale name for user spellings (``"100"`` -> ``"0-100"``).
+
+    Parameters
+    ----------
+    text : str
+        A scale name or alias (``"0-1"``, ``"fraction"``, ``"100"``, ``"%"``,
+        ``"permille"``...), any case, spaces ignored.
+
+    Returns
+    -------
+    str
+        ``"0-1"``, ``"0-100"`` or ``"0-1000"``.
+
+    Raises
+    ------
+    MeasurementError
+        Unknown spelling.
+    """
     key = str(text).strip().lower().replace(" ", "")
     if key not in _SCALE_ALIASES:
         raise MeasurementError(

@@ -28,27 +28,114 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 from ..errors import InputError
 from ..geometry import Geometry
 from ..segmentation import Segment, Segmentation
+from ..dependencies import require
 
 
-__all__ = ['read_dicom_seg', 'cielab_to_rgb']
+__all__ = ['DICOM_SEG_SOP_CLASSES', 'dicom_object_class', 'is_dicom_seg', 'read_dicom_seg', 'cielab_to_rgb']
 
-_INSTALL_HINT = "pip install paraspinalfat[dicomseg]"
-def _import_highdicom(path):
+#: SOP classes of DICOM segmentation objects.
+DICOM_SEG_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.66.4": "Segmentation Storage",
+    "1.2.840.10008.5.1.4.1.1.66.7": "Label Map Segmentation Storage",
+}
+
+
+def dicom_object_class(path: Union[str, os.PathLike], *, force: bool = False,
+                       simpleitk: bool = True) -> Optional[Tuple[str, str]]:
+    """SOP Class UID and Modality of a DICOM file, read from its header only.
+
+    pydicom is used when installed; otherwise (or when it cannot tell) SimpleITK's
+    tags ``0008|0016`` and ``0008|0060``, so that routing never depends on pydicom.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    force : bool, optional
+        Let pydicom read a file without the ``DICM`` preamble.
+    simpleitk : bool, optional
+        Fall back to SimpleITK when pydicom is missing or finds nothing.
+
+    Returns
+    -------
+    (str, str) or None
+        ``(sop_class_uid, modality)``; None when the file is not DICOM (or neither
+        tag is present).
+    """
+    info = _pydicom_sop_class(Path(path), force)
+    if info is None and simpleitk:
+        info = _sitk_sop_class(Path(path))
+    return info
+
+
+def is_dicom_seg(path: Union[str, os.PathLike]) -> bool:
+    """True when ``path`` is a DICOM Segmentation object (SEG SOP class or modality SEG).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file (a folder or unreadable file gives False).
+
+    Returns
+    -------
+    bool
+        Whether the file has the ``DICM`` preamble and a segmentation SOP class or modality.
+    """
     try:
-        import highdicom  # noqa: F401
-    except ImportError:
-        raise InputError(
-            f"{path}: reading a DICOM SEG needs the optional package highdicom; install it with "
-            f"`{_INSTALL_HINT}` (or `pip install highdicom`)."
-        ) from None
-    import highdicom
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    if len(head) < 132 or head[128:132] != b"DICM":
+        return False
+    info = dicom_object_class(path)
+    return info is not None and (info[0] in DICOM_SEG_SOP_CLASSES or info[1].upper() == "SEG")
 
-    return highdicom
+
+def _pydicom_sop_class(p: Path, force: bool = False) -> Optional[Tuple[str, str]]:
+    """(SOPClassUID, Modality) via pydicom, or None when pydicom is missing / not DICOM."""
+    try:
+        import pydicom
+    except ImportError:
+        return None
+    try:
+        ds = pydicom.dcmread(str(p), stop_before_pixels=True, force=force,
+                             specific_tags=["SOPClassUID", "Modality"])
+    except Exception:
+        return None
+    sop = str(getattr(ds, "SOPClassUID", "") or "")
+    modality = str(getattr(ds, "Modality", "") or "")
+    if not sop and not modality:
+        return None
+    return sop, modality
+
+
+def _sitk_sop_class(p: Path) -> Optional[Tuple[str, str]]:
+    """(SOPClassUID, Modality) from SimpleITK's header tags, or None."""
+    import SimpleITK as sitk
+
+    try:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(p))
+        reader.ReadImageInformation()
+    except Exception:
+        return None
+    keys = reader.GetMetaDataKeys()
+    sop = reader.GetMetaData("0008|0016").strip() if "0008|0016" in keys else ""
+    modality = reader.GetMetaData("0008|0060").strip() if "0008|0060" in keys else ""
+    sop = sop.rstrip("\x00 ")
+    if not sop and not modality:
+        return None
+    return sop, modality
+
+
+def _import_highdicom(path):
+    return require("highdicom", needed_for=f"reading the DICOM SEG {path}")
 
 
 def read_dicom_seg(path, fractional_threshold: float = 0.5) -> Segmentation:

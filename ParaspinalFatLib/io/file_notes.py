@@ -43,11 +43,34 @@ class FileNotes:
         self.messages: List[str] = []
 
     def warn(self, message: str) -> None:
+        """Issue a warning about the file and keep its text.
+
+        Parameters
+        ----------
+        message : str
+            Text of the warning, without the file name (the warning shown is
+            ``"<source>: <message>"``; the kept text is ``message`` alone).
+
+        Warns
+        -----
+        SegmentationWarning
+            Always; attributed to the first frame outside this package.
+        """
         self.messages.append(message)
         warnings.warn(f"{self.source}: {message}", SegmentationWarning,
                       stacklevel=caller_stacklevel())
 
     def store(self, metadata: Dict[str, str]) -> None:
+        """Append the kept warnings to ``metadata["warnings"]`` (in place).
+
+        Parameters
+        ----------
+        metadata : dict of str to str
+            Metadata of the segmentation read from the file; modified in
+            place.  The messages are joined with newlines and appended after
+            any text already under ``"warnings"``.  Nothing changes when no
+            warning was issued.
+        """
         if self.messages:
             old = metadata.get("warnings")
             metadata["warnings"] = "\n".join(([old] if old else []) + self.messages)

@@ -3,7 +3,7 @@
 Everything goes through SimpleITK, so NRRD, NIfTI (``.nii``/``.nii.gz``), MHA/MHD
 and DICOM series folders all keep origin, spacing and direction (oblique axial
 stacks are the norm in lumbar MRI).  NIfTI files are read through
-:func:`ParaspinalFatLib.nifti_safety.read_image_file`, which refuses truncated
+:func:`ParaspinalFatLib.io.nifti.read_image_file`, which refuses truncated
 files (SimpleITK zero-fills them silently) and never reads a sibling ``x.nii``
 when ``x.nii.gz`` was asked for.
 """
@@ -19,29 +19,12 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..geometry import Geometry
 from .nifti import is_nifti_file, read_image_file
+from .dicom_seg import is_dicom_seg
 
 
-__all__ = ['SEG_SOP_CLASS_UID', 'read_image', 'image_array', 'check_same_grid']
+__all__ = ['read_image', 'image_array', 'check_same_grid']
 
-SEG_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.4"
 ImageLike = Union[str, os.PathLike, sitk.Image]
-def _is_dicom_seg_file(path: Path) -> bool:
-    """True when ``path`` is a DICOM Segmentation object (SOP class / modality SEG)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-        if len(head) < 132 or head[128:132] != b"DICM":
-            return False
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(path))
-        reader.ReadImageInformation()
-        sop = reader.GetMetaData("0008|0016").strip() if reader.HasMetaDataKey("0008|0016") else ""
-        modality = reader.GetMetaData("0008|0060").strip() if reader.HasMetaDataKey("0008|0060") else ""
-        return sop.rstrip("\x00") == SEG_SOP_CLASS_UID or modality.upper() == "SEG"
-    except Exception:  # unreadable as DICOM: not a SEG as far as we can tell
-        return False
-
-
 def _read_dicom_series(folder: Path, role: str) -> sitk.Image:
     ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if not ids:
@@ -55,7 +38,7 @@ def _read_dicom_series(folder: Path, role: str) -> sitk.Image:
         if best is None or len(files) > best[0]:
             best = (len(files), series_id, list(files))
     assert best is not None
-    if any(_is_dicom_seg_file(Path(f)) for f in best[2][:1]):
+    if any(is_dicom_seg(Path(f)) for f in best[2][:1]):
         raise InputError(
             f"{role} folder {folder} holds a DICOM SEG, not an image series; pass the SEG file as "
             f"the segmentation and the referenced CT/MR series as the image"
@@ -147,7 +130,7 @@ def read_image(image: ImageLike, role: str = "image") -> sitk.Image:
         if path.is_dir():
             img = _read_dicom_series(path, role)
         else:
-            if _is_dicom_seg_file(path):
+            if is_dicom_seg(path):
                 raise InputError(
                     f"{name} is a DICOM SEG (segmentation object), not an image; pass it as the "
                     f"segmentation and the referenced series as the image"
@@ -169,7 +152,7 @@ def read_image(image: ImageLike, role: str = "image") -> sitk.Image:
 
 
 def _read_nifti(path: Path, name: str, role: str) -> sitk.Image:
-    """NIfTI file: completeness check and sibling-safe read (see :mod:`.nifti_safety`).
+    """NIfTI file: completeness check and sibling-safe read (see :mod:`.nifti`).
 
     The dimension is checked by the caller on the image read: SimpleITK's
     header-only read of the file would be exposed to the sibling-file hazard.
@@ -244,6 +227,19 @@ def image_array(img: sitk.Image) -> np.ndarray:
     read-only view that keeps ``img`` alive (safe after ``img`` goes out of
     scope).  Integer images are returned as float64 copies so that means/SDs
     are computed in floating point.
+
+    Parameters
+    ----------
+    img : SimpleITK.Image
+        Scalar image (as returned by :func:`read_image`).
+
+    Returns
+    -------
+    numpy.ndarray
+        Array of shape ``(size_k, size_j, size_i)`` (numpy ``[k, j, i]``
+        order, i.e. ``Geometry.shape``), in the image's own units (no
+        rescaling).  Float32/float64 images: a read-only zero-copy view with
+        the image's dtype.  Integer images: a writeable float64 copy.
     """
     view = np.asarray(_ImageBuffer(img))
     if np.issubdtype(view.dtype, np.floating):
@@ -266,6 +262,30 @@ def check_same_grid(
     seen in real Dixon data where one series lost its origin -- this raises,
     unless ``assume_same_grid`` is true, in which case it warns and the caller
     uses the reference header for both.
+
+    Parameters
+    ----------
+    reference : Geometry
+        Grid of the image whose header is trusted (the parameter map).
+    other : Geometry
+        Grid of the paired image.
+    reference_name, other_name : str
+        Names of the two images used in the messages.
+    assume_same_grid : bool
+        Accept a same-size grid with a different header (warn instead of
+        raising).  Grids of different sizes are refused regardless.
+
+    Raises
+    ------
+    InputError
+        The array sizes differ, or the sizes agree but origin, spacing or
+        direction differ (beyond :meth:`Geometry.same_grid` tolerances: 1e-3
+        mm for the origin) and ``assume_same_grid`` is false.
+
+    Warns
+    -----
+    UserWarning
+        The headers differ and ``assume_same_grid`` is true.
     """
     if reference.same_grid(other):
         return

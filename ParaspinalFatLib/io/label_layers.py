@@ -15,6 +15,19 @@ from ..segmentation import Segment
 from .file_notes import FileNotes
 
 def dtype_for_max(vmax: int):
+    """Smallest unsigned integer type that holds label values ``0..vmax``.
+
+    Parameters
+    ----------
+    vmax : int
+        Largest label value to store (non-negative).
+
+    Returns
+    -------
+    type
+        ``numpy.uint8``, ``numpy.uint16`` or ``numpy.uint32``; ``numpy.int64``
+        above the ``uint32`` range.
+    """
     if vmax <= np.iinfo(np.uint8).max:
         return np.uint8
     if vmax <= np.iinfo(np.uint16).max:
@@ -25,7 +38,40 @@ def dtype_for_max(vmax: int):
 
 
 def to_label_layers(layers: np.ndarray, source: str, notes: FileNotes) -> np.ndarray:
-    """Integer (L, k, j, i) array in the smallest unsigned type; negatives -> 0 (warned)."""
+    """Integer (L, k, j, i) array in the smallest unsigned type; negatives -> 0 (warned).
+
+    Parameters
+    ----------
+    layers : numpy.ndarray
+        Label values, normally of shape (L, k, j, i) (one layer per frame of
+        overlapping segments; a single labelmap as L = 1); the shape is kept.
+        Boolean, integer, or float holding whole numbers only.
+    source : str
+        File name used in the messages.
+    notes : FileNotes
+        Collects the warning about negative values.
+
+    Returns
+    -------
+    numpy.ndarray
+        Writeable array of the same shape with the same label values, in the
+        type of :func:`dtype_for_max` for its largest value, C-contiguous;
+        booleans become a ``uint8`` 0/1 copy that keeps the input's memory
+        order.  When the input already has the target type and is
+        C-contiguous and writeable it is returned itself, not copied.
+
+    Raises
+    ------
+    InputError
+        A voxel type that is neither boolean, integer nor float; NaN or
+        infinite voxels; non-integer float values (e.g. a probability map);
+        float values outside the ``int64`` range.
+
+    Warns
+    -----
+    SegmentationWarning
+        Through ``notes``: negative values, which are set to 0 (background).
+    """
     a = layers
     if a.dtype == np.bool_:
         return a.astype(np.uint8)
@@ -66,7 +112,21 @@ def to_label_layers(layers: np.ndarray, source: str, notes: FileNotes) -> np.nda
 
 
 def present_values(layer: np.ndarray) -> Dict[int, int]:
-    """{value: voxel count} of the non-zero values in an integer array."""
+    """{value: voxel count} of the non-zero values in an integer array.
+
+    Parameters
+    ----------
+    layer : numpy.ndarray
+        Integer label array of any shape (usually one (k, j, i) layer).
+
+    Returns
+    -------
+    dict of int to int
+        Label value -> number of voxels holding it, in increasing value
+        order; 0 (background) and values without voxels are left out
+        (negative values of a signed array would be included).  Empty for an
+        empty array.
+    """
     flat = layer.ravel()
     if flat.size == 0:
         return {}
@@ -79,6 +139,19 @@ def present_values(layer: np.ndarray) -> Dict[int, int]:
 
 
 def compact_dtype(layers: np.ndarray):
+    """Smallest voxel type that holds the values of ``layers`` (for writing).
+
+    Parameters
+    ----------
+    layers : numpy.ndarray
+        Integer label array of any shape.
+
+    Returns
+    -------
+    numpy.dtype or type
+        :func:`dtype_for_max` of the largest value (``numpy.uint8`` for an
+        empty array); ``layers.dtype`` itself when a value is negative.
+    """
     if layers.size == 0:
         return np.uint8
     vmin = int(layers.min())
@@ -88,6 +161,25 @@ def compact_dtype(layers: np.ndarray):
 
 
 def check_unique_names(segments: Sequence[Segment], source: str, hint: str = "") -> None:
+    """Refuse segments whose names are equal ignoring case.
+
+    Parameters
+    ----------
+    segments : sequence of Segment
+        The segments of one file.
+    source : str
+        File name used in the message.
+    hint : str
+        Likely cause appended to the message in parentheses; nothing when
+        empty.
+
+    Raises
+    ------
+    InputError
+        Two segments have the same name, compared case-insensitively
+        (``"MF_L"`` and ``"mf_l"`` clash), so that a muscle maps to exactly
+        one segment.
+    """
     seen: Dict[str, Segment] = {}
     for s in segments:
         key = s.name.lower()

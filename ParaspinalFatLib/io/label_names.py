@@ -169,6 +169,25 @@ def nifti_label_table(path) -> Optional[LabelTable]:
 
 # ============================================================================ helpers
 def normalise_convention(convention: str) -> str:
+    """Key of :data:`CONVENTIONS` named by a user-written tool name.
+
+    Parameters
+    ----------
+    convention : str
+        Tool name; case, spaces, hyphens and underscores are ignored, and
+        ``"totalseg"`` and ``"TotalSegmentator v2"`` mean
+        ``"totalsegmentator"``.
+
+    Returns
+    -------
+    str
+        ``"totalsegmentator"`` or ``"totalspineseg"``.
+
+    Raises
+    ------
+    InputError
+        The name is not a known convention.
+    """
     key = str(convention).strip().lower().replace("-", "").replace("_", "").replace(" ", "")
     aliases = {"totalsegmentator": "totalsegmentator", "totalseg": "totalsegmentator",
                "totalsegmentatorv2": "totalsegmentator", "totalspineseg": "totalspineseg"}
@@ -180,6 +199,19 @@ def normalise_convention(convention: str) -> str:
 
 
 def describe_names(names) -> str:
+    """Short description of a ``names`` argument, for messages.
+
+    Parameters
+    ----------
+    names : mapping, sequence, str, os.PathLike or object
+        Anything accepted (or rejected) by :func:`read_label_table`.
+
+    Returns
+    -------
+    str
+        The path for a file, ``"mapping with N entries"``, ``"list of N
+        names"``, or the type name of anything else.
+    """
     if isinstance(names, (str, os.PathLike)):
         return str(names)
     if isinstance(names, Mapping):

@@ -11,8 +11,8 @@ give wrong voxels:
 
 :func:`check_nifti_complete` detects the first; :func:`read_image_file` reads
 any image file with both guards applied to NIfTI files.  The segmentation
-readers (:func:`ParaspinalFatLib.io_segmentation.read_segmentation`) and the
-image reader (:func:`ParaspinalFatLib.io_image.read_image`) read NIfTI files
+readers (:func:`ParaspinalFatLib.io.segmentation_files.read_segmentation`) and the
+image reader (:func:`ParaspinalFatLib.io.images.read_image`) read NIfTI files
 through it.  The helpers that parse a NIfTI-1/NIfTI-2 header from the
 (gzipped) file bytes live here too.
 """
@@ -31,7 +31,38 @@ from ..errors import InputError
 __all__ = ['is_nifti_file', 'check_nifti_complete', 'read_image_file']
 
 def nifti_header_facts(head: bytes, p: Path) -> Tuple[str, int, int, int, bool]:
-    """(endian, version, vox_offset, data bytes, single_file) from the first 544 bytes."""
+    """(endian, version, vox_offset, data bytes, single_file) from the first 544 bytes.
+
+    The byte order is found from the ``sizeof_hdr`` field (348 for NIfTI-1,
+    540 for NIfTI-2), tried little-endian first.
+
+    Parameters
+    ----------
+    head : bytes
+        The first bytes of the (decompressed) file: at least 348 for NIfTI-1,
+        544 for NIfTI-2; more are ignored.
+    p : pathlib.Path
+        File name used in the messages.
+
+    Returns
+    -------
+    tuple
+        ``(endian, version, vox_offset, data_bytes, single_file)``:
+        ``endian`` is the :mod:`struct` prefix ``"<"`` or ``">"``; ``version``
+        is 1 or 2; ``vox_offset`` the byte offset of the voxel data (truncated
+        to an integer); ``data_bytes`` the number of voxel bytes the header
+        declares (product of the used dimensions, a dimension below 1 counted
+        as 1, times ``bitpix / 8`` with at least one byte per voxel);
+        ``single_file`` is ``True`` for a ``.nii`` (magic ``n+1``/``n+2``) and
+        ``False`` for the header of a ``.hdr``/``.img`` pair.
+
+    Raises
+    ------
+    InputError
+        The header is too short, its size field is neither 348 nor 540 in
+        either byte order (not a NIfTI file), or it declares a number of
+        dimensions outside 1..7.
+    """
     if len(head) < 348:
         raise InputError(f"{p}: NIfTI header is truncated (only {len(head)} bytes).")
     for e in ("<", ">"):
@@ -73,6 +104,27 @@ def _nifti_stem(name: str) -> Tuple[str, str]:
 
 
 def open_maybe_gzip(p: Path):
+    """Open a file for binary reading, decompressing it when it is gzip data.
+
+    The gzip magic bytes (``1f 8b``) decide, not the file name.
+
+    Parameters
+    ----------
+    p : pathlib.Path
+        File to open.
+
+    Returns
+    -------
+    file object
+        A :class:`gzip.GzipFile` or a plain binary file, positioned at the
+        start of the (decompressed) data; the caller closes it (use it in a
+        ``with`` statement).
+
+    Raises
+    ------
+    OSError
+        The file cannot be opened (not converted to ``InputError``).
+    """
     with open(p, "rb") as f:
         magic = f.read(2)
     if magic == b"\x1f\x8b":
@@ -81,6 +133,25 @@ def open_maybe_gzip(p: Path):
 
 
 def looks_like_nifti_header(first8: bytes, head: Optional[bytes]) -> bool:
+    """Whether the first bytes of a (decompressed) file start a NIfTI header.
+
+    Parameters
+    ----------
+    first8 : bytes
+        The first (up to 8) bytes of the decompressed data; only the
+        ``sizeof_hdr`` field (first 4 bytes, 348 or 540 in either byte order)
+        is read.
+    head : bytes or None
+        The first bytes of an uncompressed file (at least 348 for the magic
+        check), or ``None`` when only ``first8`` is available (gzip data).
+
+    Returns
+    -------
+    bool
+        ``True`` for a NIfTI-2 size field, or a NIfTI-1 size field whose magic
+        (bytes 344-346) is ``n+1`` or ``ni1``; without ``head`` the size field
+        alone decides.  ``False`` for fewer than 4 bytes.
+    """
     if len(first8) < 4:
         return False
     for e in ("<", ">"):

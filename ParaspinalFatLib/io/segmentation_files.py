@@ -3,13 +3,13 @@
 Supported inputs (see :func:`read_segmentation`):
 
 * 3D Slicer ``.seg.nrrd`` (3-D, and 4-D "layers" for overlapping segments),
-  read with the library's own NRRD reader (:mod:`ParaspinalFatLib.nrrd`);
+  read with the library's own NRRD reader (:mod:`ParaspinalFatLib.io.nrrd`);
 * labelmaps (NIfTI, NRRD, MetaImage, any format SimpleITK reads) plus segment
   names from a Slicer colour table (``.ctbl``/``.txt``), a JSON file, a CSV
   file, a python mapping, a TotalSegmentator NIfTI header extension, or a
   built-in convention (``"totalsegmentator"``, ``"totalspineseg"``);
 * DICOM Segmentation objects (BINARY, FRACTIONAL, LABELMAP), through
-  :func:`ParaspinalFatLib.dicom_seg.read_dicom_seg` (needs the optional
+  :func:`ParaspinalFatLib.io.dicom_seg.read_dicom_seg` (needs the optional
   ``highdicom`` dependency).
 
 Conventions
@@ -32,18 +32,21 @@ Where things live
 This module finds a file's format from its content (not its name), routes
 DICOM files, and turns labelmaps into segmentations.  The other parts live in:
 
-* :mod:`ParaspinalFatLib.slicer_seg` -- Slicer ``.seg.nrrd`` interpretation
+* :mod:`ParaspinalFatLib.io.slicer_seg` -- Slicer ``.seg.nrrd`` interpretation
   and :func:`write_seg_nrrd`;
-* :mod:`ParaspinalFatLib.label_tables` -- :func:`read_label_table`,
+* :mod:`ParaspinalFatLib.io.label_names` -- :func:`read_label_table`,
   :func:`convention_table`, :func:`nifti_label_table`, :data:`CONVENTIONS`;
-* :mod:`ParaspinalFatLib.resample` -- :func:`resample_to_grid`;
-* :mod:`ParaspinalFatLib.segmentation_warnings` -- :class:`SegmentationWarning`;
-* :mod:`ParaspinalFatLib.nifti_safety` -- truncation check and sibling-safe
+* :mod:`ParaspinalFatLib.io.resample` -- :func:`resample_to_grid`;
+* :mod:`ParaspinalFatLib.errors` -- :class:`SegmentationWarning`;
+* :mod:`ParaspinalFatLib.io.file_notes` -- how warnings about one file are
+  issued and kept;
+* :mod:`ParaspinalFatLib.io.nifti` -- truncation check and sibling-safe
   SimpleITK read of NIfTI files;
-* :mod:`ParaspinalFatLib.label_arrays` -- integer label-array helpers.
+* :mod:`ParaspinalFatLib.io.label_layers` -- integer label-array helpers.
 
-The public names listed in ``__all__`` are re-exported here, so
-``from ParaspinalFatLib.io_segmentation import resample_to_grid`` keeps working.
+``__all__`` lists only :func:`read_segmentation`; :func:`resample_to_grid` and
+:class:`SegmentationWarning` are also imported here, so
+``from ParaspinalFatLib.io.segmentation_files import resample_to_grid`` works.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional
 import numpy as np
 from ..errors import InputError
 from ..geometry import Geometry
@@ -67,14 +70,11 @@ from ..errors import SegmentationWarning  # noqa: F401  (re-exported)
 from .file_notes import caller_stacklevel  # noqa: F401  (used by dicom_seg)
 from .file_notes import FileNotes
 from .slicer_seg import SEGMENT_KEY, has_segment_fields, segmentation_from_seg_nrrd, slicer_seg_from_nrrd
+from .dicom_seg import DICOM_SEG_SOP_CLASSES, dicom_object_class, read_dicom_seg
 
 
 __all__ = ['read_segmentation']
 
-DICOM_SEG_SOP_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.66.4": "Segmentation Storage",
-    "1.2.840.10008.5.1.4.1.1.66.7": "Label Map Segmentation Storage",
-}
 # ============================================================================ public API
 def read_segmentation(
     path,
@@ -240,47 +240,13 @@ def _sniff(p: Path) -> str:
     if looks_like_nifti_header(head[:8], head):
         return "nifti"
     if p.suffix.lower() in (".dcm", ".dicom") or p.suffix == "":
-        if _pydicom_sop_class(p, force=True) is not None:
+        if dicom_object_class(p, force=True, simpleitk=False) is not None:
             return "dicom"
     return "other"
 
 
-def _pydicom_sop_class(p: Path, force: bool = False) -> Optional[Tuple[str, str]]:
-    """(SOPClassUID, Modality) via pydicom, or None when pydicom is missing / not DICOM."""
-    try:
-        import pydicom
-    except ImportError:
-        return None
-    try:
-        ds = pydicom.dcmread(str(p), stop_before_pixels=True, force=force,
-                             specific_tags=["SOPClassUID", "Modality"])
-    except Exception:
-        return None
-    sop = str(getattr(ds, "SOPClassUID", "") or "")
-    modality = str(getattr(ds, "Modality", "") or "")
-    if not sop and not modality:
-        return None
-    return sop, modality
-
-
-def _sitk_sop_class(p: Path) -> Optional[Tuple[str, str]]:
-    sitk = _sitk()
-    try:
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(p))
-        reader.ReadImageInformation()
-    except Exception:
-        return None
-    keys = reader.GetMetaDataKeys()
-    sop = reader.GetMetaData("0008|0016").strip() if "0008|0016" in keys else ""
-    modality = reader.GetMetaData("0008|0060").strip() if "0008|0060" in keys else ""
-    return sop.rstrip("\x00 "), modality
-
-
 def _read_dicom(p: Path, names, convention, fractional_threshold: float) -> Segmentation:
-    info = _pydicom_sop_class(p)
-    if info is None:
-        info = _sitk_sop_class(p)
+    info = dicom_object_class(p)
     is_seg = True  # when undeterminable, let the DICOM SEG reader decide (it explains)
     if info is not None:
         sop, modality = info
@@ -291,8 +257,6 @@ def _read_dicom(p: Path, names, convention, fractional_threshold: float) -> Segm
                 "segmentation. Give the DICOM SEG file, a Slicer .seg.nrrd or a labelmap; "
                 "the image itself is given separately."
             )
-    from .dicom_seg import read_dicom_seg
-
     seg = read_dicom_seg(p, fractional_threshold=fractional_threshold)
     if names is not None or convention is not None:
         notes = FileNotes(str(p))

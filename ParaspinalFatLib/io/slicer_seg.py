@@ -3,7 +3,7 @@
 A Slicer segmentation file is an NRRD (3-D, or 4-D with one *layer* per frame
 for overlapping segments) whose ``SegmentN_*`` key/value fields name the
 segments and give their layer, label value, colour and extent.  The voxel data
-are read by the library's own NRRD reader (:mod:`ParaspinalFatLib.nrrd`) or by
+are read by the library's own NRRD reader (:mod:`ParaspinalFatLib.io.nrrd`) or by
 SimpleITK; this module turns data + fields into a :class:`Segmentation`
 following Slicer's own storage node, and writes a :class:`Segmentation` back as
 a ``.seg.nrrd`` that Slicer loads (:func:`write_seg_nrrd`).
@@ -80,10 +80,54 @@ def write_seg_nrrd(segmentation: Segmentation, path, encoding: str = "gzip") -> 
 # ============================================================================ reading
 SEGMENT_KEY = re.compile(r"^Segment(\d+)_(\w+)$")
 def has_segment_fields(key_values: Mapping[str, str]) -> bool:
+    """Whether header key/values hold Slicer segment fields (``SegmentN_*``).
+
+    Parameters
+    ----------
+    key_values : mapping of str to str
+        NRRD ``key:=value`` pairs (or SimpleITK image metadata).
+
+    Returns
+    -------
+    bool
+        ``True`` when any key matches ``Segment<N>_<Field>`` (``Segment0_Name``,
+        ``Segment3_LabelValue``...), i.e. the file is a Slicer segmentation
+        rather than a plain labelmap.
+    """
     return any(SEGMENT_KEY.match(k) for k in key_values)
 
 
 def slicer_seg_from_nrrd(image: NrrdImage, notes: FileNotes) -> Segmentation:
+    """Segmentation from a Slicer ``.seg.nrrd`` read by :func:`~.nrrd.read_nrrd`.
+
+    A 3-D file is one layer; for a 4-D file the non-spatial axis (``space
+    directions`` entry ``none``) becomes the layer axis, moved first.
+
+    Parameters
+    ----------
+    image : NrrdImage
+        The file's voxels and header (see :func:`has_segment_fields`).
+    notes : FileNotes
+        Collects the warnings about this file.
+
+    Returns
+    -------
+    Segmentation
+        Layers ``(L, k, j, i)`` on the file's LPS grid, with ``metadata
+        ["format"] == "slicer-seg-nrrd"``; see
+        :func:`segmentation_from_seg_nrrd` for how the fields are read.
+
+    Raises
+    ------
+    InputError
+        Unsupported NRRD geometry (:func:`~ParaspinalFatLib.io.nrrd.nrrd_geometry`)
+        or inconsistent segment fields (:func:`segmentation_from_seg_nrrd`).
+
+    Warns
+    -----
+    SegmentationWarning
+        Through ``notes``; see :func:`segmentation_from_seg_nrrd`.
+    """
     geometry, list_axis = nrrd_geometry(image)
     array = image.array
     if list_axis is None:
@@ -114,6 +158,55 @@ def segmentation_from_seg_nrrd(layers: np.ndarray, geometry: Geometry, kv: Dict[
     otherwise layer 0; a missing ``SegmentN_LabelValue`` means 1 for a segment
     alone in its layer (vtkSegment's default), else N + 1.  Voxels outside the
     union of a layer's ``SegmentN_Extent`` boxes belong to no segment.
+
+    Parameters
+    ----------
+    layers : numpy.ndarray
+        Voxel data, shape ``(L, k, j, i)`` (layer axis first, numpy order).
+        When it is already C-contiguous, writeable and of the compact
+        unsigned type it is used without a copy, and voxels outside the
+        segments' extents are set to 0 in it (in place).
+    geometry : Geometry
+        LPS grid of the data.  A legacy ``Segmentation_Extent`` field with a
+        non-zero lower bound moves the origin to that voxel.
+    kv : dict of str to str
+        The file's key/values (``SegmentN_ID/Name/Color/LabelValue/Layer/
+        Extent`` and ``Segmentation_*``).
+    source : str
+        File name, used in messages and as the segmentation's ``source``.
+    notes : FileNotes
+        Collects the warnings about this file; they are stored in the
+        result's ``metadata["warnings"]``.
+    fmt : str
+        Value of ``metadata["format"]`` (``"slicer-seg-nrrd"``,
+        ``"slicer-seg-sitk"``).
+
+    Returns
+    -------
+    Segmentation
+        One :class:`Segment` per ``SegmentN`` (name from ``Name``, else
+        ``ID``, else ``Segment_N``; colour RGB 0-1 or ``None``), layers in
+        the smallest unsigned integer type.  ``metadata`` holds ``format``
+        and the ``Segmentation_MasterRepresentation``,
+        ``Segmentation_ReferenceImageExtentOffset`` and
+        ``Segmentation_ContainedRepresentationNames`` fields when present.
+
+    Raises
+    ------
+    InputError
+        Unparsable ``Layer``/``LabelValue``/``Extent`` numbers, a layer
+        outside the data, a label value <= 0, two segments with the same
+        layer and label value, two names equal ignoring case, or voxel data
+        that are not integer labels (:func:`~.label_layers.to_label_layers`).
+
+    Warns
+    -----
+    SegmentationWarning
+        Through ``notes``: non-consecutive segment numbers, ``Layer`` given
+        for only some segments, an unreadable colour, a missing
+        ``LabelValue`` among several segments of a layer (N + 1 assumed),
+        negative voxel values, non-zero voxels outside the extents (set to
+        0), label values no segment uses (ignored).
     """
     n_layers = layers.shape[0]
     per_segment: Dict[int, Dict[str, str]] = {}

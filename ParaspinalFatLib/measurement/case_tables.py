@@ -1,7 +1,7 @@
 """Build the per-level, per-slice and whole-ROI tables of one case.
 
 All three tables are the same computation over different groupings of the
-gathered ROI voxels (:class:`~ParaspinalFatLib.voxels.RoiVoxels`):
+gathered ROI voxels (:class:`~ParaspinalFatLib.measurement.voxels.RoiVoxels`):
 
 * per level: group = planned row (ROI x level slice window),
 * per slice: group = (ROI, slice),
@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 import numpy as np
 import pandas as pd
-from ..composition.methods import CompositionMethod
+from ..composition.base import CompositionMethod
 from ..geometry import Geometry
 from .grading import add_grades
 from ..anatomy.level_names import level_sort_key
@@ -39,11 +39,53 @@ def _finish(df: pd.DataFrame, columns: List[str]) -> pd.DataFrame:
 def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.ndarray, area: float,
                 method: CompositionMethod, subject: str, reference_roi: Optional[int] = None,
                 codes_out: Optional[np.ndarray] = None, grading: Optional[Dict[str, Any]] = None) -> pd.DataFrame:
-    """Per subject x muscle x side x level table (:data:`tables.LEVEL_COLUMNS`).
+    """Per subject x muscle x side x level table (:data:`~ParaspinalFatLib.schemas.LEVEL_COLUMNS`).
 
     ``codes_out`` (optional, one int8 per gathered voxel) receives the class
-    code of every voxel measured in a row (see :mod:`composition`).
-    ``grading`` holds keyword arguments of :func:`grading.add_grades`.
+    code of every voxel measured in a row (see
+    :mod:`~ParaspinalFatLib.composition.base`).
+    ``grading`` holds keyword arguments of :func:`.grading.add_grades`.
+
+    Parameters
+    ----------
+    rows : list of Row
+        The planned rows (:func:`~.planning.plan_rows`); each is measured on
+        the voxels of its ROI in its slice window.  Rows whose windows overlap
+        on the same ROI are measured in separate passes.
+    rois : list of Roi
+        The measured ROIs; ``Row.roi`` indexes this list.
+    vox : RoiVoxels
+        The gathered voxels of all ROIs (and of the reference ROI, if any).
+    counts : numpy.ndarray of int
+        Voxel count per (ROI, slice) (:meth:`RoiVoxels.counts_per_slice`);
+        only its shape is used (number of slices along the slice axis).
+    area : float
+        In-plane voxel area of the slice planes (mm^2,
+        :meth:`Geometry.pixel_area_mm2`).
+    method : CompositionMethod
+        How voxel values are made and classified (PDFF, Dixon, CT...).
+    subject : str
+        Value of the ``subject`` column.
+    reference_roi : int, optional
+        ROI number of the reference fat segment in ``vox`` (T1/T2
+        ``reference`` classifier); each row gets the reference voxels of its
+        own slice window.  ``None``: no reference.
+    codes_out : numpy.ndarray of int8, optional
+        One entry per gathered voxel; the class code of every voxel measured
+        in a row is written into it (entries of voxels in no row are left
+        unchanged).
+    grading : dict, optional
+        Keyword arguments of :func:`.grading.add_grades` (``source``,
+        ``goutallier_cutoffs``, ``kjaer_cutoffs``); defaults when ``None``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per planned row with exactly the columns of
+        :data:`~ParaspinalFatLib.schemas.LEVEL_COLUMNS` (grades included),
+        sorted by muscle, side and level (cranial to caudal), index reset.
+        ``csa_mm2`` is the mean area per slice of the window (mm^2);
+        statistics are in ``method.unit``.
     """
     n_rows = len(rows)
     n_sl = np.array([r.window[1] - r.window[0] + 1 for r in rows], dtype=float)
@@ -115,7 +157,37 @@ def _reference_on_slices(vox: RoiVoxels, reference_roi: int, slices) -> np.ndarr
 
 def slice_table(rois: List[Roi], vox: RoiVoxels, area: float, method: CompositionMethod, subject: str,
                 geometry: Geometry, axis: int, reference_roi: Optional[int] = None) -> pd.DataFrame:
-    """One row per ROI x slice where the ROI has voxels (:data:`tables.SLICE_COLUMNS`)."""
+    """One row per ROI x slice where the ROI has voxels (:data:`~ParaspinalFatLib.schemas.SLICE_COLUMNS`).
+
+    Parameters
+    ----------
+    rois : list of Roi
+        The measured ROIs (ROI numbers in ``vox`` index this list).
+    vox : RoiVoxels
+        The gathered voxels.
+    area : float
+        In-plane voxel area of the slice planes (mm^2).
+    method : CompositionMethod
+        How voxel values are made and classified (PDFF, Dixon, CT...).
+    subject : str
+        Value of the ``subject`` column.
+    geometry : Geometry
+        Image grid, used for ``slice_position_mm``.
+    axis : int
+        ITK slice axis (0 = i, 1 = j, 2 = k).
+    reference_roi : int, optional
+        ROI number of the reference fat segment in ``vox``; it gets no rows
+        and each slice row gets the reference voxels of that slice.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Exactly the columns of :data:`~ParaspinalFatLib.schemas.SLICE_COLUMNS`,
+        ordered by ROI then slice index.  ``slice_position_mm`` is the
+        distance (mm) of the slice plane from the plane through the grid
+        origin, along the slice normal; ``level`` is the level in the
+        segment name or ``""``; ``csa_mm2`` is the area on that slice.
+    """
     ns = vox.n_slices
     sel = np.flatnonzero(vox.roi != (-1 if reference_roi is None else reference_roi))
     key = vox.roi[sel] * ns + vox.slice_index[sel]
@@ -144,7 +216,42 @@ def slice_table(rois: List[Roi], vox: RoiVoxels, area: float, method: Compositio
 
 def roi_table(rois: List[Roi], vox: RoiVoxels, counts: np.ndarray, area: float, method: CompositionMethod,
               subject: str, geometry: Geometry, reference_roi: Optional[int] = None) -> pd.DataFrame:
-    """Whole-ROI 3-D summary per segment (:data:`tables.ROI_COLUMNS`)."""
+    """Whole-ROI 3-D summary per segment (:data:`~ParaspinalFatLib.schemas.ROI_COLUMNS`).
+
+    Parameters
+    ----------
+    rois : list of Roi
+        The measured ROIs; one output row each.
+    vox : RoiVoxels
+        The gathered voxels; ROI numbers ``>= len(rois)`` (the reference
+        ROI) are not summarised.
+    counts : numpy.ndarray of int
+        Voxel count per (ROI, slice) (:meth:`RoiVoxels.counts_per_slice`);
+        gives the slice range and the CSA per slice.
+    area : float
+        In-plane voxel area of the slice planes (mm^2).
+    method : CompositionMethod
+        How voxel values are made and classified (PDFF, Dixon, CT...).
+    subject : str
+        Value of the ``subject`` column.
+    geometry : Geometry
+        Image grid, for the voxel volume.
+    reference_roi : int, optional
+        ROI number of the reference fat segment in ``vox``; all its voxels
+        are the reference of every ROI.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per ROI, in ``rois`` order, with exactly the columns of
+        :data:`~ParaspinalFatLib.schemas.ROI_COLUMNS`: ``volume_ml`` and
+        ``*_volume_ml`` in mL; ``n_slices``, ``first_slice`` and
+        ``last_slice`` count/index the slices with voxels (-1 when the ROI
+        is empty); ``mean_csa_mm2`` (over the slices with voxels) and
+        ``max_csa_mm2`` in mm^2 (NaN when empty); ``fat_volume_ratio`` as a
+        fraction 0..1 of the classified voxels; statistics in
+        ``method.unit``.
+    """
     n = len(rois)
     sel = np.flatnonzero(vox.roi < n)
     refs = None

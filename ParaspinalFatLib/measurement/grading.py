@@ -10,7 +10,7 @@ percentage into a grade with explicit, configurable cut-offs:
 * :func:`kjaer_grade` -- the modified 3-grade lumbar scale of Kjaer et al. 2007
   [3]_: 0 normal (< 10 % fat), 1 slight (10-50 %), 2 severe (> 50 %).
 * :func:`add_grades` -- add ``grade_fat_pct``, ``grade_source``, ``goutallier``
-  and ``kjaer`` to a per-level table (:data:`ParaspinalFatLib.tables.LEVEL_COLUMNS`).
+  and ``kjaer`` to a per-level table (:data:`ParaspinalFatLib.schemas.LEVEL_COLUMNS`).
 * :func:`grade_summary` -- per subject x muscle x level: the grade of each side
   and of left + right together, and per side the mean grade over the levels
   and over L3/4-L5/S1.
@@ -50,12 +50,13 @@ References
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 from ..errors import InputError
 from ..anatomy.level_names import level_sort_key
 from ..schemas import LOWER_LUMBAR_LABEL, LOWER_LUMBAR_LEVELS
+from ..validation import as_float_array, require_columns
 
 
 __all__ = ['GOUTALLIER_CUTOFFS', 'KJAER_CUTOFFS', 'GRADE_SOURCES', 'ALL_LEVELS_LABEL', 'GRADE_SUMMARY_COLUMNS', 'goutallier_grade', 'kjaer_grade', 'add_grades', 'grade_summary']
@@ -96,6 +97,21 @@ GRADE_SUMMARY_COLUMNS: List[str] = [
 ]
 _SIDE_ORDER = {"left": 0, "right": 1, "combined": 2, "": 3}
 _RATIO_TOL = 1e-9
+_LEVEL_COLUMNS_HINT = "per-level table columns: ParaspinalFatLib.schemas.LEVEL_COLUMNS"
+
+
+class _Scale(NamedTuple):
+    """A grading scale: the grade of x is the number of its cut-offs that x reaches."""
+
+    column: str        # table column of the grade
+    name: str          # for messages
+    n_cutoffs: int     # number of cut-offs = highest grade
+    top_closed: bool   # x reaches the last cut-off c only when x > c (else x >= c)
+
+
+_GOUTALLIER = _Scale("goutallier", "Goutallier", 4, top_closed=False)
+_KJAER = _Scale("kjaer", "Kjaer", 2, top_closed=True)  # "10-50 %" includes 50
+_GRADE_COLUMNS = [_GOUTALLIER.column, _KJAER.column]
 # =============================================================================
 # grades of numbers
 # =============================================================================
@@ -143,13 +159,7 @@ def goutallier_grade(fat_pct: Any, cutoffs: Sequence[float] = GOUTALLIER_CUTOFFS
     >>> goutallier_grade([5.0, 10.0, 39.9, 60.0, float("nan")]).tolist()
     [0.0, 1.0, 2.0, 4.0, nan]
     """
-    cut = _check_cutoffs(cutoffs, 4, "Goutallier")
-    x = _as_float_array(fat_pct, "fat_pct")
-    grade = np.zeros(x.shape, dtype=float)
-    for c in cut:
-        grade += x >= c
-    grade[~np.isfinite(x)] = np.nan
-    return grade
+    return _grade(_GOUTALLIER, fat_pct, _check_cutoffs(cutoffs, _GOUTALLIER))
 
 
 def kjaer_grade(fat_pct: Any, cutoffs: Sequence[float] = KJAER_CUTOFFS) -> np.ndarray:
@@ -191,13 +201,7 @@ def kjaer_grade(fat_pct: Any, cutoffs: Sequence[float] = KJAER_CUTOFFS) -> np.nd
     >>> kjaer_grade([9.99, 10.0, 50.0, 50.01]).tolist()
     [0.0, 1.0, 1.0, 2.0]
     """
-    c0, c1 = _check_cutoffs(cutoffs, 2, "Kjaer")
-    x = _as_float_array(fat_pct, "fat_pct")
-    grade = np.zeros(x.shape, dtype=float)
-    grade += x >= c0
-    grade += x > c1
-    grade[~np.isfinite(x)] = np.nan
-    return grade
+    return _grade(_KJAER, fat_pct, _check_cutoffs(cutoffs, _KJAER))
 
 
 # =============================================================================
@@ -215,7 +219,7 @@ def add_grades(
     ----------
     levels : pandas.DataFrame
         Per-level (or per-slice) table with ``fat_fraction_pct`` and/or
-        ``fat_area_ratio`` (:data:`ParaspinalFatLib.tables.LEVEL_COLUMNS`).
+        ``fat_area_ratio`` (:data:`ParaspinalFatLib.schemas.LEVEL_COLUMNS`).
     source : {"auto", "fat_fraction_pct", "fat_area_pct"}
         Which fat percentage is graded, per row:
 
@@ -249,14 +253,13 @@ def add_grades(
         a ``fat_area_ratio`` outside 0..1 (a percentage stored as a ratio?);
         bad cut-offs.
     """
-    _check_cutoffs(goutallier_cutoffs, 4, "Goutallier")
-    _check_cutoffs(kjaer_cutoffs, 2, "Kjaer")
+    scales = _scales(goutallier_cutoffs, kjaer_cutoffs)
     pct, src = _grade_input(levels, source)
     out = levels.copy()
     out["grade_fat_pct"] = pct
     out["grade_source"] = src
-    out["goutallier"] = pd.array(goutallier_grade(pct, goutallier_cutoffs), dtype="Int64")
-    out["kjaer"] = pd.array(kjaer_grade(pct, kjaer_cutoffs), dtype="Int64")
+    for column, grade in _grades(scales, pct).items():
+        out[column] = pd.array(grade, dtype="Int64")
     return out
 
 
@@ -298,7 +301,7 @@ def grade_summary(
           mean of that side's grades over all levels with a grade.
       ``level = "mean L3/4-L5/S1"``
           mean over L3/4, L4/5 and L5/S1, only when all three have a grade
-          (else NaN); the label of :func:`ParaspinalFatLib.tables.summarize`.
+          (else NaN); the label of :func:`ParaspinalFatLib.measurement.summary.summarize`.
           Present for a side measured at one or more of the three levels.
 
     A mean of grades is not the grade of the mean fat %; mean rows have
@@ -339,9 +342,8 @@ def grade_summary(
         A required column is missing, unknown ``source``, a ``fat_area_ratio``
         outside 0..1, or bad cut-offs.
     """
-    _check_cutoffs(goutallier_cutoffs, 4, "Goutallier")
-    _check_cutoffs(kjaer_cutoffs, 2, "Kjaer")
-    _require(levels, ("subject", "muscle", "side", "level", "csa_mm2"), "grade_summary")
+    scales = _scales(goutallier_cutoffs, kjaer_cutoffs)
+    _require_level_columns(levels, ("subject", "muscle", "side", "level", "csa_mm2"), "grade_summary")
     pct, src = _grade_input(levels, source)
     area = _finite_area(levels)
     keys = ["subject", "muscle", "level"]
@@ -364,16 +366,16 @@ def grade_summary(
     combined = combined[combined["n_sides"].to_numpy() == 2].copy()
     combined["side"] = "combined"
     level_rows = pd.concat([per_side.reset_index(), combined.reset_index()], ignore_index=True)
-    level_rows["goutallier"] = goutallier_grade(level_rows["grade_fat_pct"], goutallier_cutoffs)
-    level_rows["kjaer"] = kjaer_grade(level_rows["grade_fat_pct"], kjaer_cutoffs)
-    level_rows["n_levels"] = np.isfinite(level_rows["goutallier"].to_numpy(dtype=float)).astype(int)
+    for column, grade in _grades(scales, level_rows["grade_fat_pct"]).items():
+        level_rows[column] = grade
+    level_rows["n_levels"] = np.isfinite(level_rows[_GOUTALLIER.column].to_numpy(dtype=float)).astype(int)
 
     def level_mean(rows: pd.DataFrame, label: str, need: Optional[int]) -> pd.DataFrame:
         g = rows.groupby(["subject", "muscle", "side"], sort=False, dropna=False)
-        m = g.agg(goutallier=("goutallier", "mean"), kjaer=("kjaer", "mean"),
-                  n_levels=("goutallier", "count")).reset_index()
+        m = g.agg(**{c: (c, "mean") for c in _GRADE_COLUMNS},
+                  n_levels=(_GOUTALLIER.column, "count")).reset_index()
         if need is not None:
-            m.loc[m["n_levels"] < need, ["goutallier", "kjaer"]] = np.nan
+            m.loc[m["n_levels"] < need, _GRADE_COLUMNS] = np.nan
         m["level"] = label
         m["grade_fat_pct"] = np.nan
         m["grade_source"] = ""
@@ -394,7 +396,7 @@ def grade_summary(
     out["_srank"] = [_SIDE_ORDER.get(s, len(_SIDE_ORDER)) for s in out["side"]]
     out = out.sort_values(["subject", "muscle", "_lrank", "_srank"], kind="mergesort")
     out = out.drop(columns=["_lrank", "_srank"]).reset_index(drop=True)
-    for col in ("grade_fat_pct", "goutallier", "kjaer"):
+    for col in ["grade_fat_pct"] + _GRADE_COLUMNS:
         out[col] = out[col].astype(float)
     out["n_levels"] = out["n_levels"].astype(int)
     return out
@@ -403,67 +405,72 @@ def grade_summary(
 # =============================================================================
 # helpers
 # =============================================================================
-def _check_cutoffs(cutoffs: Any, n: int, scale: str) -> Tuple[float, ...]:
+def _check_cutoffs(cutoffs: Any, scale: _Scale) -> Tuple[float, ...]:
+    """``cutoffs`` as floats, or an :class:`InputError` naming the scale."""
+    n, name = scale.n_cutoffs, scale.name
     try:
         values = tuple(float(c) for c in cutoffs)
     except (TypeError, ValueError):
         raise InputError(
-            f"{scale} cut-offs must be a sequence of {n} numbers (fat %), got {cutoffs!r}"
+            f"{name} cut-offs must be a sequence of {n} numbers (fat %), got {cutoffs!r}"
         ) from None
     if len(values) != n:
         raise InputError(
-            f"{scale} cut-offs: expected {n} values (lower bounds of grades 1..{n}, in %), "
+            f"{name} cut-offs: expected {n} values (lower bounds of grades 1..{n}, in %), "
             f"got {len(values)}: {list(values)}"
         )
     if not all(np.isfinite(values)):
-        raise InputError(f"{scale} cut-offs must be finite numbers, got {list(values)}")
+        raise InputError(f"{name} cut-offs must be finite numbers, got {list(values)}")
     for a, b in zip(values[:-1], values[1:]):
         if not b > a:
             raise InputError(
-                f"{scale} cut-offs must be strictly increasing, got {list(values)} "
+                f"{name} cut-offs must be strictly increasing, got {list(values)} "
                 f"({b:g} does not exceed {a:g})"
             )
     return values
 
 
-def _as_float_array(values: Any, name: str) -> np.ndarray:
-    try:
-        if isinstance(values, (pd.Series, pd.Index)) or hasattr(values, "to_numpy"):
-            arr = values.to_numpy(dtype=float, na_value=np.nan)
-        else:
-            arr = np.array(values, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} must be numeric (fat %), could not convert it: {exc}") from None
-    return np.array(arr, dtype=float, copy=True)
+def _grade(scale: _Scale, fat_pct: Any, cut: Tuple[float, ...]) -> np.ndarray:
+    """Grades of ``fat_pct`` on ``scale`` with checked cut-offs ``cut``; NaN where missing."""
+    x = as_float_array(fat_pct, "fat_pct must be numeric (fat %)", copy=True)
+    grade = np.zeros(x.shape, dtype=float)
+    last = len(cut) - 1
+    for k, c in enumerate(cut):
+        grade += (x > c) if (scale.top_closed and k == last) else (x >= c)
+    grade[~np.isfinite(x)] = np.nan
+    return grade
 
 
-def _require(levels: Any, columns: Sequence[str], what: str) -> None:
-    if not isinstance(levels, pd.DataFrame):
-        raise InputError(f"{what}: expected a pandas DataFrame (per-level table), got {type(levels).__name__}")
-    missing = [c for c in columns if c not in levels.columns]
-    if missing:
-        raise InputError(
-            f"{what}: the table has no column {', '.join(repr(c) for c in missing)} "
-            f"(per-level table columns: ParaspinalFatLib.tables.LEVEL_COLUMNS)"
-        )
+def _scales(goutallier_cutoffs: Any, kjaer_cutoffs: Any) -> List[Tuple[_Scale, Tuple[float, ...]]]:
+    """Both scales with their checked cut-offs."""
+    return [(_GOUTALLIER, _check_cutoffs(goutallier_cutoffs, _GOUTALLIER)),
+            (_KJAER, _check_cutoffs(kjaer_cutoffs, _KJAER))]
+
+
+def _grades(scales: List[Tuple[_Scale, Tuple[float, ...]]], fat_pct: Any) -> Dict[str, np.ndarray]:
+    """Grade column name -> grades of ``fat_pct``, for every scale of :func:`_scales`."""
+    return {scale.column: _grade(scale, fat_pct, cut) for scale, cut in scales}
+
+
+def _require_level_columns(levels: Any, columns: Sequence[str], what: str) -> None:
+    """:func:`require_columns` on a per-level table, naming each missing column."""
+    present = getattr(levels, "columns", ())
+    missing = ", ".join(repr(c) for c in columns if c not in present)
+    require_columns(levels, columns, what, hint=f"; no column {missing} ({_LEVEL_COLUMNS_HINT})")
 
 
 def _column(levels: pd.DataFrame, name: str) -> np.ndarray:
-    return _as_float_array(levels[name], f"column '{name}'")
+    return as_float_array(levels[name], f"column '{name}' must be numeric", copy=True)
 
 
 def _grade_input(levels: pd.DataFrame, source: str) -> Tuple[np.ndarray, np.ndarray]:
     """The fat % to grade and its source label, per row."""
     if not isinstance(source, str) or source not in GRADE_SOURCES:
         raise InputError(f"source must be one of {', '.join(GRADE_SOURCES)}; got {source!r}")
-    if not isinstance(levels, pd.DataFrame):
-        raise InputError(f"expected a pandas DataFrame (per-level table), got {type(levels).__name__}")
+    needed = {"fat_fraction_pct": ("fat_fraction_pct",), "fat_area_pct": ("fat_area_ratio",)}
+    _require_level_columns(levels, needed.get(source, ()), f"source={source!r}")
     n = len(levels)
-    if source == "fat_fraction_pct":
-        _require(levels, ("fat_fraction_pct",), "source='fat_fraction_pct'")
-    elif source == "fat_area_pct":
-        _require(levels, ("fat_area_ratio",), "source='fat_area_pct'")
-    elif "fat_fraction_pct" not in levels.columns and "fat_area_ratio" not in levels.columns:
+    if source == "auto" and "fat_fraction_pct" not in levels.columns and "fat_area_ratio" not in levels.columns:
         raise InputError(
             "source='auto': the table has neither column 'fat_fraction_pct' nor 'fat_area_ratio'; "
             "nothing to grade"

@@ -13,8 +13,8 @@ Pipeline
    the image plane nearest to that point along the slice normal.
 4. Gather all ROI voxels in one pass per layer and compute grouped statistics.
 
-See :class:`MeasureOptions` for every option and :data:`LEVEL_COLUMNS` for the
-output columns.
+See :class:`MeasureOptions` for every option and
+:data:`~ParaspinalFatLib.schemas.LEVEL_COLUMNS` for the output columns.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from ..errors import InputError, ParaspinalFatWarning
 from ..geometry import Geometry
 from .case_tables import level_table, roi_table, slice_table
 from ..report.case_files import write_class_labelmap, write_qc_pictures
-from ..composition.methods import CT_FAT_WINDOW, CT_MUSCLE_WINDOW, EXCLUDED, make_method
+from ..composition.base import EXCLUDED
+from ..composition.ct import CT_FAT_WINDOW, CT_MUSCLE_WINDOW
+from ..composition.factory import make_method
 from ..anatomy.level_names import level_sort_key
 from .planning import plan_rows, select_rois
 from ..segmentation import Segmentation
@@ -53,7 +55,8 @@ class MeasureOptions:
     map_kind : str
         ``"pdff"`` (fat-fraction map, output in %), ``"dixon"`` (water + fat
         images), ``"ct"`` (HU), ``"t1"``/``"t2"`` (intensity classification) or
-        ``"scalar"`` (any map: statistics only).  See :mod:`composition`.
+        ``"scalar"`` (any map: statistics only).  See
+        :mod:`ParaspinalFatLib.composition`.
     water, fat : str, path or SimpleITK.Image, optional
         Dixon water and fat images (``fat`` may also be given as ``image``).
     noise_floor : float, optional
@@ -74,12 +77,14 @@ class MeasureOptions:
         T1/T2 ``reference`` classifier: name of the reference fat segment
         (e.g. subcutaneous fat); it is not measured itself.
     classifier_params : dict, optional
-        Extra parameters of the classifier (see :mod:`tissue_classes`).
+        Extra parameters of the classifier (see
+        :mod:`~ParaspinalFatLib.composition.classifiers`).
     grade_source : str
         Fat % that feeds the grades: ``"auto"`` (mean FF for PDFF/Dixon, fat
         area % otherwise), ``"fat_fraction_pct"`` or ``"fat_area_pct"``.
     goutallier_cutoffs, kjaer_cutoffs : tuple of float, optional
-        Grade cut-offs in % (defaults in :mod:`grading`; no consensus exists).
+        Grade cut-offs in % (defaults in
+        :mod:`~ParaspinalFatLib.measurement.grading`; no consensus exists).
     fat_labelmap : str or path, optional
         Write the fat/lean/undefined classes of the measured voxels as a
         labelmap on the image grid (``.seg.nrrd`` loads in Slicer as segments
@@ -196,7 +201,8 @@ class CaseMeasurement:
     Attributes
     ----------
     levels : pandas.DataFrame
-        One row per subject x muscle x side x level (:data:`LEVEL_COLUMNS`).
+        One row per subject x muscle x side x level
+        (:data:`~ParaspinalFatLib.schemas.LEVEL_COLUMNS`).
     slices : pandas.DataFrame or None
         One row per ROI x slice (when ``per_slice``).
     rois : pandas.DataFrame or None
@@ -214,11 +220,11 @@ class CaseMeasurement:
     warnings: List[str] = field(default_factory=list)
 
     def summary(self, wide: bool = False) -> pd.DataFrame:
-        """Per-subject left/right/asymmetry/level-mean summary (see :func:`tables.summarize`)."""
+        """Per-subject left/right/asymmetry/level-mean summary (see :func:`.summary.summarize`)."""
         return summarize(self.levels, wide=wide)
 
     def grades(self) -> pd.DataFrame:
-        """Grades per side, left+right combined and mean over levels (:func:`grading.grade_summary`)."""
+        """Grades per side, left+right combined and mean over levels (:func:`.grading.grade_summary`)."""
         from .grading import grade_summary
 
         return grade_summary(self.levels)
@@ -315,6 +321,21 @@ def measure(image, segmentation, **options) -> CaseMeasurement:
     CaseMeasurement
         ``.levels`` (per level), ``.slices`` and ``.rois`` when requested,
         ``.landmarks`` and ``.warnings``.
+
+    Raises
+    ------
+    TypeError
+        An unknown option name.
+    InputError, LevelError, MeasurementError
+        Unusable inputs or options, undeterminable levels, empty ROIs; see
+        :func:`measure_case`.
+
+    Warns
+    -----
+    ParaspinalFatWarning
+        Every warning raised while measuring (this class and its subclasses,
+        and a few plain ``UserWarning``) is re-issued with its own category
+        after the measurement, and its text kept in ``.warnings``.
     """
     opts = MeasureOptions.from_kwargs(**options)
     with warnings.catch_warnings(record=True) as caught:
@@ -391,6 +412,58 @@ def measure_case(image, segmentation, **options) -> pd.DataFrame:
 
     Shorthand for ``measure(image, segmentation, **options).levels``; see
     :func:`measure` and :class:`MeasureOptions`.
+
+    Parameters
+    ----------
+    image : str, path-like, SimpleITK.Image or None
+        The 3-D parameter map (PDFF, HU, FA...): a NRRD/NIfTI/MHA file, a
+        DICOM series folder or an image; for Dixon the fat image (or pass
+        ``fat=`` and ``image=None``).
+    segmentation : str, path-like, SimpleITK.Image or Segmentation
+        Muscle (and optionally vertebra/disc) segmentation; it is put on the
+        image grid by nearest-neighbour resampling in physical (LPS) space.
+    **options
+        Keyword options of :class:`MeasureOptions` (``map_kind``,
+        ``levels``, ``n_slices``...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The per-level table: one row per subject x muscle x side x level with
+        the columns of :data:`~ParaspinalFatLib.schemas.LEVEL_COLUMNS`, sorted
+        by muscle, side and level (cranial to caudal).  Areas in mm^2,
+        statistics in the table's ``unit`` (% for PDFF/Dixon, HU for CT).
+        The side tables and ``warnings`` of :class:`CaseMeasurement` are
+        dropped; use :func:`measure` to keep them.
+
+    Raises
+    ------
+    TypeError
+        An unknown option name.
+    InputError
+        An invalid option (even ``n_slices``, ``on_empty`` other than
+        ``"error"``/``"keep"``, unknown map kind or level), a missing or
+        unreadable image or segmentation, grids that cannot be paired, or
+        requested segments/muscles that are not in the segmentation.
+    LevelError
+        A segment without a level in its name while no level source (disc or
+        vertebra masks, markups) exists, or conflicting level sources.
+    MeasurementError
+        A segment is empty, or has no voxel on its level slice while
+        ``on_empty="error"``.
+    MissingDependencyError
+        An optional package needed by the input is not installed (e.g.
+        ``highdicom`` for a DICOM SEG).
+
+    Warns
+    -----
+    ParaspinalFatWarning
+        Non-fatal findings (its subclasses ``SegmentationWarning``,
+        ``LevelWarning`` and ``NameWarning`` included), e.g. a level outside
+        the image or unmeasured segments with unknown names.
+    UserWarning
+        A few reader findings: several DICOM series in one folder, paired
+        grids assumed equal (``assume_same_grid``), NRRD header oddities.
     """
     return measure(image, segmentation, **options).levels
 

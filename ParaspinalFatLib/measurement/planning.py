@@ -51,6 +51,44 @@ def select_rois(seg: Segmentation, segments: Optional[Sequence[str]], table, exc
     (:data:`PARASPINAL_MUSCLES`) when any is present, else every muscle (thigh
     studies); ``"all"`` = every muscle; or a list of canonical muscle names.  With
     no muscle at all, every non-landmark segment is measured.
+
+    Parameters
+    ----------
+    seg : Segmentation
+        The case's segmentation.
+    segments : sequence of str, optional
+        Names of the segments to measure, as in the file (compared ignoring
+        case); any kind of segment may be named.  ``None`` or empty: choose by
+        ``muscles``.
+    table : NameTable or None
+        Name vocabulary used to parse the segment names (built-in when
+        ``None``).
+    exclude : sequence of str
+        Segment names never measured (compared ignoring case), e.g. the
+        reference fat segment of the T1/T2 ``reference`` classifier.
+    muscles : str or sequence of str
+        ``"auto"``, ``"all"`` (either case) or canonical muscle names
+        (``"multifidus"``, ``"erector_spinae"``; stripped and compared in
+        lower case); ignored when ``segments`` is given.
+
+    Returns
+    -------
+    list of Roi
+        One :class:`Roi` per chosen segment, in the order of
+        ``seg.segments``, with the parsed muscle (the raw name when it does
+        not parse), side and level (``None`` when absent).
+
+    Raises
+    ------
+    InputError
+        A name in ``segments`` or a muscle in ``muscles`` is not present, or
+        nothing is left to measure.
+
+    Warns
+    -----
+    ParaspinalFatWarning
+        Muscles were found but some segments with unknown names (kind
+        ``"other"``) are therefore not measured.
     """
     parsed = [(s, parse_segment_name(s.name, table=table)) for s in seg.segments]
     excluded = {n.lower() for n in exclude}
@@ -121,6 +159,65 @@ def plan_rows(
     found in ``landmarks``, on the slice nearest to the mid-disc point along the
     slice normal, ``n_slices`` wide.  Raises :class:`LevelError` /
     :class:`MeasurementError` naming the segment when a level or voxels are missing.
+
+    Parameters
+    ----------
+    rois : list of Roi
+        ROIs to plan (from :func:`select_rois`); row ``roi`` indices refer to
+        this list.
+    counts : numpy.ndarray of int
+        Voxel count per (ROI, slice), shape ``(len(rois), n_slices_of_grid)``,
+        slices along ``axis`` (see :meth:`RoiVoxels.counts_per_slice`).
+    landmarks : dict
+        Level -> landmark with ``point_lps`` (LPS mm) and ``source``
+        (:class:`~ParaspinalFatLib.anatomy.landmarks.LevelLandmark`); may be
+        empty.
+    geometry : Geometry
+        Grid of the image (and of ``counts``).
+    axis : int
+        ITK slice axis (0 = i, 1 = j, 2 = k) from :meth:`Geometry.slice_axis`.
+    levels : sequence of str or "all"
+        Levels measured from ``landmarks``, in any spelling (``"L4-L5"``);
+        ``"all"`` (any case) = every landmark.  They do not restrict ROIs
+        whose name carries a level.
+    n_slices : int
+        Width of the slice window centred on the level slice; the window is
+        ``slice - n_slices // 2 .. slice + n_slices // 2``, clipped to the
+        grid (the caller ensures it is odd).
+    on_empty : str
+        ``"error"``: an ROI without voxels in its window raises; any other
+        value keeps the row (it is then measured with zero voxels).
+    allow_no_levels : bool
+        Without any landmark, skip ROIs that carry no level (with a note)
+        instead of raising :class:`LevelError` (for per-slice or whole-ROI
+        output).
+    seg_source : str
+        Segmentation file name used in the messages.
+    notes : list of str
+        Non-fatal findings are appended to it (in place): wanted levels not
+        found, a named-level ROI spanning several slices, levels outside the
+        image (not measured), skipped ROIs.
+
+    Returns
+    -------
+    list of Row
+        In ROI order; per ROI, one row at its own slice (the one with most
+        voxels, ``level_source`` ``"segment_name"``, offset 0) when its name
+        has a level, else one row per wanted landmark level inside the image,
+        cranial to caudal, with ``slice_offset_mm`` the signed distance (mm)
+        from the slice plane to the landmark along the slice normal.
+
+    Raises
+    ------
+    InputError
+        ``levels`` is a string other than ``"all"`` or holds a text that is
+        not a level.
+    LevelError
+        An ROI without a level in its name, no landmark at all, and
+        ``allow_no_levels`` false.
+    MeasurementError
+        An ROI whose name carries a level has no voxel at all, or an ROI has
+        no voxel in a level window while ``on_empty == "error"``.
     """
     n_slices_grid = counts.shape[1]
     half = int(n_slices) // 2

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Dict, Optional
 import numpy as np
 from typing import Dict, List, Optional, Sequence
-from ..composition.methods import FAT, LEAN, UNDEFINED, CompositionMethod, GroupContext
+from ..composition.base import FAT, LEAN, UNDEFINED, CompositionMethod, GroupContext
 from .voxels import RoiVoxels
 
 
@@ -120,14 +120,19 @@ def measure_groups(
         Which gathered voxels take part (None: all).
     groups : numpy.ndarray of int
         Group of each selected voxel (``0 .. n_groups-1``).
+    n_groups : int
+        Number of groups (table rows); every output array has this length,
+        groups without voxels get count 0 and NaN statistics.
     method : CompositionMethod
         How values are made and voxels classified.
     names : sequence of str
         Muscle name of each group (for method warnings).
     area_mm2 : float
-        In-plane voxel area.
+        In-plane voxel area (mm^2).
     n_slices : numpy.ndarray
-        Slices per group (CSA = count x area / n_slices).
+        Slices per group (CSA = count x area / n_slices, i.e. the mean area
+        per slice).  CSA counts every voxel of the group, NaN voxels
+        included.
     reference_values : list, optional
         Per group, reference fat voxel values (T1/T2 ``reference`` classifier).
     codes_out : numpy.ndarray of int8, optional
@@ -137,7 +142,14 @@ def measure_groups(
     Returns
     -------
     dict of numpy.ndarray
-        The columns of :data:`tables.COMPOSITION_COLUMNS` plus the statistics.
+        The columns of :data:`~ParaspinalFatLib.schemas.COMPOSITION_COLUMNS`,
+        one value per group: counts (``n_nan`` counts voxels whose raw value,
+        or water value for Dixon, is not finite), ``*_csa_mm2`` in mm^2, the
+        statistics of the method's voxel values in ``method.unit`` (% for
+        PDFF/Dixon), ``fat_area_ratio`` as a fraction 0..1 of the classified
+        voxels, ``threshold_low``/``threshold_high``, and ``warnings`` (object
+        array of ``"; "``-joined messages).  Composition columns are NaN for
+        a ``scalar`` method.
     """
     raw = vox.value if select is None else vox.value[select]
     water = None
@@ -184,6 +196,23 @@ def measure_groups(
 
 
 def method_columns(method: CompositionMethod, n: int) -> Dict[str, list]:
+    """The :data:`~ParaspinalFatLib.schemas.METHOD_COLUMNS` of ``n`` table rows.
+
+    Parameters
+    ----------
+    method : CompositionMethod
+        The method every row was measured with.
+    n : int
+        Number of rows.
+
+    Returns
+    -------
+    dict of str to list
+        ``map_kind``, ``unit``, ``fat_threshold_pct`` (NaN when the method has
+        none), ``pdff_scale`` (storage scale, empty when not a PDFF map) and
+        ``method_params`` (JSON of all parameters), each a list of ``n``
+        equal values, ready to pass to :class:`pandas.DataFrame`.
+    """
     return {
         "map_kind": [method.kind] * n,
         "unit": [method.unit] * n,

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-from ..composition.methods import EXCLUDED, FAT, LEAN, UNDEFINED, CompositionMethod
+from ..composition.base import EXCLUDED, FAT, LEAN, UNDEFINED, CompositionMethod
 from ..geometry import Geometry
 from ..measurement.planning import Roi, Row
 from ..segmentation import Segment, Segmentation
@@ -30,14 +30,21 @@ def write_class_labelmap(path, vox: RoiVoxels, codes: np.ndarray, geometry: Geom
         ``*.seg.nrrd``: a Slicer segmentation with segments ``lean`` (1),
         ``undefined`` (2) and ``fat`` (3); any other extension SimpleITK writes
         (``.nrrd``, ``.nii.gz``...): a plain labelmap with those values.
-    vox, codes
-        Gathered voxels and their class codes (negative = not classified).
-    geometry, image
+    vox : RoiVoxels
+        Gathered voxels (their ``(k, j, i)`` positions are written).
+    codes : numpy.ndarray of int8
+        Class code of every gathered voxel (negative = not classified:
+        excluded, or in no measured row); such voxels stay 0 (background).
+    geometry : Geometry
         The image grid (the labelmap is aligned to it voxel for voxel).
+    image : SimpleITK.Image
+        The image; its header is copied into a plain labelmap.
 
     Returns
     -------
     pathlib.Path
+        ``path``, written atomically (temporary file in the same folder, then
+        renamed); its folder is created when missing.
     """
     path = Path(path)
     lab = np.zeros(geometry.shape, dtype=np.uint8)
@@ -110,7 +117,28 @@ def _end_label(vector) -> str:
 
 def edge_labels(geometry: Geometry, row_axis: int, col_axis: int) -> Tuple[str, str, str, str]:
     """(first column, last column, first row, last row) patient sides of a plane
-    whose rows run along ITK ``row_axis`` and columns along ``col_axis``."""
+    whose rows run along ITK ``row_axis`` and columns along ``col_axis``.
+
+    Parameters
+    ----------
+    geometry : Geometry
+        Grid of the image the plane is cut from.
+    row_axis : int
+        ITK axis (0 = i, 1 = j, 2 = k) along which the plane's row index
+        increases (down the picture).
+    col_axis : int
+        ITK axis along which the column index increases (left to right).
+
+    Returns
+    -------
+    tuple of 4 str
+        Patient-side letters (``"R"``/``"L"``, ``"A"``/``"P"``, ``"I"``/``"S"``,
+        LPS convention) of the first-column (left) edge, last-column (right)
+        edge, first-row (top) edge and last-row (bottom) edge: the end of the
+        LPS axis nearest to the ``-``/``+`` direction of ``col_axis`` and
+        ``row_axis``.  E.g. an LPS-aligned axial plane with
+        ``row_axis=1, col_axis=0`` gives ``("R", "L", "A", "P")``.
+    """
     d = geometry.direction_matrix
     return (_end_label(-d[:, col_axis]), _end_label(d[:, col_axis]),
             _end_label(-d[:, row_axis]), _end_label(d[:, row_axis]))
@@ -156,7 +184,63 @@ def write_qc_pictures(
     """One PNG per measured level slice (ROIs outlined, fat/undefined voxels
     filled, numbers and grades annotated; cropped to the ROIs + ``crop_margin_mm``,
     None for the whole slice) and a sagittal overview with the level lines;
-    returns the written paths."""
+    returns the written paths.
+
+    Level slices are shown in the radiological view (patient right on the
+    viewer's left, anterior at the top), transposing and flipping the plane
+    as the grid's direction requires.
+
+    Parameters
+    ----------
+    qc_dir : str or os.PathLike
+        Output folder; created when missing.
+    array : numpy.ndarray
+        Image voxels ``[k, j, i]`` in their storage units (as measured).
+    geometry : Geometry
+        Image grid (LPS).
+    axis : int
+        ITK slice axis (0 = i, 1 = j, 2 = k) of the measurement slices.
+    rows : list of Row
+        Planned rows; one picture per distinct (level, slice index).
+    rois : list of Roi
+        Measured ROIs; ``Row.roi`` indexes this list.
+    vox : RoiVoxels
+        Gathered ROI voxels (their positions give the masks).
+    codes : numpy.ndarray of int8
+        Class code of every gathered voxel (from
+        :func:`~ParaspinalFatLib.measurement.case_tables.level_table`):
+        ``FAT`` voxels are filled as fat; ``UNDEFINED`` and ``EXCLUDED``
+        (NaN, below the Dixon noise floor) as undefined.
+    levels : pandas.DataFrame
+        Per-level table; its ``(segment, level)`` rows give each ROI's label
+        (CSA, FF or fat %, Goutallier grade).
+    landmarks : pandas.DataFrame
+        Level points (:attr:`CaseMeasurement.landmarks`: ``level``,
+        ``source``, ``slice_index``, ``slice_offset_mm``, ``inside_image``);
+        those inside the image are drawn as lines on the sagittal overview.
+    method : CompositionMethod
+        Gives the grey window (PDFF: 0-100 % in storage units; CT: W 400 /
+        L 40 HU; otherwise the automatic percentile window) and the title.
+    subject : str
+        File-name prefix and title text.
+    crop_margin_mm : float or None
+        Margin (mm) kept around the ROIs of a level picture; ``None`` shows
+        the whole slice.
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``<subject>_<level>_slice<s>.png`` per level slice (``/`` in the level
+        replaced by ``-``), in increasing slice index, then
+        ``<subject>_sagittal.png`` (a reformat through the median left-right
+        position of the ROI voxels).
+
+    Raises
+    ------
+    InputError
+        matplotlib is not installed, or the pictures cannot be drawn from the
+        arguments (see :mod:`~ParaspinalFatLib.report.qc_pictures`).
+    """
     from .qc_pictures import RoiOverlay, render_level_slice
 
     qc_dir = Path(qc_dir)

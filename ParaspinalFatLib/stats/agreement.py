@@ -23,14 +23,16 @@ Conventions (chosen to match what SPSS prints, the software of the studies):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._base import StatsError, require_columns
-from ._numerics import check_confidence, two_sided_normal_p, z_quantile
+from ..errors import StatsError
+from .deprecation import renamed_arguments
+from .numerics import two_sided_normal_p, z_quantile
+from .validation import as_float_array, check_confidence, require_columns
 
 __all__ = ["icc", "cohen_kappa", "ICCResult", "KappaResult"]
 
@@ -49,7 +51,7 @@ _ICC_FORMS = {
 }
 
 
-def _form_aliases():
+def _form_aliases() -> Dict[str, str]:
     out = {}
     for form, (mw, sf, _m, _t, _u) in _ICC_FORMS.items():
         for name in (form, mw, sf):
@@ -60,7 +62,7 @@ def _form_aliases():
 _ICC_ALIASES = _form_aliases()
 
 
-def _normalise_form(form) -> str:
+def _normalise_form(form: str) -> str:
     key = str(form).lower().replace(" ", "")
     try:
         return _ICC_ALIASES[key]
@@ -73,18 +75,36 @@ def _normalise_form(form) -> str:
 
 @dataclass
 class ICCResult:
-    """Intraclass correlation: the selected form plus the table of all six.
+    """Intraclass correlation: the selected form plus the table of all six (see :func:`icc`).
 
-    Attributes
+    Parameters
     ----------
-    form, description : str
-        Selected form (``"ICC2"`` ...) and its McGraw-Wong/SPSS description.
-    icc, F, df1, df2, p : float
-        Estimate and the F test of ICC = 0.
-    ci_low, ci_high, confidence : float
-        Confidence interval of the selected form.
-    n, k, n_excluded : int
-        Subjects used, raters (columns), subjects dropped for missing ratings.
+    form : str
+        Selected form (``"ICC2"`` ...).
+    description : str
+        Its McGraw-Wong/SPSS description.
+    icc : float
+        Estimate.
+    F : float
+        F statistic of the test of ICC = 0.
+    df1 : float
+        Its numerator degrees of freedom.
+    df2 : float
+        Its denominator degrees of freedom.
+    p : float
+        Its p.
+    ci_low : float
+        Lower bound of the confidence interval.
+    ci_high : float
+        Upper bound of the confidence interval.
+    confidence : float
+        Confidence level.
+    n : int
+        Subjects used.
+    k : int
+        Raters (columns).
+    n_excluded : int
+        Subjects dropped for missing ratings.
     mean_squares : dict
         ``MSR`` (subjects), ``MSW`` (within subjects), ``MSC`` (raters), ``MSE`` (residual).
     table : pandas.DataFrame
@@ -108,11 +128,28 @@ class ICCResult:
     table: pd.DataFrame = field(repr=False)
 
     def to_frame(self) -> pd.DataFrame:
-        """Tidy table of all six forms, one row per form."""
+        """Tidy table of all six forms.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per form (a copy of ``table``).
+        """
         return self.table.copy()
 
-    def select(self, form) -> "ICCResult":
-        """The same analysis with another form selected (no recomputation)."""
+    def select(self, form: str) -> "ICCResult":
+        """The same analysis with another form selected (no recomputation).
+
+        Parameters
+        ----------
+        form : str
+            A form name or alias accepted by :func:`icc`.
+
+        Returns
+        -------
+        ICCResult
+            With ``form`` selected.
+        """
         name = _normalise_form(form)
         row = self.table.set_index("form").loc[name]
         return ICCResult(
@@ -124,7 +161,8 @@ class ICCResult:
         )
 
 
-def _wide_from_long(data, targets, raters, ratings) -> pd.DataFrame:
+def _wide_from_long(data: pd.DataFrame, targets: Optional[str], raters: Any,
+                    ratings: str) -> pd.DataFrame:
     if targets is None or raters is None:
         raise StatsError("long-format ICC needs targets=, raters= and ratings= column names")
     for name in (targets, raters, ratings):
@@ -136,7 +174,7 @@ def _wide_from_long(data, targets, raters, ratings) -> pd.DataFrame:
         n_missing = int(sub[col].isna().sum())
         if n_missing:
             raise StatsError(f"column {col!r} has {n_missing} missing label(s); fix or drop those rows")
-    values = _numeric_column(sub[ratings], ratings)
+    values = as_float_array(sub[ratings], ratings)
     sub = sub.assign(**{ratings: values})
     dup = sub.duplicated(subset=[targets, raters], keep=False)
     if dup.any():
@@ -148,15 +186,8 @@ def _wide_from_long(data, targets, raters, ratings) -> pd.DataFrame:
     return sub.pivot(index=targets, columns=raters, values=ratings)
 
 
-def _numeric_column(series: pd.Series, name) -> np.ndarray:
-    try:
-        out = pd.to_numeric(series, errors="raise")
-    except (TypeError, ValueError):
-        raise StatsError(f"column {name!r} is not numeric") from None
-    return np.asarray(out, dtype=np.float64)
-
-
-def _icc_matrix(data, targets, raters, ratings) -> np.ndarray:
+def _icc_matrix(data: Any, targets: Optional[str], raters: Any,
+                ratings: Optional[str]) -> np.ndarray:
     """Subjects x raters float matrix (may contain NaN) from any accepted input."""
     if isinstance(data, pd.DataFrame):
         if ratings is not None:
@@ -169,7 +200,7 @@ def _icc_matrix(data, targets, raters, ratings) -> np.ndarray:
             require_columns(data, cols + ([targets] if targets is not None else []))
             wide = data.loc[:, cols]
         return np.column_stack(
-            [_numeric_column(wide[c], c) for c in wide.columns]
+            [as_float_array(wide[c], c) for c in wide.columns]
         ) if wide.shape[1] else np.empty((len(wide), 0))
     try:
         arr = np.asarray(data, dtype=np.float64)
@@ -180,7 +211,7 @@ def _icc_matrix(data, targets, raters, ratings) -> np.ndarray:
     return arr
 
 
-def _icc_anova(y: np.ndarray) -> dict:
+def _icc_anova(y: np.ndarray) -> Dict[str, float]:
     """Two-way ANOVA mean squares of a complete n x k matrix (centred for accuracy)."""
     n, k = y.shape
     y = y - y.mean()
@@ -199,16 +230,16 @@ def _icc_anova(y: np.ndarray) -> dict:
     }
 
 
-def _ratio_bounds(f_low, f_high, k_eff):
+def _ratio_bounds(f_low: float, f_high: float, k_eff: float) -> Tuple[float, float]:
     """Bounds ``(F-1)/(F+k-1)`` (k_eff = k) or ``1 - 1/F`` (k_eff = 1) with F = inf -> 1."""
-    def one(fv):
+    def one(fv: float) -> float:
         if np.isinf(fv):
             return 1.0
         return (fv - 1.0) / (fv + k_eff - 1.0)
     return one(f_low), one(f_high)
 
 
-def _icc_rows(ms: dict, n: int, k: int, conf: float) -> list:
+def _icc_rows(ms: Dict[str, float], n: int, k: int, conf: float) -> List[Dict[str, Any]]:
     msr, msw, msc, mse = ms["MSR"], ms["MSW"], ms["MSC"], ms["MSE"]
     q = 1.0 - (1.0 - conf) / 2.0
     df1, df_w, df_e = n - 1, n * (k - 1), (n - 1) * (k - 1)
@@ -267,8 +298,15 @@ def _icc_rows(ms: dict, n: int, k: int, conf: float) -> list:
     return rows
 
 
-def icc(data, targets=None, raters=None, ratings=None, *, form="ICC2",
-        confidence: float = 0.95) -> ICCResult:
+def icc(
+    data: Any,
+    targets: Optional[str] = None,
+    raters: Union[None, str, Sequence[Hashable]] = None,
+    ratings: Optional[str] = None,
+    *,
+    form: str = "ICC2",
+    confidence: float = 0.95,
+) -> ICCResult:
     """Intraclass correlation coefficients (Shrout & Fleiss 1979; McGraw & Wong 1996).
 
     Parameters
@@ -278,8 +316,13 @@ def icc(data, targets=None, raters=None, ratings=None, *, form="ICC2",
         or wide format (rows = subjects, columns = raters or sessions).  For a
         wide DataFrame ``raters`` may list the rating columns (default: every
         column except ``targets``); a 2-D array is taken as wide.
-    targets, raters, ratings : str, optional
-        Column names of subject id, rater id and rating (long format).
+    targets : str, optional
+        Column of the subject id (long format; in the wide format, the column that is not
+        a rating).
+    raters : str or list of str, optional
+        Column of the rater / session id (long format), or the rating columns (wide).
+    ratings : str, optional
+        Column of the rating (long format).
     form : str, default "ICC2"
         Selected form: ``ICC1``, ``ICC2``, ``ICC3``, ``ICC1k``, ``ICC2k``, ``ICC3k``
         or the names ``ICC(1,1)``, ``ICC(A,1)``, ``ICC(C,1)``, ``ICC(1,k)``,
@@ -287,6 +330,7 @@ def icc(data, targets=None, raters=None, ratings=None, *, form="ICC2",
         agreement, is also the value of SPSS "two-way mixed, absolute agreement"
         that Koo & Li (2016) recommend for test-retest / intra-rater studies.
     confidence : float, default 0.95
+        Level of the intervals.
 
     Returns
     -------
@@ -355,17 +399,32 @@ def icc(data, targets=None, raters=None, ratings=None, *, form="ICC2",
 class KappaResult:
     """Cohen's (weighted) kappa for two raters.
 
-    Attributes
+    Parameters
     ----------
-    kappa, se, se0, z, p : float
-        Estimate; asymptotic SE (Fleiss, Cohen & Everitt 1969) used for the CI;
-        SE under H0 (kappa = 0) used for ``z = kappa / se0`` and the two-sided p.
-    ci_low, ci_high, confidence : float
-        ``kappa -/+ z_(1-alpha/2) * se`` (not truncated).
-    n, n_excluded : int
-        Pairs used / dropped for a missing rating.
-    observed_agreement, expected_agreement : float
-        Weighted p_o and chance p_e.
+    kappa : float
+        Estimate.
+    se : float
+        Asymptotic SE (Fleiss, Cohen & Everitt 1969) used for the CI.
+    se0 : float
+        SE under H0 (kappa = 0) used for ``z`` and ``p``.
+    z : float
+        ``kappa / se0``.
+    p : float
+        Two-sided p.
+    ci_low : float
+        ``kappa - z_(1-alpha/2) * se`` (not truncated), alpha = 1 - confidence.
+    ci_high : float
+        ``kappa + z_(1-alpha/2) * se`` (not truncated).
+    confidence : float
+        Confidence level.
+    n : int
+        Pairs used.
+    n_excluded : int
+        Pairs dropped for a missing rating.
+    observed_agreement : float
+        Weighted p_o.
+    expected_agreement : float
+        Weighted chance agreement p_e.
     weights : str
         ``"none"``, ``"linear"``, ``"quadratic"`` or ``"custom"``.
     categories : list
@@ -394,7 +453,13 @@ class KappaResult:
     weight_matrix: np.ndarray = field(repr=False)
 
     def to_frame(self) -> pd.DataFrame:
-        """One-row tidy table of the estimate and its inference."""
+        """One-row tidy table of the estimate and its inference.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row.
+        """
         keys = ["weights", "kappa", "se", "ci_low", "ci_high", "se0", "z", "p",
                 "observed_agreement", "expected_agreement", "n", "n_excluded", "confidence"]
         return pd.DataFrame([{key: getattr(self, key) for key in keys}])
@@ -407,7 +472,7 @@ _WEIGHT_ALIASES = {
 }
 
 
-def _kappa_weights(weights, r: int):
+def _kappa_weights(weights: Any, r: int) -> Tuple[str, np.ndarray]:
     if weights is not None and not isinstance(weights, str):
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != (r, r):
@@ -430,7 +495,11 @@ def _kappa_weights(weights, r: int):
     return kind, 1.0 - (dist / (r - 1)) ** 2
 
 
-def _kappa_inputs(data, rater1, rater2):
+def _kappa_inputs(data: Optional[pd.DataFrame], rater1: Any,
+                  rater2: Any) -> Tuple[np.ndarray, np.ndarray, int, Tuple[str, str]]:
+    if rater1 is None or rater2 is None:
+        raise StatsError("give both raters: cohen_kappa(data, rater1=column, rater2=column) "
+                         "or cohen_kappa(rater1=ratings, rater2=ratings)")
     if data is None:
         a = pd.Series(np.asarray(rater1, dtype=object) if not isinstance(rater1, pd.Series) else rater1)
         b = pd.Series(np.asarray(rater2, dtype=object) if not isinstance(rater2, pd.Series) else rater2)
@@ -448,7 +517,7 @@ def _kappa_inputs(data, rater1, rater2):
     return a[keep].to_numpy(), b[keep].to_numpy(), int((~keep).sum()), names
 
 
-def _sorted_categories(values):
+def _sorted_categories(values: Any) -> List[Any]:
     uniq = list(pd.unique(pd.Series(values, dtype=object)))
     try:
         return sorted(uniq)
@@ -466,17 +535,27 @@ def _difference(a: float, b: float) -> float:
     return d
 
 
-def cohen_kappa(data, rater1, rater2, weights=None, categories: Optional[Sequence] = None,
-                *, confidence: float = 0.95) -> KappaResult:
+@renamed_arguments(options=("weights", "categories"))
+def cohen_kappa(
+    data: Optional[pd.DataFrame] = None,
+    rater1: Any = None,
+    rater2: Any = None,
+    *,
+    weights: Union[None, str, np.ndarray, Sequence[Sequence[float]]] = None,
+    categories: Optional[Sequence[Any]] = None,
+    confidence: float = 0.95,
+) -> KappaResult:
     """Cohen's kappa, unweighted or weighted, for two raters.
 
     Parameters
     ----------
-    data : pandas.DataFrame or None
+    data : pandas.DataFrame or None, default None
         Table holding the two rating columns; ``None`` to pass the ratings
         themselves as ``rater1`` and ``rater2``.
-    rater1, rater2 : str or array_like
-        Column names (or rating sequences when ``data`` is None).
+    rater1 : column name or array_like
+        First rater's ratings (column name, or the ratings when ``data`` is None).
+    rater2 : column name or array_like
+        Second rater's ratings.
     weights : None, "linear", "quadratic" or (r, r) array, default None
         Agreement weights on category positions: linear ``1-|i-j|/(r-1)``
         (Cicchetti-Allison; irr "equal"), quadratic ``1-(i-j)^2/(r-1)^2``
@@ -487,10 +566,12 @@ def cohen_kappa(data, rater1, rater2, weights=None, categories: Optional[Sequenc
         (e.g. ``range(6)`` for Lovett grades) when unused grades must count in
         the weighting.  Ratings outside ``categories`` raise an error.
     confidence : float, default 0.95
+        Level of the interval.
 
     Returns
     -------
     KappaResult
+        Kappa with SE, CI, z and p, and the confusion table.
 
     Notes
     -----

@@ -17,7 +17,8 @@ Conventions (chosen to reproduce SPSS, which the seed papers used)
   omega^2 = (SS_between - df_between MS_within) / (SS_total + MS_within).
 * Post hoc tests use the pooled ANOVA MS_within and its df (N - k):
   ``"lsd"`` Fisher's LSD (unadjusted t tests, SPSS "LSD"); ``"bonferroni"`` LSD p times the
-  number of pairs m, capped at 1, CI at alpha/m (SPSS "Bonferroni"); ``"tukey"``
+  number of pairs m, capped at 1, CI at alpha/m with alpha = 1 - confidence (SPSS
+  "Bonferroni"); ``"tukey"``
   Tukey HSD / Tukey-Kramer for unequal n (studentized range distribution, q =
   |diff| / sqrt(MS_within / 2 (1/n_a + 1/n_b)), CI diff +/- q_crit / sqrt(2) SE).
 * Only two-sided tests and intervals are computed.
@@ -26,17 +27,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Hashable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 from scipy import stats as _sps
 
-from ._base import StatsError
-from ._common import (
-    accurate_mean, check_alpha, mean_sd, note, require_variance, split_groups,
-    sum_sq_dev, t_quantile, t_two_sided_p,
+from ..errors import StatsError
+from .deprecation import DeprecatedAttribute, renamed_arguments
+from .numerics import (
+    DEPRECATED_ALPHA, accurate_mean, mean_sd, significance_level, sum_sq_dev, t_quantile,
+    t_two_sided_p,
 )
+from .validation import check_confidence, note, require_variance, split_groups
+
+__all__ = [
+    "levene", "ttest", "anova_oneway", "oneway_decomposition", "posthoc_table",
+    "LeveneResult", "TTestLine", "TTestResult", "WelchAnova", "AnovaResult",
+]
 
 _POSTHOC = ("lsd", "bonferroni", "tukey")
 
@@ -44,13 +52,24 @@ _POSTHOC = ("lsd", "bonferroni", "tukey")
 # ---------------------------------------------------------------------------
 # shared one-way decomposition
 # ---------------------------------------------------------------------------
-def _oneway(arrays: Sequence[np.ndarray]) -> dict:
+def oneway_decomposition(arrays: Sequence[np.ndarray]) -> Dict[str, Any]:
     """Sums of squares of a one-way layout, computed with exactly rounded sums.
 
     The data are first shifted by their median (a data value or the mean of two), so that
     group means and their differences keep full precision even when the values share a
-    large common part (NIST SmLs07-09: 1000000000000.4 etc.).  ``means`` are of the shifted
-    data; add ``shift`` for the original scale.
+    large common part (NIST SmLs07-09: 1000000000000.4 etc.).
+
+    Parameters
+    ----------
+    arrays : sequence of numpy.ndarray
+        The values of each group.
+
+    Returns
+    -------
+    dict
+        ``k``, ``n``, ``ns`` (group sizes), ``means`` (of the shifted data; add ``shift``
+        for the original scale), ``shift``, ``ssw_i`` (within-group SS), ``grand``,
+        ``ssb``, ``ssw``, ``df_b``, ``df_w``.
     """
     allv = np.concatenate(arrays)
     shift = float(np.median(allv))
@@ -69,7 +88,8 @@ def _oneway(arrays: Sequence[np.ndarray]) -> dict:
     )
 
 
-def _descriptives(labels, arrays, alpha: float) -> pd.DataFrame:
+def _descriptives(labels: Sequence[Any], arrays: Sequence[np.ndarray],
+                  alpha: float) -> pd.DataFrame:
     rows = []
     for lab, a in zip(labels, arrays):
         m, sd = mean_sd(a)
@@ -89,20 +109,32 @@ def _descriptives(labels, arrays, alpha: float) -> pd.DataFrame:
 class LeveneResult:
     """Result of :func:`levene`.
 
-    Attributes
+    Parameters
     ----------
-    dv, group : hashable
+    dv : hashable
+        Dependent variable.
+    between : hashable
+        Grouping column.
     groups : list
+        Group labels in order.
     center : str
         ``"mean"`` (Levene, SPSS) or ``"median"`` (Brown-Forsythe).
-    statistic, df1, df2, p : float, int, int, float
-        Levene's W (an F statistic on k - 1 and N - k df) and its p.
+    statistic : float
+        Levene's W, an F statistic on ``df1`` and ``df2`` degrees of freedom.
+    df1 : int
+        k - 1.
+    df2 : int
+        N - k.
+    p : float
+        p-value of W.
     n : int
+        Rows used.
     notes : list of str
+        Degenerate results.
     """
 
     dv: Hashable
-    group: Hashable
+    between: Hashable
     groups: List[Any]
     center: str
     statistic: float
@@ -112,15 +144,24 @@ class LeveneResult:
     n: int
     notes: List[str] = field(default_factory=list)
 
+    group = DeprecatedAttribute("between")
+
     def to_frame(self) -> pd.DataFrame:
-        """One-row table: dv, center, statistic, df1, df2, p, n."""
+        """One-row table of the test.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns dv, center, statistic, df1, df2, p, n.
+        """
         return pd.DataFrame([{
             "dv": self.dv, "center": self.center, "statistic": self.statistic,
             "df1": self.df1, "df2": self.df2, "p": self.p, "n": self.n,
         }])
 
 
-def _levene_arrays(dv, group, labels, arrays, center: str) -> LeveneResult:
+def _levene_arrays(dv: Hashable, between: Hashable, labels: Sequence[Any],
+                   arrays: Sequence[np.ndarray], center: str) -> LeveneResult:
     notes: List[str] = []
     shift = float(np.median(np.concatenate(arrays)))
     arrays = [a - shift for a in arrays]
@@ -128,7 +169,7 @@ def _levene_arrays(dv, group, labels, arrays, center: str) -> LeveneResult:
         z = [np.abs(a - accurate_mean(a)) for a in arrays]
     else:
         z = [np.abs(a - np.median(a)) for a in arrays]
-    d = _oneway(z)
+    d = oneway_decomposition(z)
     if d["ssw"] == 0.0:
         stat = math.inf if d["ssb"] > 0 else math.nan
         p = 0.0 if d["ssb"] > 0 else math.nan
@@ -137,17 +178,18 @@ def _levene_arrays(dv, group, labels, arrays, center: str) -> LeveneResult:
     else:
         stat = (d["ssb"] / d["df_b"]) / (d["ssw"] / d["df_w"])
         p = float(_sps.f.sf(stat, d["df_b"], d["df_w"]))
-    return LeveneResult(dv=dv, group=group, groups=list(labels), center=center,
+    return LeveneResult(dv=dv, between=between, groups=list(labels), center=center,
                         statistic=float(stat), df1=d["df_b"], df2=d["df_w"], p=float(p),
                         n=d["n"], notes=notes)
 
 
+@renamed_arguments({"group": "between"}, options=("center",))
 def levene(
     data: pd.DataFrame,
     dv: Hashable,
-    group: Hashable,
-    center: str = "mean",
+    between: Hashable,
     *,
+    center: str = "mean",
     order: Optional[Sequence[Any]] = None,
 ) -> LeveneResult:
     """Levene's test of equal variances across groups.
@@ -155,9 +197,10 @@ def levene(
     Parameters
     ----------
     data : pandas.DataFrame
+        One row per subject.
     dv : column name
         Numeric dependent variable.
-    group : column name
+    between : column name
         Grouping column.
     center : {"mean", "median"}, default "mean"
         ``"mean"``: absolute deviations from the group mean (Levene 1960; SPSS "Based on
@@ -168,6 +211,7 @@ def levene(
     Returns
     -------
     LeveneResult
+        The statistic, its df and p; ``to_frame()`` gives one row.
 
     Raises
     ------
@@ -176,8 +220,8 @@ def levene(
     """
     if center not in ("mean", "median"):
         raise StatsError(f"levene: center must be 'mean' or 'median', got {center!r}")
-    labels, arrays, _, _ = split_groups(data, dv, group, order)
-    return _levene_arrays(dv, group, labels, arrays, center)
+    labels, arrays, _, _ = split_groups(data, dv, between, order)
+    return _levene_arrays(dv, between, labels, arrays, center)
 
 
 # ---------------------------------------------------------------------------
@@ -185,7 +229,23 @@ def levene(
 # ---------------------------------------------------------------------------
 @dataclass
 class TTestLine:
-    """One line of the t-test table (Student or Welch)."""
+    """One line of the t-test table (Student or Welch).
+
+    Parameters
+    ----------
+    t : float
+        t statistic.
+    df : float
+        Degrees of freedom.
+    p : float
+        Two-sided p.
+    se_diff : float
+        Standard error of the mean difference.
+    ci_low : float
+        Lower bound of the CI of the difference.
+    ci_high : float
+        Upper bound of the CI of the difference.
+    """
 
     t: float
     df: float
@@ -199,9 +259,12 @@ class TTestLine:
 class TTestResult:
     """Result of :func:`ttest`.
 
-    Attributes
+    Parameters
     ----------
-    dv, group : hashable
+    dv : hashable
+        Dependent variable.
+    between : hashable
+        Grouping column.
     groups : tuple
         ``(first, second)``; ``mean_diff = mean(first) - mean(second)``.
     n : int
@@ -213,20 +276,27 @@ class TTestResult:
     descriptives : pandas.DataFrame
         group, n, mean, sd, se, ci_low, ci_high, min, max per group.
     mean_diff : float
-    student, welch : TTestLine
-        Equal variances assumed (pooled) / not assumed (Welch-Satterthwaite).
+        mean(first) - mean(second).
+    student : TTestLine
+        Equal variances assumed (pooled).
+    welch : TTestLine
+        Equal variances not assumed (Welch-Satterthwaite).
     levene : LeveneResult
         Mean-centred Levene test.
     pooled_sd : float
-    cohen_d, hedges_g : float
-        Standardised difference with the pooled SD; Hedges' exact small-sample correction.
-    alpha : float
-        CIs are 100 (1 - alpha) %.
+        Pooled standard deviation.
+    cohen_d : float
+        Standardised difference with the pooled SD.
+    hedges_g : float
+        Cohen's d with Hedges' exact small-sample correction.
+    confidence : float
+        Confidence level of the CIs.
     notes : list of str
+        Degenerate results.
     """
 
     dv: Hashable
-    group: Hashable
+    between: Hashable
     groups: Tuple[Any, Any]
     n: int
     n_missing: int
@@ -239,11 +309,20 @@ class TTestResult:
     pooled_sd: float
     cohen_d: float
     hedges_g: float
-    alpha: float
+    confidence: float
     notes: List[str] = field(default_factory=list)
 
+    group = DeprecatedAttribute("between")
+    alpha = DeprecatedAttribute("confidence", significance_level, "alpha = 1 - confidence")
+
     def to_frame(self) -> pd.DataFrame:
-        """SPSS-style table: one row per test (``student``, ``welch``) with Levene's F and p."""
+        """SPSS-style table: one row per test with Levene's F and p.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows ``student`` and ``welch``.
+        """
         rows = []
         for name, line in (("student", self.student), ("welch", self.welch)):
             rows.append({
@@ -261,32 +340,36 @@ def _hedges_j(df: float) -> float:
     return math.exp(math.lgamma(df / 2.0) - math.lgamma((df - 1.0) / 2.0)) / math.sqrt(df / 2.0)
 
 
+@renamed_arguments({"group": "between", "alpha": DEPRECATED_ALPHA})
 def ttest(
     data: pd.DataFrame,
     dv: Hashable,
-    group: Hashable,
+    between: Hashable,
     *,
     order: Optional[Sequence[Any]] = None,
-    alpha: float = 0.05,
+    confidence: float = 0.95,
 ) -> TTestResult:
     """Independent-samples t-test, Student and Welch, with Levene's test and Cohen's d.
 
     Parameters
     ----------
     data : pandas.DataFrame
+        One row per subject.
     dv : column name
         Numeric dependent variable.
-    group : column name
+    between : column name
         Column with two groups (more are allowed when ``order`` selects two).
     order : (first, second), optional
         The two groups; the difference is first - second.  Default: category order, else
         sorted labels (e.g. ``"female"`` before ``"male"``).
-    alpha : float, default 0.05
-        Two-sided CIs are 100 (1 - alpha) %.
+    confidence : float, default 0.95
+        Level of the two-sided CIs.
 
     Returns
     -------
     TTestResult
+        Student and Welch lines, Levene's test, effect sizes; ``to_frame()`` gives the
+        SPSS-style table.
 
     Raises
     ------
@@ -294,13 +377,14 @@ def ttest(
         Missing column, non-numeric dv, not exactly two groups, a group with n < 2, zero
         variance of dv, or zero variance within both groups.
     """
-    alpha = check_alpha(alpha)
+    confidence = check_confidence(confidence)
+    alpha = significance_level(confidence)
     if order is not None and len(list(order)) != 2:
         raise StatsError(f"ttest: order must name exactly 2 groups, got {list(order)}")
-    labels, arrays, n_missing, n_other = split_groups(data, dv, group, order)
+    labels, arrays, n_missing, n_other = split_groups(data, dv, between, order)
     if len(labels) != 2:
         raise StatsError(
-            f"ttest: {group!r} has {len(labels)} groups ({labels}); pass order=(first, second) "
+            f"ttest: {between!r} has {len(labels)} groups ({labels}); pass order=(first, second) "
             "to choose two, or use anova_oneway"
         )
     notes: List[str] = []
@@ -332,14 +416,14 @@ def ttest(
     welch = TTestLine(t_w, df_w, t_two_sided_p(t_w, df_w), se_w, diff - h_w, diff + h_w)
     if v1 == 0.0 or v2 == 0.0:
         note(notes, f"ttest {dv!r}: one group has zero variance; Welch df = n - 1 of the other")
-    lev = _levene_arrays(dv, group, labels, arrays, "mean")
+    lev = _levene_arrays(dv, between, labels, arrays, "mean")
     notes.extend(lev.notes)
     d = diff / sp
     return TTestResult(
-        dv=dv, group=group, groups=(labels[0], labels[1]), n=int(n1 + n2),
+        dv=dv, between=between, groups=(labels[0], labels[1]), n=int(n1 + n2),
         n_missing=n_missing, n_other=n_other, descriptives=_descriptives(labels, arrays, alpha),
         mean_diff=diff, student=student, welch=welch, levene=lev, pooled_sd=sp, cohen_d=d,
-        hedges_g=d * _hedges_j(df_s), alpha=alpha, notes=notes,
+        hedges_g=d * _hedges_j(df_s), confidence=confidence, notes=notes,
     )
 
 
@@ -348,7 +432,19 @@ def ttest(
 # ---------------------------------------------------------------------------
 @dataclass
 class WelchAnova:
-    """Welch's heteroscedastic one-way ANOVA (Welch 1951)."""
+    """Welch's heteroscedastic one-way ANOVA (Welch 1951).
+
+    Parameters
+    ----------
+    F : float
+        Welch's F statistic.
+    df1 : float
+        k - 1.
+    df2 : float
+        Fractional denominator degrees of freedom.
+    p : float
+        p-value.
+    """
 
     F: float
     df1: float
@@ -360,31 +456,59 @@ class WelchAnova:
 class AnovaResult:
     """Result of :func:`anova_oneway`.
 
-    Attributes
+    Parameters
     ----------
-    dv, between : hashable
+    dv : hashable
+        Dependent variable.
+    between : hashable
+        Grouping column.
     groups : list
         Group labels in order.
-    n, n_missing, n_other : int
-        Rows used / dropped for missing values / of groups not in ``order``.
-    ss_between, ss_within, ss_total : float
-    df_between, df_within, df_total : int
-    ms_between, ms_within : float
-    F, p : float
-        Classical F test.
-    eta_squared, omega_squared : float
+    n : int
+        Rows used.
+    n_missing : int
+        Rows dropped for a missing dv or group value.
+    n_other : int
+        Rows of groups not in ``order``.
+    ss_between : float
+        Between-groups sum of squares.
+    ss_within : float
+        Within-groups sum of squares.
+    ss_total : float
+        Total sum of squares.
+    df_between : int
+        k - 1.
+    df_within : int
+        N - k.
+    df_total : int
+        N - 1.
+    ms_between : float
+        Between-groups mean square.
+    ms_within : float
+        Within-groups mean square.
+    F : float
+        Classical F statistic.
+    p : float
+        Its p-value.
+    eta_squared : float
+        SS_between / SS_total.
+    omega_squared : float
+        (SS_between - df_between MS_within) / (SS_total + MS_within).
     descriptives : pandas.DataFrame
-        group, n, mean, sd, se, 95 % CI (group's own SD), min, max.
+        group, n, mean, sd, se, CI of the mean (group's own SD), min, max.
     levene : LeveneResult
         Mean-centred Levene test.
     welch : WelchAnova
         Always computed (NaN with a note if a group has zero variance).
     posthoc_method : str or None
+        ``"lsd"``, ``"bonferroni"``, ``"tukey"`` or None.
     posthoc : pandas.DataFrame or None
         group_a, group_b, mean_diff (a - b), se, t (LSD/Bonferroni) or q (Tukey), df, p,
         ci_low, ci_high, method.
-    alpha : float
+    confidence : float
+        Confidence level of the post hoc and group CIs.
     notes : list of str
+        Degenerate results.
     """
 
     dv: Hashable
@@ -410,11 +534,19 @@ class AnovaResult:
     welch: WelchAnova
     posthoc_method: Optional[str]
     posthoc: Optional[pd.DataFrame] = field(repr=False)
-    alpha: float
+    confidence: float
     notes: List[str] = field(default_factory=list)
 
+    alpha = DeprecatedAttribute("confidence", significance_level, "alpha = 1 - confidence")
+
     def to_frame(self) -> pd.DataFrame:
-        """The ANOVA table: source (between, within, total), ss, df, ms, F, p."""
+        """The ANOVA table.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows between, within, total; columns source, ss, df, ms, F, p.
+        """
         return pd.DataFrame({
             "source": ["between", "within", "total"],
             "ss": [self.ss_between, self.ss_within, self.ss_total],
@@ -425,7 +557,7 @@ class AnovaResult:
         })
 
 
-def _welch_anova(d: dict, variances: np.ndarray) -> WelchAnova:
+def _welch_anova(d: Dict[str, Any], variances: np.ndarray) -> WelchAnova:
     k, ns, means = d["k"], d["ns"], d["means"]
     w = ns / variances
     sw = w.sum()
@@ -438,7 +570,30 @@ def _welch_anova(d: dict, variances: np.ndarray) -> WelchAnova:
     return WelchAnova(F=f, df1=float(k - 1), df2=df2, p=float(_sps.f.sf(f, k - 1, df2)))
 
 
-def _posthoc(labels, d: dict, mse: float, method: str, alpha: float) -> pd.DataFrame:
+def posthoc_table(labels: Sequence[Any], d: Dict[str, Any], mse: float, method: str,
+                  confidence: float = 0.95) -> pd.DataFrame:
+    """Post hoc comparison of every pair of groups on the pooled MS_within (see module notes).
+
+    Parameters
+    ----------
+    labels : sequence
+        Group labels, in the order of ``d``.
+    d : dict
+        :func:`oneway_decomposition` of the groups.
+    mse : float
+        The pooled within-groups mean square.
+    method : {"lsd", "bonferroni", "tukey"}
+        Fisher's LSD, Bonferroni-adjusted LSD, or Tukey HSD / Tukey-Kramer.
+    confidence : float, default 0.95
+        Level of the intervals (family-wise for Bonferroni and Tukey).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair (a before b): group_a, group_b, mean_diff (a - b), se, t or q, df,
+        p, ci_low, ci_high, method.
+    """
+    alpha = significance_level(confidence)
     k, ns, means, df = d["k"], d["ns"], d["means"], d["df_w"]
     pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
     m = len(pairs)
@@ -470,6 +625,7 @@ def _posthoc(labels, d: dict, mse: float, method: str, alpha: float) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+@renamed_arguments({"alpha": DEPRECATED_ALPHA})
 def anova_oneway(
     data: pd.DataFrame,
     dv: Hashable,
@@ -477,13 +633,14 @@ def anova_oneway(
     *,
     posthoc: Optional[str] = "lsd",
     order: Optional[Sequence[Any]] = None,
-    alpha: float = 0.05,
+    confidence: float = 0.95,
 ) -> AnovaResult:
     """One-way between-subjects ANOVA with Welch's ANOVA, Levene's test and post hoc pairs.
 
     Parameters
     ----------
     data : pandas.DataFrame
+        One row per subject.
     dv : column name
         Numeric dependent variable (e.g. MF PDFF in %).
     between : column name
@@ -494,7 +651,7 @@ def anova_oneway(
     order : sequence, optional
         Groups and their order (default: category order, else sorted).  Rows of other
         groups are left out and counted in ``n_other``.
-    alpha : float, default 0.05
+    confidence : float, default 0.95
         Level of the post hoc CIs (family-wise for Bonferroni and Tukey) and the group CIs.
 
     Returns
@@ -509,7 +666,8 @@ def anova_oneway(
         Missing column, non-numeric dv, fewer than 2 groups, a group with n < 2, zero
         variance of dv, zero variance within every group, or an unknown post hoc method.
     """
-    alpha = check_alpha(alpha)
+    confidence = check_confidence(confidence)
+    alpha = significance_level(confidence)
     if posthoc is not None:
         posthoc = str(posthoc).lower()
         if posthoc not in _POSTHOC:
@@ -518,7 +676,7 @@ def anova_oneway(
     labels, arrays, n_missing, n_other = split_groups(data, dv, between, order)
     require_variance(np.concatenate(arrays), dv, f"across the groups of {between!r}")
     notes: List[str] = []
-    d = _oneway(arrays)
+    d = oneway_decomposition(arrays)
     if d["ssw"] == 0.0:
         raise StatsError(
             f"anova_oneway: {dv!r} has zero variance within every group of {between!r}; "
@@ -539,7 +697,7 @@ def anova_oneway(
     lev = _levene_arrays(dv, between, labels, arrays, "mean")
     notes.extend(lev.notes)
     sst = d["ssb"] + d["ssw"]
-    ph = _posthoc(labels, d, msw, posthoc, alpha) if posthoc else None
+    ph = posthoc_table(labels, d, msw, posthoc, confidence) if posthoc else None
     return AnovaResult(
         dv=dv, between=between, groups=list(labels), n=d["n"], n_missing=n_missing,
         n_other=n_other, ss_between=d["ssb"], ss_within=d["ssw"], ss_total=sst,
@@ -548,5 +706,5 @@ def anova_oneway(
         eta_squared=d["ssb"] / sst,
         omega_squared=(d["ssb"] - d["df_b"] * msw) / (sst + msw),
         descriptives=_descriptives(labels, arrays, alpha), levene=lev, welch=welch,
-        posthoc_method=posthoc, posthoc=ph, alpha=alpha, notes=notes,
+        posthoc_method=posthoc, posthoc=ph, confidence=confidence, notes=notes,
     )

@@ -22,14 +22,18 @@ Conventions
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Hashable, List, Optional, Sequence, Union
+from typing import Any, Dict, Hashable, List, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 from scipy import stats as _sps
 
-from ._base import StatsError, require_columns
-from ._common import group_order, mean_sd, note, numeric_column
+from ..errors import StatsError
+from .deprecation import DeprecatedAttribute, renamed_arguments
+from .numerics import mean_sd
+from .validation import group_order, note, numeric_column, require_columns
+
+__all__ = ["describe", "chi_square", "DescribeResult", "ChiSquareResult"]
 
 _NUMERIC_COLUMNS = [
     "variable", "group", "n", "n_missing", "mean", "sd", "se",
@@ -42,7 +46,7 @@ _CATEGORICAL_COLUMNS = ["variable", "group", "level", "count", "percent", "n", "
 class DescribeResult:
     """Result of :func:`describe`.
 
-    Attributes
+    Parameters
     ----------
     numeric : pandas.DataFrame
         One row per numeric variable and group (and the overall row): variable, group, n,
@@ -50,12 +54,12 @@ class DescribeResult:
     categorical : pandas.DataFrame
         One row per categorical variable, group and level: count, percent (of the
         non-missing values in that group), n, n_missing.
-    group : hashable or None
+    between : hashable or None
         The grouping column.
     groups : list
         Group labels in reporting order (the overall row comes last).
     overall_label : str
-        Label of the overall row in the ``group`` column.
+        Label of the overall row in the ``group`` column of the tables.
     n_rows : int
         Rows in the input table.
     n_group_missing : int
@@ -68,7 +72,7 @@ class DescribeResult:
 
     numeric: pd.DataFrame = field(repr=False)
     categorical: pd.DataFrame = field(repr=False)
-    group: Optional[Hashable]
+    between: Optional[Hashable]
     groups: List[Any]
     overall_label: str
     n_rows: int
@@ -76,8 +80,16 @@ class DescribeResult:
     quantile_method: str
     notes: List[str] = field(default_factory=list)
 
+    group = DeprecatedAttribute("between")
+
     def to_frame(self) -> pd.DataFrame:
-        """Numeric and categorical rows stacked, with a ``kind`` column."""
+        """Numeric and categorical rows stacked, with a ``kind`` column.
+
+        Returns
+        -------
+        pandas.DataFrame
+            variable, kind, group, level, then the numeric and count columns.
+        """
         num = self.numeric.assign(kind="numeric")
         cat = self.categorical.assign(kind="categorical")
         first = ["variable", "kind", "group", "level"]
@@ -102,7 +114,8 @@ def _is_categorical(s: pd.Series) -> bool:
     )
 
 
-def _numeric_row(var, grp, x: np.ndarray, n_missing: int, qmethod: str, notes: List[str]) -> dict:
+def _numeric_row(var: Hashable, grp: Any, x: np.ndarray, n_missing: int, qmethod: str,
+                 notes: List[str]) -> Dict[str, Any]:
     n = int(x.size)
     row = {"variable": var, "group": grp, "n": n, "n_missing": n_missing}
     if n == 0:
@@ -120,10 +133,11 @@ def _numeric_row(var, grp, x: np.ndarray, n_missing: int, qmethod: str, notes: L
     return row
 
 
+@renamed_arguments({"group": "between"})
 def describe(
     data: pd.DataFrame,
     columns: Union[Hashable, Sequence[Hashable]],
-    group: Optional[Hashable] = None,
+    between: Optional[Hashable] = None,
     *,
     categorical: Optional[Sequence[Hashable]] = None,
     order: Optional[Sequence[Any]] = None,
@@ -140,7 +154,7 @@ def describe(
     columns : column name or list of column names
         Variables to describe.  Numeric dtypes are summarised as numbers; bool, category,
         object and string columns as categories.
-    group : column name, optional
+    between : column name, optional
         Grouping column (e.g. the vBMD category).  Without it only the overall row is given.
     categorical : list of column names, optional
         Numeric-coded columns to treat as categorical (e.g. sex coded 0/1).
@@ -169,6 +183,7 @@ def describe(
         columns, (list, tuple, pd.Index)) else list(columns)
     if not cols:
         raise StatsError("describe: no columns given")
+    group = between
     require_columns(data, cols + ([group] if group is not None else []))
     if group is not None and group in cols:
         raise StatsError(f"describe: the grouping column {group!r} is also listed in columns")
@@ -244,7 +259,7 @@ def describe(
     numeric_df = pd.DataFrame(num_rows, columns=_NUMERIC_COLUMNS)
     cat_df = pd.DataFrame(cat_rows, columns=_CATEGORICAL_COLUMNS)
     return DescribeResult(
-        numeric=numeric_df, categorical=cat_df, group=group, groups=list(labels),
+        numeric=numeric_df, categorical=cat_df, between=group, groups=list(labels),
         overall_label=overall_label, n_rows=int(len(data)), n_group_missing=n_group_missing,
         quantile_method=quantile_method, notes=notes,
     )
@@ -257,12 +272,16 @@ def describe(
 class ChiSquareResult:
     """Result of :func:`chi_square`.
 
-    Attributes
+    Parameters
     ----------
-    row, col : hashable
-        The two columns cross-tabulated.
-    observed, expected : pandas.DataFrame
-        Counts and expected counts under independence (rows x columns, labelled).
+    row : hashable
+        Column whose levels are the table rows.
+    col : hashable
+        Column whose levels are the table columns.
+    observed : pandas.DataFrame
+        Counts (rows x columns, labelled).
+    expected : pandas.DataFrame
+        Expected counts under independence.
     n : int
         Rows used (both values present).
     n_missing : int
@@ -271,15 +290,24 @@ class ChiSquareResult:
         The test whose p is in ``p``: ``"pearson"``, ``"yates"`` or ``"fisher"``.
     p : float
         p of the test used.
-    chi2, df, p_chi2 : float, int, float
-        Pearson chi-square (Yates-corrected for 2x2 when ``correction=True``), its degrees of
-        freedom and p.
-    pearson_chi2, pearson_p : float
-        Uncorrected Pearson chi-square and p (always).
-    yates_chi2, yates_p : float or None
-        Continuity-corrected chi-square and p (2x2 only).
-    likelihood_ratio, likelihood_ratio_p : float
-        G statistic 2 sum O ln(O/E) and its p (df as Pearson).
+    chi2 : float
+        Pearson chi-square (Yates-corrected for 2x2 when ``correction=True``).
+    df : int
+        Its degrees of freedom.
+    p_chi2 : float
+        Its p.
+    pearson_chi2 : float
+        Uncorrected Pearson chi-square (always).
+    pearson_p : float
+        Its p.
+    yates_chi2 : float or None
+        Continuity-corrected chi-square (2x2 only).
+    yates_p : float or None
+        Its p.
+    likelihood_ratio : float
+        G statistic 2 sum O ln(O/E).
+    likelihood_ratio_p : float
+        Its p (df as Pearson).
     fisher_p : float or None
         Fisher's exact two-sided p (2x2 only; always computed for 2x2).
     cramers_v : float
@@ -291,6 +319,7 @@ class ChiSquareResult:
     correction : bool
         Whether the Yates statistic is the main chi-square line.
     notes : list of str
+        Degenerate results (sparse tables).
     """
 
     row: Hashable
@@ -318,7 +347,14 @@ class ChiSquareResult:
     notes: List[str] = field(default_factory=list)
 
     def to_frame(self) -> pd.DataFrame:
-        """SPSS-style "Chi-Square Tests" table: one row per test, ``used`` marks the main one."""
+        """SPSS-style "Chi-Square Tests" table.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per test (test, statistic, df, p, used, n, cramers_v); ``used`` marks
+            the test whose p is the result's ``p``.
+        """
         rows = [("pearson", self.pearson_chi2, self.df, self.pearson_p)]
         if self.yates_chi2 is not None:
             rows.append(("yates", self.yates_chi2, self.df, self.yates_p))
@@ -357,8 +393,11 @@ def chi_square(
     Parameters
     ----------
     data : pandas.DataFrame
-    row, col : column names
-        Categorical (or integer-coded) variables, e.g. ``"sex"`` and ``"vbmd_group"``.
+        One row per subject.
+    row : column name
+        Categorical (or integer-coded) variable of the table rows, e.g. ``"sex"``.
+    col : column name
+        Categorical variable of the table columns, e.g. ``"vbmd_group"``.
     correction : bool, default False
         False: the main line is the uncorrected Pearson chi-square (SPSS's "Pearson
         Chi-Square").  True: for 2x2 tables the Yates continuity-corrected statistic is the
@@ -367,13 +406,16 @@ def chi_square(
         For 2x2 tables: "auto" uses Fisher's exact test when any expected count is < 5,
         "always" always uses it, "never" never does.  Fisher's p is always *reported* for
         2x2 tables.  Larger sparse tables get a note (no exact r x c test here).
-    row_order, col_order : sequence, optional
-        Level order of the table (default: category order, else sorted).  Rows with other
-        levels are dropped and counted in ``n_missing``.
+    row_order : sequence, optional
+        Level order of the table rows (default: category order, else sorted).  Rows with
+        other levels are dropped and counted in ``n_missing``.
+    col_order : sequence, optional
+        Level order of the table columns, likewise.
 
     Returns
     -------
     ChiSquareResult
+        The test used and its p, all statistics, observed and expected tables.
 
     Raises
     ------

@@ -9,15 +9,21 @@ with a linear programme (Konis 2007) and raised as :class:`StatsError`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Dict, Hashable, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, special, stats
 
-from ._base import StatsError, listwise
-from ._numerics import check_confidence, plain, z_quantile
+from ..errors import StatsError
+from .deprecation import DeprecatedAttribute, renamed_arguments
+from .numerics import z_quantile
+from .validation import (
+    as_float_array, categorical_spec, check_confidence, group_order, listwise, plain,
+    require_columns,
+)
 
-__all__ = ["logistic_regression", "LogisticResult"]
+__all__ = ["logistic_regression", "LogisticResult", "CONSTANT"]
 
 CONSTANT = "Constant"
 
@@ -36,7 +42,20 @@ class _Design:
     sources: list          # predictor each design column comes from
 
     def matrix(self, data: pd.DataFrame, strict: bool = True) -> np.ndarray:
-        """Model matrix (constant last); rows with missing input become NaN."""
+        """Model matrix (constant last); rows with missing input become NaN.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame
+            Holds the predictor columns.
+        strict : bool, default True
+            Raise for a categorical level not seen when fitting.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (rows, design columns + 1).
+        """
         cols = []
         for name in self.predictors:
             series = data[name]
@@ -60,46 +79,23 @@ class _Design:
         return np.column_stack(cols)
 
 
-def _numeric(series: pd.Series, name) -> np.ndarray:
-    if series.dtype == bool:
-        return series.to_numpy(dtype=np.float64)
+def _numeric(series: pd.Series, name: Hashable) -> np.ndarray:
     try:
-        return np.asarray(pd.to_numeric(series, errors="raise"), dtype=np.float64)
-    except (TypeError, ValueError):
+        return as_float_array(series, name)
+    except StatsError:
         raise StatsError(
             f"predictor {name!r} is not numeric; list it in categorical= to dummy-code it"
         ) from None
 
 
-def _sorted_levels(series: pd.Series, name) -> list:
-    """Levels in the order R and statsmodels use: a pandas Categorical keeps its
-    category order (e.g. ``lovett_group``: poor < good); others are sorted."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        present = set(pd.unique(series.dropna()))
-        return [c for c in series.cat.categories if c in present]
-    levels = list(pd.unique(series))
-    try:
-        return sorted(levels)
-    except TypeError:
-        raise StatsError(f"levels of categorical predictor {name!r} cannot be ordered") from None
-
-
-def _build_design(sub: pd.DataFrame, predictors: list, categorical) -> _Design:
-    if categorical is None:
-        cat_ref = {}
-    elif isinstance(categorical, dict):
-        cat_ref = dict(categorical)
-    elif isinstance(categorical, str):
-        cat_ref = {categorical: None}
-    else:
-        cat_ref = {c: None for c in categorical}
-    unknown = [c for c in cat_ref if c not in predictors]
-    if unknown:
-        raise StatsError(f"categorical {unknown} are not among the predictors {predictors}")
+def _build_design(sub: pd.DataFrame, predictors: list, categorical: Any) -> _Design:
+    cat_ref = categorical_spec(categorical, predictors, "logistic_regression: ")
     levels, columns, sources = {}, [], []
     for name in predictors:
         if name in cat_ref:
-            levs = _sorted_levels(sub[name], name)
+            # R/statsmodels order: a Categorical keeps its category order (e.g.
+            # lovett_group: poor < good); other levels are sorted
+            levs = group_order(sub[name], None, name)
             if len(levs) < 2:
                 raise StatsError(
                     f"categorical predictor {name!r} has a single level {levs} (zero variance)"
@@ -120,7 +116,8 @@ def _build_design(sub: pd.DataFrame, predictors: list, categorical) -> _Design:
     return _Design(list(predictors), levels, columns, sources)
 
 
-def _outcome_codes(values: pd.Series, outcome: str, event):
+def _outcome_codes(values: pd.Series, outcome: Hashable,
+                   event: Any) -> Tuple[np.ndarray, Any, Any]:
     levels = list(pd.unique(values))
     shown = plain(levels)
     if len(levels) > 2:
@@ -138,12 +135,13 @@ def _outcome_codes(values: pd.Series, outcome: str, event):
         )
         if not numeric01:
             raise StatsError(
-                f"outcome {outcome!r} must be coded 0/1, or pass event= naming the event "
+                f"outcome {outcome!r} must be coded 0/1, or pass positive= naming the event "
                 f"level (found levels {shown})"
             )
         event = 1
     if not any(v == event for v in levels):
-        raise StatsError(f"event level {event!r} does not occur in outcome {outcome!r} {shown}")
+        raise StatsError(f"positive= level {event!r} does not occur in outcome {outcome!r} "
+                         f"{shown}")
     other = [v for v in levels if not v == event][0]
     y = (values == event).to_numpy(dtype=np.float64)
     if numeric_coding:
@@ -155,7 +153,7 @@ def _outcome_codes(values: pd.Series, outcome: str, event):
 # checks: collinearity and separation
 # ---------------------------------------------------------------------------
 
-def _standardise(x: np.ndarray):
+def _standardise(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Centre/scale the non-constant columns; returns (xs, T) with beta = T @ gamma."""
     p = x.shape[1]
     mean = x[:, :-1].mean(axis=0)
@@ -213,7 +211,8 @@ def _completely_separates(a: np.ndarray) -> bool:
     return bool(res.status == 0 and res.x is not None and -res.fun > 1e-7)
 
 
-def _separation(xs: np.ndarray, y: np.ndarray, sources: list, predictors: list):
+def _separation(xs: np.ndarray, y: np.ndarray, sources: list,
+                predictors: list) -> Optional[Tuple[str, list]]:
     """None, or (kind, minimal list of predictors that (quasi-)completely separate y).
 
     The list is found by backward elimination: a predictor is dropped when the
@@ -243,7 +242,8 @@ def _loglik(eta: np.ndarray, y: np.ndarray) -> float:
     return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
 
 
-def _newton(xs: np.ndarray, y: np.ndarray, max_iter: int, tol: float):
+def _newton(xs: np.ndarray, y: np.ndarray, max_iter: int,
+            tol: float) -> Tuple[np.ndarray, np.ndarray, int]:
     """Maximum likelihood by Newton-Raphson with step halving; returns (gamma, cov, iters)."""
     n, p = xs.shape
     gamma = np.zeros(p)
@@ -282,7 +282,8 @@ def _newton(xs: np.ndarray, y: np.ndarray, max_iter: int, tol: float):
     )
 
 
-def _hosmer_lemeshow(x: np.ndarray, y: np.ndarray, mu: np.ndarray, groups: int = 10):
+def _hosmer_lemeshow(x: np.ndarray, y: np.ndarray, mu: np.ndarray,
+                     groups: int = 10) -> Dict[str, Any]:
     """Hosmer-Lemeshow deciles-of-risk test (SAS PROC LOGISTIC grouping)."""
     n = len(y)
     _pat, inverse = np.unique(x, axis=0, return_inverse=True)
@@ -330,35 +331,70 @@ def _hosmer_lemeshow(x: np.ndarray, y: np.ndarray, mu: np.ndarray, groups: int =
 
 @dataclass
 class LogisticResult:
-    """Fitted binary logistic regression.
+    """Fitted binary logistic regression (result of :func:`logistic_regression`).
 
-    Attributes
+    Parameters
     ----------
-    outcome, event, nonevent :
-        Outcome column, the level modelled as 1 and the other level.
+    dv : hashable
+        Outcome column.
+    positive : object
+        The outcome level modelled as 1 (the event).
+    negative : object
+        The other outcome level.
+    predictors : list
+        Predictor columns as given.
+    terms : list of str
+        Model terms: predictors, dummies ``"name[level]"``, ``"Constant"`` last.
     coefficients : pandas.DataFrame
         term, B, SE, z, Wald, df, p, OR, OR_ci_low, OR_ci_high (Constant last).
     wald_tests : pandas.DataFrame
         Joint Wald test per categorical predictor with more than two levels.
     cov : numpy.ndarray
         Covariance matrix of B (terms order).
-    n, n_events, n_excluded : int
-    minus2ll, minus2ll_null, model_chi2, model_df, model_p : float
-        -2 log-likelihood of the model and of the constant-only model, the
-        omnibus likelihood-ratio test.
-    cox_snell_r2, nagelkerke_r2 : float
+    n : int
+        Rows used.
+    n_events : int
+        Rows with the ``positive`` outcome.
+    n_excluded : int
+        Rows dropped for a missing outcome or predictor.
+    minus2ll : float
+        -2 log-likelihood of the model.
+    minus2ll_null : float
+        -2 log-likelihood of the constant-only model.
+    model_chi2 : float
+        Omnibus likelihood-ratio chi-square.
+    model_df : int
+        Its degrees of freedom.
+    model_p : float
+        Its p.
+    cox_snell_r2 : float
+        Cox & Snell R^2.
+    nagelkerke_r2 : float
+        Nagelkerke R^2.
     hosmer_lemeshow : dict
         ``chi2``, ``df``, ``p`` and the contingency ``table``.
     classification : pandas.DataFrame
         Observed x predicted counts at ``cutoff`` with percent correct.
-    score, predicted : pandas.Series
-        Linear predictor (log-odds) and probability of the event for the rows
-        used, indexed like the input; ``score`` is what to pass to :func:`roc`.
+    percent_correct : float
+        Overall percent correctly classified.
+    cutoff : float
+        Classification cut-off.
+    confidence : float
+        Confidence level of the odds-ratio intervals.
+    iterations : int
+        Newton iterations used.
+    score : pandas.Series
+        Linear predictor (log-odds) of the rows used, indexed like the input; what to
+        pass to :func:`roc`.
+    predicted : pandas.Series
+        Probability of the event for the rows used.
+    _design : object
+        Internal: how to build the model matrix of new data (:meth:`linear_score`).
     """
 
-    outcome: str
-    event: object
-    nonevent: object
+    dv: Hashable
+    positive: object
+    negative: object
     predictors: list
     terms: list
     coefficients: pd.DataFrame = field(repr=False)
@@ -384,17 +420,39 @@ class LogisticResult:
     predicted: pd.Series = field(default=None, repr=False)
     _design: _Design = field(default=None, repr=False)
 
+    outcome = DeprecatedAttribute("dv")
+    event = DeprecatedAttribute("positive")
+    nonevent = DeprecatedAttribute("negative")
+
     @property
     def params(self) -> pd.Series:
-        """B by term."""
+        """B by term.
+
+        Returns
+        -------
+        pandas.Series
+            Coefficients indexed by term.
+        """
         return self.coefficients.set_index("term")["B"]
 
     def to_frame(self) -> pd.DataFrame:
-        """The coefficient table ("Variables in the Equation")."""
+        """The coefficient table ("Variables in the Equation").
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per term (a copy of ``coefficients``).
+        """
         return self.coefficients.copy()
 
     def summary_frame(self) -> pd.DataFrame:
-        """One-row model summary: n, -2LL, omnibus test, R^2, Hosmer-Lemeshow."""
+        """One-row model summary: n, -2LL, omnibus test, R^2, Hosmer-Lemeshow.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row.
+        """
         hl = self.hosmer_lemeshow
         return pd.DataFrame([{
             "n": self.n, "n_events": self.n_events, "n_excluded": self.n_excluded,
@@ -410,23 +468,46 @@ class LogisticResult:
 
         This is the "combined predictor" to compare with single markers in
         :func:`roc_compare`; it ranks exactly like the predicted probability.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame
+            Holds the predictor columns (the fitted rows or new ones).
+
+        Returns
+        -------
+        pandas.Series
+            The linear predictor, indexed like ``data``, named ``"score"``.
+
+        Raises
+        ------
+        StatsError
+            A missing predictor column, or a categorical level not seen when fitting.
         """
-        if not isinstance(data, pd.DataFrame):
-            raise StatsError(f"expected a pandas DataFrame, got {type(data).__name__}")
-        missing = [c for c in self.predictors if c not in data.columns]
-        if missing:
-            raise StatsError(f"column(s) {missing} not in the table")
+        require_columns(data, self.predictors)
         x = self._design.matrix(data)
         beta = self.coefficients["B"].to_numpy()
         return pd.Series(x @ beta, index=data.index, name="score")
 
     def predict_proba(self, data: pd.DataFrame) -> pd.Series:
-        """Predicted probability of the event for the rows of ``data``."""
+        """Predicted probability of the event for the rows of ``data``.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame
+            Holds the predictor columns.
+
+        Returns
+        -------
+        pandas.Series
+            Probabilities indexed like ``data``, named ``"p"``.
+        """
         eta = self.linear_score(data)
         return pd.Series(special.expit(eta.to_numpy()), index=data.index, name="p")
 
 
-def _classification(y, mu, cutoff, event, nonevent):
+def _classification(y: np.ndarray, mu: np.ndarray, cutoff: float, event: Any,
+                    nonevent: Any) -> Tuple[pd.DataFrame, float]:
     pred = mu > cutoff  # SPSS: cases whose probability exceeds the cut-off are events
     rows = []
     for label, obs in ((nonevent, 0.0), (event, 1.0)):
@@ -443,32 +524,46 @@ def _classification(y, mu, cutoff, event, nonevent):
     return pd.DataFrame(rows), overall
 
 
-def logistic_regression(data: pd.DataFrame, outcome: str, predictors, categorical=None, *,
-                        event=None, confidence: float = 0.95, cutoff: float = 0.5,
-                        max_iter: int = 100, tol: float = 1e-10) -> LogisticResult:
+@renamed_arguments({"outcome": "dv", "event": "positive"}, options=("categorical",))
+def logistic_regression(
+    data: pd.DataFrame,
+    dv: Hashable,
+    predictors: Union[Hashable, Sequence[Hashable]],
+    *,
+    categorical: Union[None, Hashable, Sequence[Hashable], Mapping[Hashable, Any]] = None,
+    positive: Any = None,
+    confidence: float = 0.95,
+    cutoff: float = 0.5,
+    max_iter: int = 100,
+    tol: float = 1e-10,
+) -> LogisticResult:
     """Binary logistic regression (maximum likelihood, Newton-Raphson).
 
     Parameters
     ----------
     data : pandas.DataFrame
-    outcome : str
-        Outcome column: coded 0/1 (1 = event), or any two levels with ``event=``.
-    predictors : str or list of str
+        One row per subject.
+    dv : column name
+        Outcome column: coded 0/1 (1 = event), or any two levels with ``positive=``.
+    predictors : column name or list of column names
         Predictor columns (numeric, or listed in ``categorical``).
-    categorical : list of str or dict, optional
+    categorical : list of column names or dict, optional
         Predictors to dummy-code.  A dict maps predictor -> reference level.
         Default reference: the lowest (first sorted) level, as in R/statsmodels;
         note SPSS's default "Indicator" contrast uses the *last* level.
         Dummy columns are named ``"name[level]"``.
-    event : optional
-        Outcome level that is the event (required unless the outcome is 0/1).
+    positive : object, optional
+        Outcome level that is the event (required unless the outcome is coded 0/1,
+        where 1 is the event).
     confidence : float, default 0.95
         For the odds-ratio intervals exp(B -/+ z SE), z the exact normal quantile.
     cutoff : float, default 0.5
         Classification table cut-off; a case is predicted an event when its
         probability exceeds the cut-off (SPSS).
-    max_iter, tol :
-        Newton iterations and the relative step tolerance for convergence.
+    max_iter : int, default 100
+        Most Newton iterations.
+    tol : float, default 1e-10
+        Relative step tolerance for convergence.
 
     Returns
     -------
@@ -496,13 +591,14 @@ def logistic_regression(data: pd.DataFrame, outcome: str, predictors, categorica
     Raises
     ------
     StatsError
-        Missing columns; outcome not binary, single class or unknown ``event``;
+        Missing columns; outcome not binary, single class or unknown ``positive``;
         non-numeric predictor not declared categorical; zero-variance or
         collinear predictors; n not larger than the number of parameters;
         (quasi-)complete separation (naming the predictors involved);
         non-convergence.
     """
     conf = check_confidence(confidence)
+    outcome, event = dv, positive
     if isinstance(predictors, str):
         predictors = [predictors]
     predictors = list(predictors)
@@ -570,7 +666,7 @@ def logistic_regression(data: pd.DataFrame, outcome: str, predictors, categorica
     classification, overall = _classification(y, mu, cutoff, event, nonevent)
     chi2 = 2.0 * (ll - ll0)
     return LogisticResult(
-        outcome=outcome, event=event, nonevent=nonevent, predictors=predictors, terms=names,
+        dv=outcome, positive=event, negative=nonevent, predictors=predictors, terms=names,
         coefficients=coef,
         wald_tests=pd.DataFrame(wald_rows, columns=["predictor", "Wald", "df", "p"]),
         cov=cov, n=n, n_events=int(y.sum()), n_excluded=n_excluded,

@@ -28,24 +28,30 @@ Conventions
 * VIF = 1 / (1 - R_j^2) from regressing each predictor column on the others; with an
   intercept the R_j^2 are centered (SPSS, statsmodels with a constant), without one they
   are uncentered.  Not defined for the intercept (NaN); 1.0 for a single predictor.
-* t-tests and CIs use the t distribution on n - p df; CIs are 100 (1 - alpha) %.
+* t-tests and CIs use the t distribution on n - p df; CIs are at the ``confidence`` level.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Hashable, List, Mapping, Sequence, Union
+from typing import Any, Dict, Hashable, List, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
 from scipy import stats as _sps
 from scipy.linalg import solve_triangular
 
-from ._base import StatsError, require_columns
-from ._common import (
-    accurate_mean, check_alpha, group_order, mean_sd, note, numeric_column,
-    residual_accurate, sum_sq_dev, t_quantile, xt_dot_accurate,
+from ..errors import StatsError
+from .deprecation import DeprecatedAttribute, renamed_arguments
+from .numerics import (
+    DEPRECATED_ALPHA, accurate_mean, mean_sd, residual_accurate, significance_level,
+    sum_sq_dev, t_quantile, xt_dot_accurate,
 )
+from .validation import (
+    categorical_spec, check_confidence, group_order, note, numeric_column, require_columns,
+)
+
+__all__ = ["linear_regression", "RegressionResult", "INTERCEPT"]
 
 INTERCEPT = "const"
 _COLLINEAR_TOL = 1e-11
@@ -56,9 +62,10 @@ _MAX_REFINE = 4
 class RegressionResult:
     """Result of :func:`linear_regression`.
 
-    Attributes
+    Parameters
     ----------
-    outcome : hashable
+    dv : hashable
+        Dependent variable.
     predictors : list
         As given (before dummy coding).
     terms : list of str
@@ -67,24 +74,44 @@ class RegressionResult:
         term, B, se, beta (standardised), t, p, ci_low, ci_high, vif.
     coding : pandas.DataFrame
         variable, level, term (None for the reference), reference, n per categorical level.
-    n, n_missing : int
-        Rows used / dropped by listwise deletion.
+    n : int
+        Rows used.
+    n_missing : int
+        Rows dropped by listwise deletion.
     intercept : bool
-    r, r_squared, adj_r_squared : float
-        Multiple R, R^2 (uncentered without intercept, see ``r_squared_kind``), adjusted R^2.
+        Whether a constant was fitted.
+    r : float
+        Multiple R.
+    r_squared : float
+        R^2 (uncentered without intercept, see ``r_squared_kind``).
+    adj_r_squared : float
+        Adjusted R^2.
     r_squared_kind : str
         ``"centered"`` or ``"uncentered"``.
-    F, df_model, df_resid, p : float, int, int, float
+    F : float
         Overall F test of all non-intercept coefficients (all coefficients without
         intercept).
+    df_model : int
+        Its numerator degrees of freedom.
+    df_resid : int
+        Residual degrees of freedom n - p.
+    p : float
+        p of the F test.
     residual_se : float
         sqrt(SSE / (n - p)).
-    ss_model, ss_resid, ss_total : float
-    alpha : float
+    ss_model : float
+        Regression sum of squares.
+    ss_resid : float
+        Residual sum of squares.
+    ss_total : float
+        Total sum of squares (uncentered without intercept).
+    confidence : float
+        Confidence level of the coefficient CIs.
     notes : list of str
+        Degenerate results.
     """
 
-    outcome: Hashable
+    dv: Hashable
     predictors: List[Hashable]
     terms: List[str]
     coefficients: pd.DataFrame = field(repr=False)
@@ -104,23 +131,45 @@ class RegressionResult:
     ss_model: float
     ss_resid: float
     ss_total: float
-    alpha: float
+    confidence: float
     notes: List[str] = field(default_factory=list)
 
+    outcome = DeprecatedAttribute("dv")
+    alpha = DeprecatedAttribute("confidence", significance_level, "alpha = 1 - confidence")
+
     def to_frame(self) -> pd.DataFrame:
-        """The coefficient table (one row per term)."""
+        """The coefficient table.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per term (a copy of ``coefficients``).
+        """
         return self.coefficients.copy()
 
     def model_frame(self) -> pd.DataFrame:
-        """One-row model summary: n, R, R^2, adjusted R^2, F, df, p, residual SE."""
+        """One-row model summary.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns outcome (the dependent variable), n, r, r_squared, adj_r_squared, F,
+            df_model, df_resid, p, residual_se.
+        """
         return pd.DataFrame([{
-            "outcome": self.outcome, "n": self.n, "r": self.r, "r_squared": self.r_squared,
+            "outcome": self.dv, "n": self.n, "r": self.r, "r_squared": self.r_squared,
             "adj_r_squared": self.adj_r_squared, "F": self.F, "df_model": self.df_model,
             "df_resid": self.df_resid, "p": self.p, "residual_se": self.residual_se,
         }])
 
     def anova(self) -> pd.DataFrame:
-        """The regression ANOVA table: source (regression, residual, total), ss, df, ms, F, p."""
+        """The regression ANOVA table.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows regression, residual, total; columns source, ss, df, ms, F, p.
+        """
         df_total = self.df_model + self.df_resid
         return pd.DataFrame({
             "source": ["regression", "residual", "total"],
@@ -135,26 +184,10 @@ class RegressionResult:
 # ---------------------------------------------------------------------------
 # design matrix
 # ---------------------------------------------------------------------------
-def _categorical_spec(
-    categorical: Union[None, Sequence[Hashable], Mapping[Hashable, Any]],
-    predictors: List[Hashable],
-) -> Dict[Hashable, Any]:
-    if categorical is None:
-        return {}
-    if isinstance(categorical, Mapping):
-        spec = dict(categorical)
-    elif isinstance(categorical, str):
-        spec = {categorical: None}
-    else:
-        spec = {c: None for c in categorical}
-    unknown = [c for c in spec if c not in predictors]
-    if unknown:
-        raise StatsError(f"linear_regression: categorical= names {unknown} that are not "
-                         f"among the predictors {predictors}")
-    return spec
-
-
-def _build_design(data, outcome, predictors, spec, intercept):
+def _build_design(
+    data: pd.DataFrame, outcome: Hashable, predictors: List[Hashable], spec: Dict[Hashable, Any],
+    intercept: bool,
+) -> Tuple[np.ndarray, np.ndarray, List[str], pd.DataFrame, int]:
     """Return y, X, term names, coding rows, n_missing (listwise)."""
     numeric = {}
     for pname in predictors:
@@ -218,7 +251,9 @@ def _build_design(data, outcome, predictors, spec, intercept):
 # ---------------------------------------------------------------------------
 # least squares core
 # ---------------------------------------------------------------------------
-def _lstsq(X: np.ndarray, y: np.ndarray, terms: List[str]):
+def _lstsq(
+    X: np.ndarray, y: np.ndarray, terms: List[str]
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Scaled Householder QR + refinement.  Returns b, residuals, R^-1 (scaled), scale."""
     norms = np.sqrt(np.einsum("ij,ij->j", X, X))
     zero = [t for t, v in zip(terms, norms) if v == 0.0]
@@ -271,23 +306,25 @@ def _vif(X: np.ndarray, intercept: bool, Rinv: np.ndarray, Xs: np.ndarray) -> np
     return np.einsum("ij,ij->i", Rinv, Rinv) * np.einsum("ij,ij->j", Xs, Xs)
 
 
+@renamed_arguments({"outcome": "dv", "alpha": DEPRECATED_ALPHA}, options=("categorical",))
 def linear_regression(
     data: pd.DataFrame,
-    outcome: Hashable,
-    predictors: Sequence[Hashable],
-    categorical: Union[None, Sequence[Hashable], Mapping[Hashable, Any]] = None,
+    dv: Hashable,
+    predictors: Union[Hashable, Sequence[Hashable]],
     *,
+    categorical: Union[None, Hashable, Sequence[Hashable], Mapping[Hashable, Any]] = None,
     intercept: bool = True,
-    alpha: float = 0.05,
+    confidence: float = 0.95,
 ) -> RegressionResult:
     """Ordinary least-squares multiple linear regression (SPSS REGRESSION "Enter").
 
     Parameters
     ----------
     data : pandas.DataFrame
-    outcome : column name
+        One row per subject.
+    dv : column name
         Numeric dependent variable (e.g. ``"vbmd"`` in mg/cm^3).
-    predictors : list of column names
+    predictors : column name or list of column names
         Entered simultaneously, in this order.
     categorical : list of column names or dict {column: reference level}, optional
         Predictors to dummy-code (e.g. ``{"sex": "female"}``: coefficient ``sex[male]`` is
@@ -295,8 +332,8 @@ def linear_regression(
         label.
     intercept : bool, default True
         Fit a constant.  ``False`` gives the through-origin model with uncentered R^2.
-    alpha : float, default 0.05
-        Coefficient CIs are 100 (1 - alpha) %.
+    confidence : float, default 0.95
+        Level of the coefficient CIs.
 
     Returns
     -------
@@ -311,7 +348,9 @@ def linear_regression(
         a categorical predictor with one level, perfect collinearity, or n <= number of
         coefficients.
     """
-    alpha = check_alpha(alpha)
+    confidence = check_confidence(confidence)
+    alpha = significance_level(confidence)
+    outcome = dv
     predictors = [predictors] if isinstance(predictors, str) else list(predictors)
     if not predictors:
         raise StatsError("linear_regression: no predictors given")
@@ -320,7 +359,7 @@ def linear_regression(
     if outcome in predictors:
         raise StatsError(f"linear_regression: the outcome {outcome!r} is also a predictor")
     require_columns(data, [outcome] + predictors)
-    spec = _categorical_spec(categorical, predictors)
+    spec = categorical_spec(categorical, predictors, "linear_regression: ")
     y, X, terms, coding, n_missing = _build_design(data, outcome, predictors, spec, intercept)
     n, p = X.shape
     if n <= p:
@@ -383,10 +422,10 @@ def linear_regression(
         "ci_low": b - h, "ci_high": b + h, "vif": vif,
     })
     return RegressionResult(
-        outcome=outcome, predictors=predictors, terms=terms, coefficients=coefs,
+        dv=outcome, predictors=predictors, terms=terms, coefficients=coefs,
         coding=coding, n=n, n_missing=n_missing, intercept=bool(intercept),
         r=math.sqrt(r2), r_squared=r2, adj_r_squared=adj,
         r_squared_kind="centered" if intercept else "uncentered", F=F, df_model=df_model,
         df_resid=df_resid, p=p_model, residual_se=sigma, ss_model=ssm, ss_resid=sse,
-        ss_total=sst, alpha=alpha, notes=notes,
+        ss_total=sst, confidence=confidence, notes=notes,
     )

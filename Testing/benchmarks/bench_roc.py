@@ -1,4 +1,4 @@
-"""Benchmark of the DeLong AUC variance in ``ParaspinalFatLib.stats.roc`` (a script, not a test).
+"""Benchmark of the DeLong AUC variance of ``ParaspinalFatLib.stats.roc_analysis`` (a script).
 
 Run from the project root::
 
@@ -20,16 +20,16 @@ import numpy as np
 
 try:
     from ParaspinalFatLib.stats import roc
-    from ParaspinalFatLib.stats.roc import _placements
+    from ParaspinalFatLib.stats.roc_analysis import placements
 except ImportError:  # run as a plain script from anywhere
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from ParaspinalFatLib.stats import roc
-    from ParaspinalFatLib.stats.roc import _placements
+    from ParaspinalFatLib.stats.roc_analysis import placements
 
 
 def fast_auc_var(cases: np.ndarray, controls: np.ndarray):
     """AUC and DeLong variance by the library's O(n log n) mid-rank algorithm."""
-    pl = _placements(cases, controls)
+    pl = placements(cases, controls)
     var = np.var(pl.v10, ddof=1) / cases.size + np.var(pl.v01, ddof=1) / controls.size
     return pl.auc, float(var)
 
@@ -75,7 +75,7 @@ def main() -> int:
     y, s = make_data(n, 1)
     cases, controls = s[y == 1], s[y == 0]
     t_core, (auc, var) = best_time(lambda: fast_auc_var(cases, controls), 3)
-    t_full, res = best_time(lambda: roc(y, s), 3)
+    t_full, res = best_time(lambda: roc(dv=y, score=s), 3)
     print(f"\n[1] n = {n:,} ({res.n_pos:,} cases, {res.n_neg:,} controls)")
     print(f"    AUC + DeLong SE/CI (mid-rank): {t_core:7.3f} s   AUC {auc:.6f}  SE {np.sqrt(var):.6g}")
     print(f"    full roc() incl. curve/Youden: {t_full:7.3f} s   95% CI {res.ci_low:.6f}-{res.ci_high:.6f}")

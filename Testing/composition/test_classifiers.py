@@ -1,4 +1,4 @@
-"""Fat/lean intensity classification of one ROI (ParaspinalFatLib.tissue_classes).
+"""Fat/lean intensity classification of one ROI (ParaspinalFatLib.composition.classifiers).
 
 Truth comes from phantoms with known populations (muscle N(300, 25), fat
 N(900, 40), optionally a partial-volume population N(600, 50)), from
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from ParaspinalFatLib.errors import InputError, MeasurementError
-from ParaspinalFatLib.composition.classifiers import FAT, INVALID, LEAN, MIN_VOXELS, UNDEFINED, TissueThresholds, classify, fit_thresholds
+from ParaspinalFatLib.composition.base import EXCLUDED, FAT, LEAN, UNDEFINED
+from ParaspinalFatLib.composition.classifiers import MIN_VOXELS, TissueThresholds, classify, fit_thresholds
 from ParaspinalFatLib.composition import classifiers as tc
 
 FITTED = ["gmm", "kmeans", "otsu", "fcm"]
@@ -296,7 +297,7 @@ def test_gmm_flags_single_population_roi():
 def test_boundary_convention_two_classes():
     t = 500.0
     v = np.array([np.nextafter(t, -np.inf), t, np.nextafter(t, np.inf), np.nan, np.inf, -np.inf])
-    np.testing.assert_array_equal(classify(v, t), [LEAN, FAT, FAT, INVALID, INVALID, INVALID])
+    np.testing.assert_array_equal(classify(v, t), [LEAN, FAT, FAT, EXCLUDED, EXCLUDED, EXCLUDED])
     np.testing.assert_array_equal(classify(v, [t]), classify(v, (t,)))
 
 
@@ -305,7 +306,7 @@ def test_boundary_convention_three_classes():
     v = np.array([[399.999, 400.0, 500.0], [699.999, 700.0, np.nan]])
     codes = classify(v, (lo, hi))
     assert codes.dtype == np.int8 and codes.shape == v.shape
-    np.testing.assert_array_equal(codes, [[LEAN, UNDEFINED, UNDEFINED], [UNDEFINED, FAT, INVALID]])
+    np.testing.assert_array_equal(codes, [[LEAN, UNDEFINED, UNDEFINED], [UNDEFINED, FAT, EXCLUDED]])
     np.testing.assert_array_equal(classify(np.array([5.0]), (5.0, 5.0)), [FAT])  # empty middle class
 
 

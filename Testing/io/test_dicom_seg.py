@@ -246,7 +246,10 @@ def test_labelmap_seg_written_by_highdicom(realdata, tmp_path):
 
 def test_missing_highdicom_message(realdata, monkeypatch):
     monkeypatch.setitem(sys.modules, "highdicom", None)
-    with pytest.raises(InputError, match=r"liver\.dcm.*pip install paraspinalfat\[dicomseg\]"):
+    from ParaspinalFatLib.errors import MissingDependencyError
+
+    with pytest.raises(MissingDependencyError, match=r"'highdicom'.*liver\.dcm.*pip install paraspinalfat\[dicomseg\]"
+                       r".*slicer\.util\.pip_install\('highdicom'\)"):
         read_segmentation(realdata / "dcmqi" / "liver.dcm")
 
 
@@ -258,12 +261,12 @@ def test_cielab_conversion_known_colours():
 
 def test_detection_without_pydicom_uses_simpleitk_tags(realdata, monkeypatch):
     """Routing must not depend on pydicom: SimpleITK's 0008|0016 / 0008|0060 tags suffice."""
-    import ParaspinalFatLib.io.segmentation_files as io_seg
+    import ParaspinalFatLib.io.dicom_seg as dicom_seg
 
-    monkeypatch.setattr(io_seg, "_pydicom_sop_class", lambda p, force=False: None)
+    monkeypatch.setattr(dicom_seg, "_pydicom_sop_class", lambda p, force=False: None)
     seg = read_segmentation(realdata / "highdicom" / "seg_image_ct_binary.dcm")
     assert seg.metadata["format"] == "dicom-seg" and seg.names() == ["first segment"]
     with pytest.raises(InputError, match="not a segmentation"):
         read_segmentation(realdata / "highdicom" / "ct_image.dcm")
-    assert io_seg._sitk_sop_class(realdata / "dcmqi" / "liver.dcm") == (
+    assert dicom_seg.dicom_object_class(realdata / "dcmqi" / "liver.dcm") == (
         "1.2.840.10008.5.1.4.1.1.66.4", "SEG")

@@ -1,4 +1,4 @@
-"""Goutallier / Kjaer grading (ParaspinalFatLib.grading).
+"""Goutallier / Kjaer grading (ParaspinalFatLib.measurement.grading).
 
 Every expected grade below is worked out by hand from the documented cut-offs
 (Goutallier, project convention: 10 / 25 / 40 / 60 %, grade g if
@@ -106,31 +106,22 @@ def test_input_not_modified():
 
 
 # --------------------------------------------------------------------------- cut-off errors
-@pytest.mark.parametrize("cut, words", [
-    ((10.0, 25.0, 40.0), ["Goutallier", "expected 4", "got 3"]),
-    ((10.0, 25.0, 40.0, 60.0, 80.0), ["Goutallier", "expected 4", "got 5"]),
-    ((10.0, 25.0, 25.0, 60.0), ["Goutallier", "strictly increasing", "25"]),
-    ((10.0, 40.0, 25.0, 60.0), ["Goutallier", "strictly increasing"]),
-    ((10.0, 25.0, np.nan, 60.0), ["Goutallier", "finite"]),
-    (("a", "b", "c", "d"), ["Goutallier", "4 numbers"]),
-    (10.0, ["Goutallier", "4 numbers"]),
-])
-def test_bad_goutallier_cutoffs(cut, words):
+@pytest.mark.parametrize("grade, cut, words", [
+    (goutallier_grade, (10.0, 25.0, 40.0), ["Goutallier", "expected 4", "got 3"]),
+    (goutallier_grade, (10.0, 25.0, 40.0, 60.0, 80.0), ["Goutallier", "expected 4", "got 5"]),
+    (goutallier_grade, (10.0, 25.0, 25.0, 60.0), ["Goutallier", "strictly increasing", "25"]),
+    (goutallier_grade, (10.0, 40.0, 25.0, 60.0), ["Goutallier", "strictly increasing"]),
+    (goutallier_grade, (10.0, 25.0, np.nan, 60.0), ["Goutallier", "finite"]),
+    (goutallier_grade, ("a", "b", "c", "d"), ["Goutallier", "4 numbers"]),
+    (goutallier_grade, 10.0, ["Goutallier", "4 numbers"]),
+    (kjaer_grade, (10.0,), ["Kjaer", "expected 2", "got 1"]),
+    (kjaer_grade, (50.0, 10.0), ["Kjaer", "strictly increasing"]),
+    (kjaer_grade, (10.0, 10.0), ["Kjaer", "strictly increasing"]),
+    (kjaer_grade, (10.0, np.inf), ["Kjaer", "finite"]),
+], ids=lambda v: v.__name__ if callable(v) else None)
+def test_bad_cutoffs(grade, cut, words):
     with pytest.raises(InputError) as exc:
-        goutallier_grade([20.0], cut)
-    for w in words:
-        assert w in str(exc.value)
-
-
-@pytest.mark.parametrize("cut, words", [
-    ((10.0,), ["Kjaer", "expected 2", "got 1"]),
-    ((50.0, 10.0), ["Kjaer", "strictly increasing"]),
-    ((10.0, 10.0), ["Kjaer", "strictly increasing"]),
-    ((10.0, np.inf), ["Kjaer", "finite"]),
-])
-def test_bad_kjaer_cutoffs(cut, words):
-    with pytest.raises(InputError) as exc:
-        kjaer_grade([20.0], cut)
+        grade([20.0], cut)
     for w in words:
         assert w in str(exc.value)
 
@@ -275,40 +266,34 @@ def test_grade_summary_columns_and_order():
     assert list(out["subject"].drop_duplicates()) == ["A", "B"]
 
 
-def test_combined_grade_mean_fat_fraction_by_hand():
-    out = grade_summary(hand_table())
+# (subject, muscle, level, side, fat %, Goutallier, Kjaer, source, n_levels) of grade_summary(hand_table())
+LEVEL_GRADES_BY_HAND = [
     # L3/4: (8*500 + 12*500) / 1000 = 10.0 -> G1 (10 is the lower bound of 1), K1
-    r = _get(out, "A", "multifidus", "L3/4", "combined")
-    assert r["grade_fat_pct"] == pytest.approx(10.0)
-    assert (r["goutallier"], r["kjaer"], r["grade_source"]) == (1, 1, "fat_fraction_pct")
+    ("A", "multifidus", "L3/4", "combined", 10.0, 1, 1, "fat_fraction_pct", 1),
     # L4/5: (20*200 + 50*800) / 1000 = 44.0 -> G3 K1 (the plain mean 35 would be G2)
-    r = _get(out, "A", "multifidus", "L4/5", "combined")
-    assert r["grade_fat_pct"] == pytest.approx(44.0)
-    assert (r["goutallier"], r["kjaer"]) == (3, 1)
+    ("A", "multifidus", "L4/5", "combined", 44.0, 3, 1, "fat_fraction_pct", 1),
     # L5/S1: (25*600 + 64*600) / 1200 = 44.5 -> G3 K1
-    r = _get(out, "A", "multifidus", "L5/S1", "combined")
-    assert r["grade_fat_pct"] == pytest.approx(44.5)
-    assert (r["goutallier"], r["kjaer"]) == (3, 1)
+    ("A", "multifidus", "L5/S1", "combined", 44.5, 3, 1, "fat_fraction_pct", 1),
     # per side values are the rows' own
-    r = _get(out, "A", "multifidus", "L5/S1", "right")
-    assert (r["grade_fat_pct"], r["goutallier"], r["kjaer"], r["n_levels"]) == (64.0, 4, 2, 1)
-
-
-def test_combined_grade_fat_area_by_hand():
-    out = grade_summary(hand_table())
+    ("A", "multifidus", "L5/S1", "right", 64.0, 4, 2, "fat_fraction_pct", 1),
     # psoas L4/5: (300 + 50) / (600 + 1400) = 17.5 % -> G1 K1
     # (the mean of the side percentages, (50 + 3.57) / 2 = 26.8, would be G2)
-    r = _get(out, "A", "psoas", "L4/5", "combined")
-    assert r["grade_fat_pct"] == pytest.approx(17.5)
-    assert (r["goutallier"], r["kjaer"], r["grade_source"]) == (1, 1, "fat_area_pct")
+    ("A", "psoas", "L4/5", "combined", 17.5, 1, 1, "fat_area_pct", 1),
     # erector spinae L4/5: (100 + 405) / 2000 = 25.25 % -> G2 K1
-    r = _get(out, "B", "erector_spinae", "L4/5", "combined")
-    assert r["grade_fat_pct"] == pytest.approx(25.25)
-    assert (r["goutallier"], r["kjaer"]) == (2, 1)
+    ("B", "erector_spinae", "L4/5", "combined", 25.25, 2, 1, "fat_area_pct", 1),
     # L5/S1 right is ungraded -> combined ungraded
-    r = _get(out, "B", "erector_spinae", "L5/S1", "combined")
-    assert np.isnan(r["grade_fat_pct"]) and np.isnan(r["goutallier"]) and np.isnan(r["kjaer"])
-    assert r["n_levels"] == 0
+    ("B", "erector_spinae", "L5/S1", "combined", nan, nan, nan, "", 0),
+]
+
+
+@pytest.mark.parametrize("subject, muscle, level, side, pct, goutallier, kjaer, source, n_levels",
+                         LEVEL_GRADES_BY_HAND, ids=lambda v: v if isinstance(v, str) else None)
+def test_level_grades_by_hand(subject, muscle, level, side, pct, goutallier, kjaer, source, n_levels):
+    """Combined grades of the mean fat fraction and of the fat area, and one side's own grade."""
+    r = _get(grade_summary(hand_table()), subject, muscle, level, side)
+    assert r["grade_fat_pct"] == pytest.approx(pct, nan_ok=True)
+    assert [r["goutallier"], r["kjaer"]] == pytest.approx([goutallier, kjaer], nan_ok=True)
+    assert (r["grade_source"], r["n_levels"]) == (source, n_levels)
 
 
 def test_combined_uses_finite_voxel_area_when_roi_has_nan_voxels():

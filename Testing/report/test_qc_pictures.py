@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from ParaspinalFatLib.errors import InputError
+from ParaspinalFatLib.errors import InputError, MissingDependencyError
 from ParaspinalFatLib.report.qc_pictures import DEFAULT_FAT_COLOR, DEFAULT_LEVEL_LINE_COLOR, DEFAULT_OUTLINE_COLORS, DEFAULT_UNDEFINED_COLOR, LPS_AXIAL_EDGE_LABELS, QCFigureInfo, RoiOverlay, read_qc_info, render_level_slice, render_sagittal_overview, voxel_to_pixel
 
 TOL = 1.0 / 255.0 + 1e-9
@@ -200,9 +200,9 @@ def test_missing_matplotlib_gives_install_hint(tmp_path, monkeypatch):
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(InputError, match=r"pip install paraspinalfat\[report\]"):
+    with pytest.raises(MissingDependencyError, match=r"pip install paraspinalfat\[report\]"):
         render_level_slice(tmp_path / "x.png", np.zeros((4, 4)), (1, 1), [])
-    with pytest.raises(InputError, match=r"pip install paraspinalfat\[report\]"):
+    with pytest.raises(MissingDependencyError, match=r"pip install paraspinalfat\[report\]"):
         render_sagittal_overview(tmp_path / "y.png", np.zeros((4, 4)), (1, 1), [])
     assert list(tmp_path.iterdir()) == []
 

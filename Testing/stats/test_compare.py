@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from decimal import Decimal
 
 import numpy as np
@@ -15,6 +14,7 @@ from scipy import stats
 
 from ParaspinalFatLib.stats import StatsError, anova_oneway, levene, ttest
 from ParaspinalFatLib.stats import StatsWarning
+from ParaspinalFatLib.stats.compare import oneway_decomposition, posthoc_table
 
 NIST_ANOVA = ["SiRstv", "SmLs01", "SmLs02", "SmLs03", "SmLs04", "SmLs05", "SmLs06",
               "SmLs07", "SmLs08", "SmLs09", "AtmWtAg"]
@@ -147,14 +147,13 @@ def test_sweetpotato_unbalanced_tukey_kramer(sweetpotato):
     The public function refuses a group with n < 2 (as SPSS refuses post hoc tests then),
     so the Tukey-Kramer core is checked directly on the same one-way decomposition.
     """
-    from ParaspinalFatLib.stats.compare import _oneway, _posthoc
     data, exp = sweetpotato
     sub = data.drop(index=[3, 4, 6])  # R: sweetpotato[-c(4,5,7),]
     with pytest.raises(StatsError, match="group 'fc' of 'virus' has n=1"):
         anova_oneway(sub, "yield", "virus", posthoc="tukey")
     labels = ["cc", "fc", "ff", "oo"]
-    d = _oneway([sub.loc[sub.virus == g, "yield"].to_numpy() for g in labels])
-    ph = _posthoc(labels, d, d["ssw"] / d["df_w"], "tukey", 0.05)
+    d = oneway_decomposition([sub.loc[sub.virus == g, "yield"].to_numpy() for g in labels])
+    ph = posthoc_table(labels, d, d["ssw"] / d["df_w"], "tukey", confidence=0.95)
     for pair, (diff, p) in exp["tukey_unbalanced_rows_4_5_7_removed"]["comparisons"].items():
         d, _, _, pp = _pair(ph, *pair.split("-"))
         assert d == pytest.approx(diff, abs=0.05)
@@ -237,7 +236,8 @@ def test_ttest_matches_scipy_statsmodels_pingouin(seed):
     pg = pytest.importorskip("pingouin")
     from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
     df = _groups_frame(seed, k=2)
-    res = ttest(df, "y", "grp", alpha=0.1 if seed % 2 else 0.05)
+    alpha = 0.1 if seed % 2 else 0.05
+    res = ttest(df, "y", "grp", confidence=1 - alpha)
     a = df.loc[df.grp == "g0", "y"].to_numpy()
     b = df.loc[df.grp == "g1", "y"].to_numpy()
     st_ = stats.ttest_ind(a, b, equal_var=True)
@@ -248,9 +248,9 @@ def test_ttest_matches_scipy_statsmodels_pingouin(seed):
                                rtol=1e-10)
     cm = CompareMeans(DescrStatsW(a), DescrStatsW(b))
     np.testing.assert_allclose([res.student.ci_low, res.student.ci_high],
-                               cm.tconfint_diff(alpha=res.alpha, usevar="pooled"), rtol=1e-10)
+                               cm.tconfint_diff(alpha=alpha, usevar="pooled"), rtol=1e-10)
     np.testing.assert_allclose([res.welch.ci_low, res.welch.ci_high],
-                               cm.tconfint_diff(alpha=res.alpha, usevar="unequal"), rtol=1e-10)
+                               cm.tconfint_diff(alpha=alpha, usevar="unequal"), rtol=1e-10)
     _, _, welch_df = cm.ttest_ind(usevar="unequal")
     assert res.welch.df == pytest.approx(welch_df, rel=1e-12)
     lev = stats.levene(a, b, center="mean")
@@ -287,7 +287,7 @@ def test_anova_matches_scipy_statsmodels_pingouin(seed):
     k = 3 + seed % 3
     df = _groups_frame(seed, k=k, unequal=seed % 4 != 0)
     alpha = 0.05 if seed % 2 else 0.01
-    res = anova_oneway(df, "y", "grp", posthoc="lsd", alpha=alpha)
+    res = anova_oneway(df, "y", "grp", posthoc="lsd", confidence=1 - alpha)
     groups = [df.loc[df.grp == g, "y"].to_numpy() for g in res.groups]
     f = stats.f_oneway(*groups)
     np.testing.assert_allclose([res.F, res.p], [f.statistic, f.pvalue], rtol=1e-10)
@@ -309,7 +309,7 @@ def test_anova_matches_scipy_statsmodels_pingouin(seed):
     cell = smf.ols("y ~ C(grp) - 1", data=df).fit()
     names = list(cell.params.index)
     m = k * (k - 1) // 2
-    bonf = anova_oneway(df, "y", "grp", posthoc="bonferroni", alpha=alpha).posthoc
+    bonf = anova_oneway(df, "y", "grp", posthoc="bonferroni", confidence=1 - alpha).posthoc
     for r, rb in zip(res.posthoc.itertuples(), bonf.itertuples()):
         c = np.zeros(k)
         c[res.groups.index(r.group_a)] = 1
@@ -326,7 +326,7 @@ def test_anova_matches_scipy_statsmodels_pingouin(seed):
         assert rb.p == pytest.approx(min(1.0, m * float(np.squeeze(tt.pvalue))), rel=1e-9)
     assert names  # silence linters
     # Tukey(-Kramer) vs statsmodels and scipy
-    tk = anova_oneway(df, "y", "grp", posthoc="tukey", alpha=alpha).posthoc
+    tk = anova_oneway(df, "y", "grp", posthoc="tukey", confidence=1 - alpha).posthoc
     sm_t = pairwise_tukeyhsd(df["y"], df["grp"], alpha=alpha)
     # statsmodels: sorted groups, pairs i < j, meandiff = mean_j - mean_i
     np.testing.assert_allclose(tk["mean_diff"], -sm_t.meandiffs, rtol=1e-10)
@@ -406,8 +406,8 @@ def test_errors_name_the_problem():
         anova_oneway(df, "y", "g", order=["a", "zz"])
     with pytest.raises(StatsError, match="posthoc"):
         anova_oneway(df.iloc[:4], "y", "g", posthoc="scheffe")
-    with pytest.raises(StatsError, match="alpha"):
-        ttest(df.iloc[:4], "y", "g", alpha=5)
+    with pytest.raises(StatsError, match="confidence"):
+        ttest(df.iloc[:4], "y", "g", confidence=5)
 
 
 def test_zero_within_group_variance():
@@ -477,3 +477,23 @@ def test_integer_group_labels_are_plain_python():
     res = anova_oneway(df, "y", "g")
     assert res.groups == [1, 2, 3] and all(type(g) is int for g in res.groups)
     assert type(res.posthoc["group_a"].iloc[0]) in (int, np.int64)
+
+
+# --- deprecated spellings (previous release) ---------------------------------------------------
+def test_deprecated_group_alpha_and_positional_center():
+    df = _groups_frame(4, k=2)
+    with pytest.deprecated_call(match="group= is deprecated, use between=.*alpha= is deprecated"):
+        old = ttest(df, "y", group="grp", alpha=0.1)
+    new = ttest(df, "y", between="grp", confidence=0.9)
+    pd.testing.assert_frame_equal(old.to_frame(), new.to_frame(), check_exact=True)
+    with pytest.deprecated_call(match="TTestResult.alpha is deprecated"):
+        assert old.alpha == 0.1 and new.confidence == 0.9
+    with pytest.deprecated_call(match="TTestResult.group is deprecated"):
+        assert old.group == "grp"
+    with pytest.deprecated_call(match="passing center positionally is deprecated"):
+        lev = levene(df, "y", "grp", "median")
+    assert lev == levene(df, "y", "grp", center="median")
+    with pytest.deprecated_call(), pytest.raises(StatsError, match="alpha must be between"):
+        ttest(df, "y", "grp", alpha=5)
+    with pytest.raises(TypeError, match="got both alpha= .* and confidence="):
+        anova_oneway(df, "y", "grp", alpha=0.05, confidence=0.95)

@@ -64,7 +64,7 @@ def _random_frame(seed, n=80):
 @pytest.mark.parametrize("seed", range(6))
 def test_numeric_matches_pandas(seed):
     df = _random_frame(seed)
-    res = describe(df, ["x", "y"], group="grp")
+    res = describe(df, ["x", "y"], between="grp")
     tab = res.numeric.set_index(["variable", "group"])
     assert res.groups == ["a", "b", "c"]
     for var in ["x", "y"]:
@@ -97,7 +97,7 @@ def test_quantile_method_option_linear():
 
 def test_categorical_counts_and_valid_percent():
     df = _random_frame(2)
-    res = describe(df, ["sex"], group="grp")
+    res = describe(df, ["sex"], between="grp")
     cat = res.categorical
     ct = pd.crosstab(df["sex"], df["grp"])
     for lab in ["a", "b", "c"]:
@@ -128,7 +128,7 @@ def test_categorical_forced_and_category_order_with_unused_level():
 
 def test_group_order_rows_with_missing_group_and_to_frame():
     df = pd.DataFrame({"g": ["x", "y", None, "x", "y", "z"], "v": [1.0, 2, 3, 4, 5, 6]})
-    res = describe(df, "v", group="g", order=["y", "x"])
+    res = describe(df, "v", between="g", order=["y", "x"])
     tab = res.numeric
     assert list(tab["group"]) == ["y", "x", "All"]
     assert res.n_group_missing == 1
@@ -141,7 +141,7 @@ def test_group_order_rows_with_missing_group_and_to_frame():
 def test_single_value_group_is_reported_not_silent():
     df = pd.DataFrame({"g": ["a", "a", "b"], "v": [1.0, 2.0, 5.0]})
     with pytest.warns(StatsWarning, match="n = 1"):
-        res = describe(df, "v", group="g")
+        res = describe(df, "v", between="g")
     row = res.numeric.set_index("group").loc["b"]
     assert row["n"] == 1 and row["mean"] == 5.0 and np.isnan(row["sd"])
     assert any("n = 1" in n for n in res.notes)
@@ -154,11 +154,31 @@ def test_describe_errors():
     with pytest.raises(StatsError, match=r"column 'v' is not numeric.*'<80'"):
         describe(df, "v")
     with pytest.raises(StatsError, match="also listed"):
-        describe(df, ["w", "g"], group="g")
+        describe(df, ["w", "g"], between="g")
     with pytest.raises(StatsError, match="overall_label"):
-        describe(df, "w", group="g", overall_label="a")
+        describe(df, "w", between="g", overall_label="a")
     with pytest.raises(StatsError, match="no rows with data"):
-        describe(df, "w", group="g", order=["a", "zzz"])
+        describe(df, "w", between="g", order=["a", "zzz"])
+
+
+def test_describe_with_nullable_group_dtype_excludes_missing_group():
+    df = pd.DataFrame({"x": [10.0, 15.0, 19.0, 12.0, 16.0, 99.0],
+                       "sex": ["f", "f", "f", "m", "m", None]}).convert_dtypes()
+    frame = describe(df, ["x"], between="sex").to_frame()
+    by = frame.set_index("group")
+    assert by.loc["f", "n"] == 3 and by.loc["f", "mean"] == pytest.approx(44 / 3)
+    assert by.loc["m", "n"] == 2 and by.loc["m", "mean"] == pytest.approx(14.0)
+    assert by.loc["All", "n"] == 5  # the row with a missing group is not in the overall row
+
+
+def test_describe_deprecated_group_keyword():
+    df = _random_frame(3)
+    with pytest.deprecated_call(match="group= is deprecated, use between="):
+        old = describe(df, ["x", "sex"], group="grp")
+    new = describe(df, ["x", "sex"], between="grp")
+    pd.testing.assert_frame_equal(old.to_frame(), new.to_frame())
+    with pytest.deprecated_call(match=r"DescribeResult\.group is deprecated"):
+        assert old.group == new.between == "grp"
 
 
 @settings(max_examples=30, deadline=None)
@@ -169,8 +189,8 @@ def test_describe_row_permutation_invariant(values, rnd):
     rnd.shuffle(perm)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StatsWarning)
-        a = describe(df, "v", group="g").numeric
-        b = describe(df.iloc[perm], "v", group="g").numeric
+        a = describe(df, "v", between="g").numeric
+        b = describe(df.iloc[perm], "v", between="g").numeric
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, atol=1e-12)
 
 

@@ -241,10 +241,10 @@ def test_outcome_coding_and_listwise():
     df, names = random_logit_data(8)
     base = logistic_regression(df, "y", names)
     labelled = df.assign(y=np.where(df["y"] == 1, "poor", "good"))
-    res = logistic_regression(labelled, "y", names, event="poor")
+    res = logistic_regression(labelled, "y", names, positive="poor")
     np.testing.assert_allclose(res.params, base.params, rtol=1e-12)
-    assert res.event == "poor" and res.nonevent == "good"
-    flipped = logistic_regression(labelled, "y", names, event="good")
+    assert res.positive == "poor" and res.negative == "good"
+    flipped = logistic_regression(labelled, "y", names, positive="good")
     np.testing.assert_allclose(flipped.params, -base.params, rtol=1e-10)
     boolean = logistic_regression(df.assign(y=df["y"] == 1), "y", names)
     np.testing.assert_allclose(boolean.params, base.params, rtol=1e-12)
@@ -256,6 +256,45 @@ def test_outcome_coding_and_listwise():
     full = logistic_regression(df.drop(index=df.index[[0, 1, 2, 5]]), "y", names)
     np.testing.assert_allclose(res.params, full.params, rtol=1e-12)
     assert list(res.score.index) == list(full.score.index)
+
+
+def test_deprecated_outcome_event_and_positional_categorical():
+    df, names = random_logit_data(8)
+    labelled = df.assign(y=np.where(df["y"] == 1, "poor", "good"), g=df.index % 3)
+    with pytest.deprecated_call(
+            match="outcome= is deprecated, use dv=; event= is deprecated, use positive="):
+        old = logistic_regression(labelled, predictors=names + ["g"], outcome="y", event="poor")
+    new = logistic_regression(labelled, "y", names + ["g"], positive="poor")
+    pd.testing.assert_frame_equal(old.to_frame(), new.to_frame(), check_exact=True)
+    with pytest.deprecated_call(match="passing categorical positionally"):
+        old_cat = logistic_regression(labelled, "y", names + ["g"], ["g"], positive="poor")
+    new_cat = logistic_regression(labelled, "y", names + ["g"], categorical=["g"], positive="poor")
+    pd.testing.assert_frame_equal(old_cat.to_frame(), new_cat.to_frame(), check_exact=True)
+    with pytest.deprecated_call(match="LogisticResult.event is deprecated, use .positive"):
+        assert old.event == "poor"
+    with pytest.deprecated_call(match="LogisticResult.nonevent is deprecated, use .negative"):
+        assert old.nonevent == "good"
+    with pytest.deprecated_call(match="LogisticResult.outcome is deprecated, use .dv"):
+        assert old.outcome == "y"
+    with pytest.raises(TypeError, match="got both event= .* and positive="):
+        logistic_regression(labelled, "y", names, event="poor", positive="poor")
+
+
+def test_logistic_keeps_category_order_like_r_and_statsmodels():
+    smf = pytest.importorskip("statsmodels.formula.api")
+    rng = np.random.default_rng(1)
+    n = 300
+    df = pd.DataFrame({"fa": rng.normal(0.3, 0.05, n),
+                       "strength": pd.Categorical(rng.choice(["poor", "good"], n),
+                                                  categories=["poor", "good"], ordered=True)})
+    logit = -6 + 20 * df["fa"] + 0.8 * (df["strength"] == "good")
+    df["y"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    res = logistic_regression(df, "y", ["fa", "strength"], categorical=["strength"])
+    table = res.to_frame().set_index(res.to_frame().columns[0])
+    assert "strength[good]" in table.index  # reference = first category ("poor"), as in R
+    oracle = smf.logit("y ~ fa + C(strength)", data=df.assign(strength=df["strength"].astype(str)).assign(
+        strength=lambda d: pd.Categorical(d["strength"], categories=["poor", "good"]))).fit(disp=0)
+    assert table.loc["strength[good]", "B"] == pytest.approx(oracle.params["C(strength)[T.good]"], rel=1e-6)
 
 
 def test_near_separation_still_fits():
@@ -310,10 +349,11 @@ def test_input_errors():
         logistic_regression(df.assign(y=1), "y", names)
     with pytest.raises(StatsError, match="3 levels"):
         logistic_regression(df.assign(y=np.arange(len(df)) % 3), "y", names)
-    with pytest.raises(StatsError, match="pass event="):
+    with pytest.raises(StatsError, match="pass positive="):
         logistic_regression(df.assign(y=np.where(df["y"] == 1, "a", "b")), "y", names)
-    with pytest.raises(StatsError, match="event level 'zz' does not occur"):
-        logistic_regression(df.assign(y=np.where(df["y"] == 1, "a", "b")), "y", names, event="zz")
+    with pytest.raises(StatsError, match="positive= level 'zz' does not occur"):
+        logistic_regression(df.assign(y=np.where(df["y"] == 1, "a", "b")), "y", names,
+                            positive="zz")
     with pytest.raises(StatsError, match="'const' has zero variance"):
         logistic_regression(df.assign(const=3.0), "y", names + ["const"])
     with pytest.raises(StatsError, match=r"collinear.*('twice'.*'x0'|'x0'.*'twice')"):

@@ -133,7 +133,7 @@ def test_matches_statsmodels(seed):
     alpha = 0.05 if seed % 2 else 0.1
     res = linear_regression(df, "vbmd", ["age", "mf_csa", "mf_pdff", "sex", "site"],
                             categorical={"sex": "female", "site": None},
-                            intercept=intercept, alpha=alpha)
+                            intercept=intercept, confidence=1 - alpha)
     df = df.assign(**{"sex[male]": (df.sex == "male").astype(float),
                       "site[B]": (df.site == "B").astype(float),
                       "site[C]": (df.site == "C").astype(float)})
@@ -236,6 +236,28 @@ def test_regression_errors():
         linear_regression(df, "vbmd", ["age"], categorical=["sex"])
     with pytest.raises(StatsError, match="no predictors"):
         linear_regression(df, "vbmd", [])
+
+
+def test_regression_without_intercept_warns_about_categorical_reference():
+    df = pd.DataFrame({"y": [1.0, 2, 3, 4, 5, 6.5], "x": [1.0, 2, 3, 4, 5, 7], "g": list("aabbcc")})
+    with pytest.warns(StatsWarning, match="forced through the origin"):
+        res = linear_regression(df, "y", ["x", "g"], categorical={"g": "a"}, intercept=False)
+    assert any("origin" in n for n in res.notes)
+
+
+def test_deprecated_outcome_alpha_and_positional_categorical():
+    df = _cohort(6, n=70)
+    with pytest.deprecated_call(match="passing categorical positionally.*alpha= is deprecated"):
+        old = linear_regression(df, "vbmd", ["age", "sex"], {"sex": "male"}, alpha=0.1)
+    new = linear_regression(df, "vbmd", ["age", "sex"], categorical={"sex": "male"},
+                            confidence=0.9)
+    pd.testing.assert_frame_equal(old.to_frame(), new.to_frame(), check_exact=True)
+    pd.testing.assert_frame_equal(old.model_frame(), new.model_frame(), check_exact=True)
+    with pytest.deprecated_call(match="outcome= is deprecated, use dv="):
+        old = linear_regression(df, outcome="vbmd", predictors=["age"])
+    with pytest.deprecated_call(match="RegressionResult.outcome is deprecated, use .dv"):
+        assert old.outcome == "vbmd"
+    assert old.to_frame().equals(linear_regression(df, dv="vbmd", predictors=["age"]).to_frame())
 
 
 # --- properties -------------------------------------------------------------------------------

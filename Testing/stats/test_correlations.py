@@ -67,7 +67,7 @@ def _pair_frame(seed, n=None, ties=False):
 def test_pearson_matches_scipy(seed):
     df = _pair_frame(seed)
     alpha = [0.05, 0.01, 0.1][seed % 3]
-    res = correlation(df, "x", "y", alpha=alpha)
+    res = correlation(df, "x", "y", confidence=1 - alpha)
     ref = stats.pearsonr(df.x, df.y)
     ci = ref.confidence_interval(confidence_level=1 - alpha)
     np.testing.assert_allclose([res.r, res.p, res.ci_low, res.ci_high],
@@ -143,9 +143,9 @@ def test_correlation_errors():
         correlation(df, "x", "c", method="kendall")
     with pytest.raises(StatsError, match="column 'c' has zero variance"):
         correlation_table(df, "x", ["c"])
-    with pytest.raises(StatsError, match="also in variables"):
+    with pytest.raises(StatsError, match="also in columns"):
         correlation_table(df, "x", ["x"])
-    with pytest.raises(StatsError, match="no variables"):
+    with pytest.raises(StatsError, match="no columns"):
         correlation_table(df, "x", [])
 
 
@@ -176,3 +176,18 @@ def test_nullable_dtypes_are_numeric():
     ref = stats.pearsonr([1, 2, 5, 7], [2.0, 1.0, 6.5, 6.0])
     assert res.n == 4 and res.n_missing == 2
     assert res.r == pytest.approx(ref.statistic, rel=1e-12)
+
+
+# --- deprecated spellings (previous release) ---------------------------------------------------
+def test_deprecated_alpha_variables_and_positional_method():
+    df = _pair_frame(2, n=30).assign(z=lambda d: d.x * d.y)
+    with pytest.deprecated_call(match="passing method positionally.*alpha= is deprecated"):
+        old = correlation(df, "x", "y", "spearman", alpha=0.1)
+    new = correlation(df, "x", "y", method="spearman", confidence=0.9)
+    assert old == new
+    with pytest.deprecated_call(match="CorrelationResult.alpha is deprecated"):
+        assert old.alpha == 0.1
+    with pytest.deprecated_call(match="variables= is deprecated, use columns="):
+        old_tab = correlation_table(df, "y", variables=["x", "z"], alpha=0.01)
+    new_tab = correlation_table(df, "y", ["x", "z"], confidence=0.99)
+    pd.testing.assert_frame_equal(old_tab.to_frame(), new_tab.to_frame(), check_exact=True)

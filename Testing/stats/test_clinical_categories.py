@@ -1,4 +1,4 @@
-"""Clinical grouping: vBMD (QCT), T-score (WHO) and Lovett grade, boundaries by hand."""
+"""stats.clinical_categories: vBMD (QCT), T-score (WHO) and Lovett grade, boundaries by hand."""
 from __future__ import annotations
 
 import numpy as np
@@ -160,3 +160,16 @@ def test_tscore_matches_definition(values):
     out = tscore_category(values)
     for v, c in zip(values, out):
         assert c == ("normal" if v >= -1 else "osteoporosis" if v <= -2.5 else "osteopenia")
+
+
+# --- deprecated spellings (previous release) ---------------------------------------------------
+def test_deprecated_positional_thresholds_and_old_names():
+    with pytest.deprecated_call(match="normal_above="):
+        assert vbmd_category(110.0, 100.0) == vbmd_category(110.0, normal_above=100.0) == "normal"
+    with pytest.deprecated_call(match="t= is deprecated, use values="):
+        assert tscore_category(t=-2.0, osteoporosis_at_or_below=-2.0) == "osteoporosis"
+    with pytest.deprecated_call(match="grade= is deprecated"):
+        old = lovett_group(grade=[3, 4], good_from=3)
+    assert list(old) == list(lovett_group([3, 4], good_from=3)) == ["good", "good"]
+    with pytest.raises(TypeError, match="got both grade= .* and values="):
+        lovett_group(3, grade=4)

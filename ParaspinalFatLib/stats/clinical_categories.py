@@ -22,18 +22,25 @@ Conventions
 from __future__ import annotations
 
 import numbers
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
 
-from ._base import StatsError
+from ..errors import StatsError
+from .deprecation import renamed_arguments
+from .validation import as_float_array
+
+__all__ = ["vbmd_category", "tscore_category", "lovett_group", "BONE_LABELS", "LOVETT_LABELS"]
+
+#: What the functions return: a label (or NaN) for a scalar, else an ordered Categorical/Series.
+Categories = Union[str, float, pd.Categorical, pd.Series]
 
 BONE_LABELS = ("normal", "osteopenia", "osteoporosis")
 LOVETT_LABELS = ("poor", "good")
 
 
-def _to_float(values: Any, what: str):
+def _to_float(values: Any, what: str) -> Tuple[bool, np.ndarray, Optional[pd.Series]]:
     """Return ``(is_scalar, float array, original Series or None)``."""
     if isinstance(values, pd.DataFrame):
         raise StatsError(f"{what}: expected a scalar, sequence or Series, got a DataFrame")
@@ -46,12 +53,7 @@ def _to_float(values: Any, what: str):
         and not pd.api.types.is_complex_dtype(dtype)
         and not isinstance(dtype, pd.CategoricalDtype)
     ):
-        if series is not None:
-            out = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            out = np.atleast_1d(np.asarray(values, dtype=np.float64))
-        if out.ndim != 1:
-            raise StatsError(f"{what}: expected a 1-D sequence, got shape {out.shape}")
+        out = as_float_array(series if series is not None else np.atleast_1d(values), what)
         return scalar, _check_finite(out, what), series
     if series is not None:
         raw = series.astype(object).where(series.notna(), np.nan).to_numpy()
@@ -77,7 +79,8 @@ def _check_finite(out: np.ndarray, what: str) -> np.ndarray:
     return out
 
 
-def _package(codes: np.ndarray, labels: Sequence[str], scalar: bool, series) -> Any:
+def _package(codes: np.ndarray, labels: Sequence[str], scalar: bool,
+             series: Optional[pd.Series]) -> Categories:
     """Wrap integer codes (-1 = missing) as scalar / ordered Categorical / Series."""
     if scalar:
         return labels[codes[0]] if codes[0] >= 0 else np.nan
@@ -87,7 +90,9 @@ def _package(codes: np.ndarray, labels: Sequence[str], scalar: bool, series) -> 
     return cat
 
 
-def vbmd_category(values, normal_above: float = 120.0, osteoporosis_below: float = 80.0):
+@renamed_arguments(options=("normal_above", "osteoporosis_below"))
+def vbmd_category(values: Any, *, normal_above: float = 120.0,
+                  osteoporosis_below: float = 80.0) -> Categories:
     """Classify QCT volumetric BMD (mg/cm^3) as normal / osteopenia / osteoporosis.
 
     Parameters
@@ -129,14 +134,15 @@ def vbmd_category(values, normal_above: float = 120.0, osteoporosis_below: float
     return _package(codes, BONE_LABELS, scalar, series)
 
 
+@renamed_arguments({"t": "values"}, options=("normal_at_or_above", "osteoporosis_at_or_below"))
 def tscore_category(
-    t, normal_at_or_above: float = -1.0, osteoporosis_at_or_below: float = -2.5
-):
+    values: Any, *, normal_at_or_above: float = -1.0, osteoporosis_at_or_below: float = -2.5
+) -> Categories:
     """Classify DXA T-scores by the WHO criteria.
 
     Parameters
     ----------
-    t : float, sequence of float or pandas.Series
+    values : float, sequence of float or pandas.Series
         T-scores (SD units relative to young adults).  NaN stays NaN.
     normal_at_or_above : float, default -1.0
         T >= this is ``"normal"``.
@@ -165,7 +171,7 @@ def tscore_category(
             f"tscore_category: osteoporosis_at_or_below ({lo}) must be below "
             f"normal_at_or_above ({hi})"
         )
-    scalar, x, series = _to_float(t, "tscore_category")
+    scalar, x, series = _to_float(values, "tscore_category")
     codes = np.full(x.size, -1, dtype=np.int8)
     codes[x >= hi] = 0
     codes[(x > lo) & (x < hi)] = 1
@@ -173,12 +179,13 @@ def tscore_category(
     return _package(codes, BONE_LABELS, scalar, series)
 
 
-def lovett_group(grade, good_from: int = 4):
+@renamed_arguments({"grade": "values"}, options=("good_from",))
+def lovett_group(values: Any, *, good_from: int = 4) -> Categories:
     """Dichotomise Lovett (MRC) muscle grades 0-5 into ``"poor"`` / ``"good"``.
 
     Parameters
     ----------
-    grade : int, sequence of int or pandas.Series
+    values : int, sequence of int or pandas.Series
         Whole grades 0, 1, ..., 5 (floats such as 4.0 are accepted).  NaN stays NaN.
         Modifiers such as "4+" must be mapped to whole grades before calling.
     good_from : int, default 4
@@ -205,7 +212,7 @@ def lovett_group(grade, good_from: int = 4):
     ):
         raise StatsError(f"lovett_group: good_from must be a whole grade 1..5, got {good_from!r}")
     good_from = int(good_from)
-    scalar, x, series = _to_float(grade, "lovett_group")
+    scalar, x, series = _to_float(values, "lovett_group")
     present = ~np.isnan(x)
     bad = present & ((x < 0) | (x > 5) | (x != np.round(x)))
     if bad.any():

@@ -15,15 +15,18 @@ rule, decided from the medians, not from which AUC is larger, so an AUC below
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._base import StatsError, as_float_array, require_columns
-from ._numerics import check_confidence, midranks_sorted, plain, wilson_ci, z_quantile
+from ..errors import StatsError
+from .deprecation import OldOrder, renamed_arguments
+from .numerics import midranks_sorted, wilson_ci, z_quantile
+from .validation import as_float_array, check_confidence, plain, require_columns
 
-__all__ = ["roc", "roc_compare", "ROCResult", "ROCCompareResult"]
+__all__ = ["roc", "roc_compare", "ROCResult", "ROCCompareResult", "Placements", "placements"]
 
 _DIRECTIONS = ("auto", "<", ">")
 
@@ -32,7 +35,7 @@ _DIRECTIONS = ("auto", "<", ">")
 # input handling
 # ---------------------------------------------------------------------------
 
-def _outcome_array(values, name: str) -> np.ndarray:
+def _outcome_array(values: Any, name: str) -> np.ndarray:
     if isinstance(values, (pd.Series, pd.Index)):
         return values.to_numpy()
     arr = np.asarray(values)
@@ -41,7 +44,8 @@ def _outcome_array(values, name: str) -> np.ndarray:
     return arr
 
 
-def _prepare(y, scores: list, score_names: list, positive, outcome_name: str):
+def _prepare(y: Any, scores: list, score_names: list, positive: Any,
+             outcome_name: str) -> Tuple[np.ndarray, List[np.ndarray], int]:
     """Listwise-complete (is_case, [score arrays], n_excluded) with class checks."""
     y = _outcome_array(y, outcome_name)
     arrays = [as_float_array(_outcome_array(s, nm), nm) for s, nm in zip(scores, score_names)]
@@ -81,7 +85,7 @@ def _prepare(y, scores: list, score_names: list, positive, outcome_name: str):
     return is_case, arrays, n_excluded
 
 
-def _choose_direction(direction, cases: np.ndarray, controls: np.ndarray) -> str:
+def _choose_direction(direction: str, cases: np.ndarray, controls: np.ndarray) -> str:
     if direction not in _DIRECTIONS:
         raise StatsError(f"direction must be 'auto', '<' or '>', got {direction!r}")
     if direction != "auto":
@@ -94,21 +98,53 @@ def _choose_direction(direction, cases: np.ndarray, controls: np.ndarray) -> str
 # ---------------------------------------------------------------------------
 
 @dataclass
-class _Placements:
+class Placements:
+    """AUC and DeLong structural components of one oriented score (see :func:`placements`).
+
+    Parameters
+    ----------
+    auc : float
+        Mann-Whitney AUC, ``mean(v10)``.
+    v10 : numpy.ndarray
+        Structural component of each case (original case order): the fraction of
+        controls below it, ties counting 1/2.
+    v01 : numpy.ndarray
+        Structural component of each control (original control order): the fraction
+        of cases above it.
+    sorted_values : numpy.ndarray
+        The pooled scores in ascending order.
+    sorted_is_case : numpy.ndarray
+        Whether each of ``sorted_values`` is a case.
+    """
+
     auc: float
-    v10: np.ndarray      # structural components of the cases (original case order)
-    v01: np.ndarray      # ... of the controls (original control order)
+    v10: np.ndarray
+    v01: np.ndarray
     sorted_values: np.ndarray = field(repr=False)
     sorted_is_case: np.ndarray = field(repr=False)
 
 
-def _placements(cases: np.ndarray, controls: np.ndarray) -> _Placements:
+def placements(cases: np.ndarray, controls: np.ndarray) -> Placements:
     """AUC and DeLong structural components from one sort of the pooled scores.
 
     With T_z the mid-ranks in the pooled sample and T_x, T_y those within the
     cases and within the controls: V10 = (T_z - T_x) / n for each case (the
     fraction of controls below it, ties 1/2), V01 = 1 - (T_z - T_y) / m for each
-    control (the fraction of cases above it), AUC = mean(V10).
+    control (the fraction of cases above it), AUC = mean(V10).  This is the
+    O(n log n) algorithm of Sun & Xu (2014); DeLong's variance of the AUC is
+    ``var(v10, ddof=1) / m + var(v01, ddof=1) / n``.
+
+    Parameters
+    ----------
+    cases : numpy.ndarray
+        Scores of the m cases, oriented so that higher means positive.
+    controls : numpy.ndarray
+        Scores of the n controls, same orientation.
+
+    Returns
+    -------
+    Placements
+        The AUC and the components.
     """
     m, n = cases.shape[0], controls.shape[0]
     pooled = np.concatenate([cases, controls])
@@ -123,17 +159,18 @@ def _placements(cases: np.ndarray, controls: np.ndarray) -> _Placements:
     v10[order[is_case]] = (tz[is_case] - tx) / n
     v01[order[~is_case] - m] = 1.0 - (tz[~is_case] - ty) / m
     auc = float((tz[is_case].sum() - m * (m + 1) / 2.0) / (float(m) * n))
-    return _Placements(auc, v10, v01, values, is_case)
+    return Placements(auc, v10, v01, values, is_case)
 
 
-def _delong_cov(p1: _Placements, p2: _Placements) -> float:
+def _delong_cov(p1: Placements, p2: Placements) -> float:
     m, n = p1.v10.shape[0], p1.v01.shape[0]
     s10 = np.dot(p1.v10 - p1.v10.mean(), p2.v10 - p2.v10.mean()) / (m - 1)
     s01 = np.dot(p1.v01 - p1.v01.mean(), p2.v01 - p2.v01.mean()) / (n - 1)
     return float(s10 / m + s01 / n)
 
 
-def _oriented(is_case, score, direction):
+def _oriented(is_case: np.ndarray, score: np.ndarray,
+              direction: str) -> Tuple[np.ndarray, np.ndarray, str]:
     cases, controls = score[is_case], score[~is_case]
     chosen = _choose_direction(direction, cases, controls)
     if chosen == ">":
@@ -147,29 +184,62 @@ def _oriented(is_case, score, direction):
 
 @dataclass
 class ROCResult:
-    """Empirical ROC curve of one score.
+    """Empirical ROC curve of one score (result of :func:`roc`).
 
-    Attributes
+    Parameters
     ----------
-    auc, se, ci_low, ci_high, confidence : float
-        AUC, DeLong standard error and CI ``auc -/+ z se`` clipped to [0, 1].
-    n, n_pos, n_neg, n_excluded : int
+    auc : float
+        Area under the curve (Mann-Whitney, ties 1/2).
+    se : float
+        DeLong standard error of the AUC.
+    ci_low : float
+        Lower CI bound ``auc - z se``, clipped to [0, 1].
+    ci_high : float
+        Upper CI bound ``auc + z se``, clipped to [0, 1].
+    confidence : float
+        Confidence level of the intervals.
+    n : int
+        Subjects used.
+    n_pos : int
+        Cases used.
+    n_neg : int
+        Controls used.
+    n_excluded : int
+        Rows dropped for a missing outcome or score.
     direction : str
         ``"<"`` (higher score = positive) or ``">"`` (lower score = positive).
-    positive :
+    positive : object
         Outcome value of the cases.
-    fpr, tpr, thresholds : numpy.ndarray
-        Curve points from (0, 0) to (1, 1); ``thresholds`` in score units are
-        pROC/SPSS mid-points between consecutive distinct scores plus -/+inf.
-        A case is called positive when score >= threshold (``"<"``) or score
-        <= threshold (``">"``).
-    youden_threshold, youden_j : float
-        Cut-off maximising sensitivity + specificity - 1.
-    sensitivity, specificity : float
-        At the Youden cut-off, with Wilson score intervals
-        ``sensitivity_ci`` / ``specificity_ci``; ``tp, fn, tn, fp`` counts.
+    youden_threshold : float
+        Cut-off maximising sensitivity + specificity - 1 (score units).
+    youden_j : float
+        The maximum of sensitivity + specificity - 1.
+    sensitivity : float
+        Sensitivity at the Youden cut-off.
+    sensitivity_ci : tuple of float
+        Its Wilson score interval.
+    specificity : float
+        Specificity at the Youden cut-off.
+    specificity_ci : tuple of float
+        Its Wilson score interval.
+    tp : int
+        True positives at the Youden cut-off.
+    fn : int
+        False negatives at the Youden cut-off.
+    tn : int
+        True negatives at the Youden cut-off.
+    fp : int
+        False positives at the Youden cut-off.
     n_youden_optima : int
         Number of cut-offs reaching the maximum J (ties go to the highest sensitivity).
+    fpr : numpy.ndarray
+        False-positive rates of the curve points, from 0 to 1.
+    tpr : numpy.ndarray
+        True-positive rates of the curve points, from 0 to 1.
+    thresholds : numpy.ndarray
+        Thresholds of the curve points in score units: pROC/SPSS mid-points between
+        consecutive distinct scores plus -/+inf.  A case is called positive when
+        score >= threshold (``"<"``) or score <= threshold (``">"``).
     """
 
     auc: float
@@ -200,11 +270,23 @@ class ROCResult:
 
     @property
     def variance(self) -> float:
-        """DeLong variance of the AUC (``se**2``)."""
+        """DeLong variance of the AUC (``se**2``).
+
+        Returns
+        -------
+        float
+            The variance.
+        """
         return self.se ** 2
 
     def to_frame(self) -> pd.DataFrame:
-        """One-row tidy summary (AUC, CI, Youden point with Wilson CIs, counts)."""
+        """One-row tidy summary (AUC, CI, Youden point with Wilson CIs, counts).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row.
+        """
         return pd.DataFrame([{
             "auc": self.auc, "se": self.se, "ci_low": self.ci_low, "ci_high": self.ci_high,
             "direction": self.direction, "youden_threshold": self.youden_threshold,
@@ -218,12 +300,18 @@ class ROCResult:
         }])
 
     def curve_frame(self) -> pd.DataFrame:
-        """The curve for plotting: threshold, fpr, tpr, sensitivity, specificity."""
+        """The curve for plotting.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns threshold, fpr, tpr, sensitivity, specificity; one row per point.
+        """
         return pd.DataFrame({"threshold": self.thresholds, "fpr": self.fpr, "tpr": self.tpr,
                              "sensitivity": self.tpr, "specificity": 1.0 - self.fpr})
 
 
-def _curve(pl: _Placements, m: int, n: int):
+def _curve(pl: Placements, m: int, n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Counts at every mid-point threshold, ascending in the oriented score."""
     values = pl.sorted_values
     k = values.shape[0]
@@ -245,28 +333,53 @@ def _curve(pl: _Placements, m: int, n: int):
     return thr, tp, fp
 
 
-def roc(y_true, score=None, positive=1, direction: str = "auto", *, outcome=None,
-        confidence: float = 0.95) -> ROCResult:
+def _outcome_values_first(args: tuple, kwargs: Dict[str, Any]) -> bool:
+    """Previous release: ``roc(y_true, score, positive, direction)``, outcome values first."""
+    return bool(args) and args[0] is not None and not isinstance(args[0], pd.DataFrame)
+
+
+def _old_dataframe_form(args: tuple, kwargs: Dict[str, Any]) -> bool:
+    """Previous release: ``roc(df, score, ..., outcome=column)`` (score second)."""
+    return "outcome" in kwargs and len(args) > 1
+
+
+@renamed_arguments(
+    {"outcome": "dv", "y_true": "dv"},
+    old_orders=(OldOrder(("dv", "score", "positive", "direction"), _outcome_values_first),
+                OldOrder(("data", "score", "positive", "direction"), _old_dataframe_form)),
+)
+def roc(
+    data: Optional[pd.DataFrame] = None,
+    dv: Any = None,
+    score: Any = None,
+    *,
+    positive: Any = 1,
+    direction: str = "auto",
+    confidence: float = 0.95,
+) -> ROCResult:
     """Empirical ROC curve, AUC with DeLong 95% CI, and the Youden cut-off.
 
     Parameters
     ----------
-    y_true : array_like or pandas.DataFrame
-        Binary outcome, or a DataFrame (then ``outcome`` and ``score`` are column names).
-    score : array_like or str
-        Marker / predicted score (column name in the DataFrame form).
-    positive : default 1
+    data : pandas.DataFrame or None, default None
+        Table holding the ``dv`` and ``score`` columns; ``None`` to pass the values
+        themselves (``roc(dv=outcome_values, score=scores)``).
+    dv : column name or array_like
+        Binary outcome (e.g. ``"poor_outcome"``).
+    score : column name or array_like
+        Marker / predicted score.
+    positive : object, default 1
         Outcome value of the cases (e.g. ``"Poor"``); the other value are controls.
-    direction : {"auto", "<", ">"}
+    direction : {"auto", "<", ">"}, default "auto"
         ``"<"``: controls < cases (higher score = positive); ``">"``: the reverse;
         ``"auto"``: pROC's median rule (see module docstring).
-    outcome : str, optional
-        Outcome column for the DataFrame form.
     confidence : float, default 0.95
+        Level of the AUC and sensitivity/specificity intervals.
 
     Returns
     -------
     ROCResult
+        AUC with CI, the curve (``curve_frame()``) and the Youden point.
 
     Notes
     -----
@@ -278,6 +391,9 @@ def roc(y_true, score=None, positive=1, direction: str = "auto", *, outcome=None
     CIs are Wilson score intervals (pROC only bootstraps them).  Rows with a
     missing outcome or score are dropped; ``n_excluded`` counts them.
 
+    The previous release's spellings ``roc(y_true, score, positive, direction)`` and
+    ``roc(df, outcome=, score=)`` still work, with a :class:`DeprecationWarning`.
+
     Raises
     ------
     StatsError
@@ -285,19 +401,20 @@ def roc(y_true, score=None, positive=1, direction: str = "auto", *, outcome=None
         a single class, or fewer than 2 cases or controls.
     """
     conf = check_confidence(confidence)
-    if isinstance(y_true, pd.DataFrame):
-        if not isinstance(outcome, str) or not isinstance(score, str):
-            raise StatsError("DataFrame form: give outcome= and score= column names")
-        require_columns(y_true, [outcome, score])
-        y, s, names = y_true[outcome], y_true[score], (outcome, score)
+    if data is not None:
+        if not isinstance(dv, str) or not isinstance(score, str):
+            raise StatsError("DataFrame form: give dv= and score= column names")
+        require_columns(data, [dv, score])
+        y, s, names = data[dv], data[score], (dv, score)
     else:
-        if score is None:
-            raise StatsError("give the scores: roc(y_true, score)")
-        y, s, names = y_true, score, ("y_true", "score")
+        if dv is None or score is None:
+            raise StatsError("give the outcome and the scores: roc(data, dv=column, "
+                             "score=column) or roc(dv=values, score=values)")
+        y, s, names = dv, score, ("dv", "score")
     is_case, (s,), n_excl = _prepare(y, [s], [names[1]], positive, names[0])
     cases, controls, chosen = _oriented(is_case, s, direction)
     m, n = cases.shape[0], controls.shape[0]
-    pl = _placements(cases, controls)
+    pl = placements(cases, controls)
     var = float(np.var(pl.v10, ddof=1) / m + np.var(pl.v01, ddof=1) / n)
     se = float(np.sqrt(max(var, 0.0)))
     zq = z_quantile(conf)
@@ -329,20 +446,48 @@ def roc(y_true, score=None, positive=1, direction: str = "auto", *, outcome=None
 
 @dataclass
 class ROCCompareResult:
-    """DeLong test of two correlated (paired) AUCs.
+    """DeLong test of two correlated (paired) AUCs (result of :func:`roc_compare`).
 
-    Attributes
+    Parameters
     ----------
-    auc1, auc2, difference : float
-        ``difference = auc1 - auc2``.
-    se, ci_low, ci_high, confidence : float
-        SE of the difference, sqrt(var1 + var2 - 2 cov), and its CI (not clipped).
-    z, p, alternative :
-        ``z = difference / se``; p for ``alternative``.
-    var1, var2, cov : float
-        DeLong variances and covariance of the two AUCs.
-    direction1, direction2 : str
-    n, n_pos, n_neg, n_excluded : int
+    auc1 : float
+        AUC of the first score.
+    auc2 : float
+        AUC of the second score.
+    difference : float
+        ``auc1 - auc2``.
+    se : float
+        SE of the difference, sqrt(var1 + var2 - 2 cov).
+    ci_low : float
+        Lower bound of the CI of the difference (not clipped).
+    ci_high : float
+        Upper bound of the CI of the difference (not clipped).
+    confidence : float
+        Confidence level of the interval.
+    z : float
+        ``difference / se``.
+    p : float
+        p-value for ``alternative``.
+    alternative : str
+        ``"two-sided"``, ``"greater"`` or ``"less"``.
+    var1 : float
+        DeLong variance of ``auc1``.
+    var2 : float
+        DeLong variance of ``auc2``.
+    cov : float
+        DeLong covariance of the two AUCs.
+    direction1 : str
+        Direction used for the first score.
+    direction2 : str
+        Direction used for the second score.
+    n : int
+        Subjects used.
+    n_pos : int
+        Cases used.
+    n_neg : int
+        Controls used.
+    n_excluded : int
+        Rows dropped for a missing outcome or score.
     """
 
     auc1: float
@@ -366,39 +511,64 @@ class ROCCompareResult:
     n_excluded: int
 
     def to_frame(self) -> pd.DataFrame:
-        """One-row tidy table of the comparison."""
+        """One-row tidy table of the comparison.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row.
+        """
         return pd.DataFrame([{k: getattr(self, k) for k in (
             "auc1", "auc2", "difference", "se", "ci_low", "ci_high", "z", "p", "alternative",
             "var1", "var2", "cov", "direction1", "direction2", "n", "n_pos", "n_neg",
             "n_excluded", "confidence")}])
 
 
-def roc_compare(y_true, score1=None, score2=None, positive=1, direction="auto", *,
-                outcome=None, alternative: str = "two-sided",
-                confidence: float = 0.95) -> ROCCompareResult:
+@renamed_arguments(
+    {"outcome": "dv", "y_true": "dv"},
+    old_orders=(
+        OldOrder(("dv", "score1", "score2", "positive", "direction"), _outcome_values_first),
+        OldOrder(("data", "score1", "score2", "positive", "direction"), _old_dataframe_form),
+    ),
+)
+def roc_compare(
+    data: Optional[pd.DataFrame] = None,
+    dv: Any = None,
+    score1: Any = None,
+    score2: Any = None,
+    *,
+    positive: Any = 1,
+    direction: Union[str, Sequence[str]] = "auto",
+    alternative: str = "two-sided",
+    confidence: float = 0.95,
+) -> ROCCompareResult:
     """DeLong test for the difference of two correlated AUCs (same subjects).
 
     Parameters
     ----------
-    y_true : array_like or pandas.DataFrame
-        Binary outcome, or a DataFrame (then ``outcome``, ``score1``, ``score2``
-        are column names).
-    score1, score2 : array_like or str
-        The two scores measured on the same subjects.
-    positive : default 1
+    data : pandas.DataFrame or None, default None
+        Table holding the ``dv``, ``score1`` and ``score2`` columns; ``None`` to pass
+        the values themselves.
+    dv : column name or array_like
+        Binary outcome.
+    score1 : column name or array_like
+        First score, measured on the same subjects as ``score2``.
+    score2 : column name or array_like
+        Second score.
+    positive : object, default 1
         Outcome value of the cases.
-    direction : "auto", "<", ">" or a pair of them
+    direction : "auto", "<", ">" or a pair of them, default "auto"
         Per score; ``"auto"`` decides each score separately by the median rule,
         as pROC does when each ROC curve is built with its own ``roc()`` call.
-    outcome : str, optional
-        Outcome column for the DataFrame form.
-    alternative : {"two-sided", "greater", "less"}
+    alternative : {"two-sided", "greater", "less"}, default "two-sided"
         H1: AUC1 != AUC2, AUC1 > AUC2, AUC1 < AUC2.
     confidence : float, default 0.95
+        Level of the interval of the difference.
 
     Returns
     -------
     ROCCompareResult
+        Both AUCs, their difference with CI, z and p.
 
     Notes
     -----
@@ -406,20 +576,30 @@ def roc_compare(y_true, score1=None, score2=None, positive=1, direction="auto", 
     covariance C from the structural components (DeLong, DeLong &
     Clarke-Pearson 1988); this is pROC ``roc.test(method="delong", paired=TRUE)``.
     Rows missing the outcome or either score are dropped (listwise).
+
+    The previous release's spellings ``roc_compare(y_true, score1, score2, ...)`` and
+    ``roc_compare(df, outcome=, ...)`` still work, with a :class:`DeprecationWarning`.
+
+    Raises
+    ------
+    StatsError
+        As :func:`roc`; also an unknown ``alternative``.
     """
     conf = check_confidence(confidence)
     if alternative not in ("two-sided", "greater", "less"):
         raise StatsError(f"alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
-    if isinstance(y_true, pd.DataFrame):
-        if not all(isinstance(c, str) for c in (outcome, score1, score2)):
-            raise StatsError("DataFrame form: give outcome=, score1= and score2= column names")
-        require_columns(y_true, [outcome, score1, score2])
-        y, s1, s2 = y_true[outcome], y_true[score1], y_true[score2]
-        names = (outcome, score1, score2)
+    if data is not None:
+        if not all(isinstance(c, str) for c in (dv, score1, score2)):
+            raise StatsError("DataFrame form: give dv=, score1= and score2= column names")
+        require_columns(data, [dv, score1, score2])
+        y, s1, s2 = data[dv], data[score1], data[score2]
+        names = (dv, score1, score2)
     else:
-        if score1 is None or score2 is None:
-            raise StatsError("give both scores: roc_compare(y_true, score1, score2)")
-        y, s1, s2, names = y_true, score1, score2, ("y_true", "score1", "score2")
+        if dv is None or score1 is None or score2 is None:
+            raise StatsError("give the outcome and both scores: roc_compare(data, dv=column, "
+                             "score1=column, score2=column) or roc_compare(dv=values, "
+                             "score1=values, score2=values)")
+        y, s1, s2, names = dv, score1, score2, ("dv", "score1", "score2")
     if isinstance(direction, str):
         dirs = (direction, direction)
     else:
@@ -429,7 +609,7 @@ def roc_compare(y_true, score1=None, score2=None, positive=1, direction="auto", 
     is_case, (s1, s2), n_excl = _prepare(y, [s1, s2], list(names[1:]), positive, names[0])
     c1, k1, d1 = _oriented(is_case, s1, dirs[0])
     c2, k2, d2 = _oriented(is_case, s2, dirs[1])
-    p1, p2 = _placements(c1, k1), _placements(c2, k2)
+    p1, p2 = placements(c1, k1), placements(c2, k2)
     v1, v2, cv = _delong_cov(p1, p1), _delong_cov(p2, p2), _delong_cov(p1, p2)
     diff = p1.auc - p2.auc
     var = v1 + v2 - 2.0 * cv

@@ -1,0 +1,327 @@
+"""What every composition method shares: class codes, columns, units, the base class.
+
+A composition method turns the gathered voxel values of the ROIs into
+
+* ``value`` -- the voxel value reported by mean/median/SD (in ``unit``),
+* a class code per voxel: :data:`LEAN` (0), :data:`UNDEFINED` (1), :data:`FAT`
+  (2), or :data:`EXCLUDED` (-1: NaN/inf, below the Dixon noise floor, or in a
+  row whose intensity threshold could not be fitted),
+* method-specific per-row columns (Dixon signal-weighted fat fraction, CT
+  muscle-window density...).
+
+One half-open convention is used everywhere: a boundary value belongs to the
+class *above* it (fat = value >= threshold), so that the percentages and the
+areas always agree.
+
+Every method class declares what it writes to the tables: ``columns`` (the
+columns of :data:`~ParaspinalFatLib.schemas.COMPOSITION_COLUMNS` it fills besides
+:data:`COMMON_COLUMNS`, which every method fills), ``unit`` (the unit of the voxel
+values) and ``value_columns`` (the columns in that unit); every other numeric
+column has the unit given in :data:`FIXED_UNITS`.  The map kinds and their
+modules: ``pdff`` (:mod:`.pdff`), ``dixon`` (:mod:`.dixon`), ``ct`` (:mod:`.ct`),
+``t1``/``t2`` (:mod:`.intensity`), ``scalar`` (:mod:`.scalar`); built by
+:func:`~ParaspinalFatLib.composition.factory.make_method`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = [
+    'LEAN', 'UNDEFINED', 'FAT', 'EXCLUDED', 'CLASS_NAMES',
+    'COMMON_COLUMNS', 'VALUE_STATISTICS', 'SPLIT_COLUMNS', 'EXTRA_COLUMNS', 'THRESHOLD_COLUMNS', 'FIXED_UNITS',
+    'GroupContext', 'CompositionMethod', 'FatFractionMethod', 'image_sample',
+]
+
+#: class code of lean (muscle) voxels (below the fat threshold / in the muscle window)
+LEAN = 0
+#: class code of undefined voxels: partial volume (3 intensity classes), outside both CT windows
+UNDEFINED = 1
+#: class code of fat voxels (at or above the fat threshold / in the fat window)
+FAT = 2
+#: class code of voxels that are not classified: NaN/inf, below the Dixon noise floor,
+#: in a row whose intensity threshold could not be fitted, or any voxel of a scalar map
+EXCLUDED = -1
+#: code -> name
+CLASS_NAMES = {LEAN: "lean", UNDEFINED: "undefined", FAT: "fat", EXCLUDED: "excluded"}
+
+#: columns every method fills (in :mod:`ParaspinalFatLib.measurement.quantities`)
+COMMON_COLUMNS: Tuple[str, ...] = (
+    "n_voxels", "n_nan", "n_below_noise", "csa_mm2", "mean", "median", "sd", "p05", "p95", "warnings",
+)
+#: the statistics of the voxel values: always in the method's ``unit``
+VALUE_STATISTICS: Tuple[str, ...] = ("mean", "median", "sd", "p05", "p95")
+#: the fat / lean split, filled by every method that classifies voxels
+SPLIT_COLUMNS: Tuple[str, ...] = ("fat_csa_mm2", "lean_csa_mm2", "undefined_csa_mm2", "fat_area_ratio")
+#: columns made by :meth:`CompositionMethod.extra_columns` (NaN unless a method declares them)
+EXTRA_COLUMNS: Tuple[str, ...] = ("ff_signal_weighted_pct", "mean_muscle_window", "myosteatosis")
+#: per-row thresholds made by :meth:`CompositionMethod.classify`, in the method's ``unit``
+THRESHOLD_COLUMNS: Tuple[str, ...] = ("threshold_low", "threshold_high")
+#: unit of every numeric column that is not in the unit of the voxel values
+FIXED_UNITS: Dict[str, str] = {
+    "n_voxels": "voxels", "n_nan": "voxels", "n_below_noise": "voxels",
+    "csa_mm2": "mm2", "fat_csa_mm2": "mm2", "lean_csa_mm2": "mm2", "undefined_csa_mm2": "mm2",
+    "fat_area_ratio": "1",  # fraction 0..1 of the classified voxels
+    "fat_fraction_pct": "%", "ff_signal_weighted_pct": "%",
+    "myosteatosis": "1",  # flag: 1.0 / 0.0
+}
+
+
+@dataclass
+class GroupContext:
+    """What a method may need about the groups (table rows) being classified.
+
+    Attributes
+    ----------
+    names : list of str
+        Muscle name of each group (for warnings).
+    reference_values : list, optional
+        Per group, the reference fat voxel values (T1/T2 ``reference`` classifier).
+    """
+
+    names: List[str]
+    reference_values: Optional[List[Optional[np.ndarray]]] = None
+
+
+class CompositionMethod:
+    """A composition method with its parameters: the base of every map kind.
+
+    Subclasses declare, as class attributes, the map ``kinds`` they serve,
+    the ``columns`` they fill besides :data:`COMMON_COLUMNS`, the default
+    ``unit`` of the voxel values and the ``value_columns`` in that unit, and
+    override the hooks ``_assign_classes`` and ``_extra`` (this base class
+    classifies nothing and fills no extra column).
+
+    Parameters
+    ----------
+    params : dict, optional
+        Every parameter used, written to the table (``method_params``).
+    kind : str, optional
+        The map kind (default: the first of ``kinds``).
+    unit : str, optional
+        Unit of the voxel values (default: the class's ``unit``).
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`~ParaspinalFatLib.composition.factory.MAP_KINDS`.
+    unit : str
+        Unit of ``value`` (``%`` for PDFF/Dixon, ``HU`` for CT).
+    params : dict
+        Every parameter used, written to the table (``method_params``).
+    pdff_scale : str
+        PDFF storage scale (table column ``pdff_scale``; ``""`` for other maps).
+    """
+
+    #: map kinds served by the class
+    kinds: ClassVar[Tuple[str, ...]] = ()
+    #: columns filled besides :data:`COMMON_COLUMNS` (NaN in a row without classified voxels)
+    columns: ClassVar[Tuple[str, ...]] = ()
+    #: the filled columns in the unit of the voxel values (``unit``)
+    value_columns: ClassVar[Tuple[str, ...]] = VALUE_STATISTICS
+    #: a second (water) image is gathered with the map
+    needs_water: ClassVar[bool] = False
+    #: default unit of the voxel values
+    unit: str = ""
+    pdff_scale: str = ""
+
+    def __init__(self, params: Optional[Dict[str, Any]] = None, *, kind: Optional[str] = None,
+                 unit: Optional[str] = None) -> None:
+        self.kind = self.kinds[0] if kind is None else kind
+        if self.kind not in self.kinds:
+            raise InputError(f"{type(self).__name__} serves map kinds {self.kinds}, not {self.kind!r}")
+        if unit is not None:
+            self.unit = unit
+        self.params: Dict[str, Any] = dict(params or {})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kind={self.kind!r}, unit={self.unit!r}, params={self.params!r})"
+
+    # ------------------------------------------------------------------ declarations
+    @property
+    def has_composition(self) -> bool:
+        """True when the method separates fat from lean voxels (fills :data:`SPLIT_COLUMNS`)."""
+        return all(c in self.columns for c in SPLIT_COLUMNS)
+
+    @property
+    def fat_fraction_is_mean_value(self) -> bool:
+        """True when ``fat_fraction_pct`` is the mean voxel value (PDFF, Dixon)."""
+        return "fat_fraction_pct" in self.columns
+
+    @property
+    def filled_columns(self) -> Tuple[str, ...]:
+        """The columns this method fills with its parameters (others are NaN)."""
+        return COMMON_COLUMNS + self.columns
+
+    def column_units(self) -> Dict[str, str]:
+        """Unit of every numeric column this method fills.
+
+        Returns
+        -------
+        dict
+            Column name -> unit: ``unit`` for :attr:`value_columns`, else the
+            entry of :data:`FIXED_UNITS`.
+        """
+        return {c: self.unit if c in self.value_columns else FIXED_UNITS[c]
+                for c in self.filled_columns if c != "warnings"}
+
+    # ------------------------------------------------------------------ values
+    def voxel_values(self, raw: np.ndarray, water: Optional[np.ndarray] = None) -> np.ndarray:
+        """Voxel values in output units (float64); NaN where excluded.
+
+        Parameters
+        ----------
+        raw : numpy.ndarray
+            Gathered voxel values of the map (the fat image for Dixon).
+        water : numpy.ndarray, optional
+            Gathered water values (Dixon only).
+
+        Returns
+        -------
+        numpy.ndarray of float64
+        """
+        return raw.astype(np.float64, copy=False)
+
+    def below_noise(self, raw: np.ndarray, water: Optional[np.ndarray]) -> np.ndarray:
+        """Voxels below a noise floor (only Dixon has one; here: none).
+
+        Parameters
+        ----------
+        raw : numpy.ndarray
+            Gathered voxel values of the map.
+        water : numpy.ndarray or None
+            Gathered water values (Dixon only).
+
+        Returns
+        -------
+        numpy.ndarray of bool
+        """
+        return np.zeros(raw.shape, bool)
+
+    # ------------------------------------------------------------------ classes
+    def classify(
+        self, values: np.ndarray, groups: np.ndarray, n_groups: int, context: GroupContext
+    ) -> Tuple[np.ndarray, Dict[str, np.ndarray], List[List[str]]]:
+        """Class code of every voxel, per-group thresholds, and per-group warnings.
+
+        Parameters
+        ----------
+        values : numpy.ndarray
+            Voxel values from :meth:`voxel_values`.
+        groups : numpy.ndarray of int
+            Group (table row) of each voxel, ``0 .. n_groups-1``.
+        n_groups : int
+            Number of groups.
+        context : GroupContext
+            Muscle names and reference values of the groups.
+
+        Returns
+        -------
+        codes : numpy.ndarray of int8
+        thresholds : dict with ``threshold_low`` / ``threshold_high`` arrays (n_groups)
+        warnings : list (n_groups) of lists of str
+        """
+        codes = np.full(values.shape, EXCLUDED, dtype=np.int8)
+        low = np.full(n_groups, np.nan)
+        high = np.full(n_groups, np.nan)
+        notes: List[List[str]] = [[] for _ in range(n_groups)]
+        self._assign_classes(values, np.isfinite(values), groups, context, codes, low, high, notes)
+        return codes, {"threshold_low": low, "threshold_high": high}, notes
+
+    def _assign_classes(self, values: np.ndarray, finite: np.ndarray, groups: np.ndarray, context: GroupContext,
+                        codes: np.ndarray, low: np.ndarray, high: np.ndarray, notes: List[List[str]]) -> None:
+        """Hook: write class codes, thresholds and notes in place (default: all excluded)."""
+
+    # ------------------------------------------------------------------ extras
+    def extra_columns(self, groups: np.ndarray, n_groups: int, values: np.ndarray, raw: np.ndarray,
+                      water: Optional[np.ndarray], codes: np.ndarray) -> Dict[str, np.ndarray]:
+        """Method-specific per-group columns (:data:`EXTRA_COLUMNS`; NaN where not applicable).
+
+        Parameters
+        ----------
+        groups : numpy.ndarray of int
+            Group of each voxel.
+        n_groups : int
+            Number of groups.
+        values : numpy.ndarray
+            Voxel values from :meth:`voxel_values`.
+        raw : numpy.ndarray
+            Gathered voxel values of the map.
+        water : numpy.ndarray or None
+            Gathered water values (Dixon only).
+        codes : numpy.ndarray of int8
+            Class codes from :meth:`classify`.
+
+        Returns
+        -------
+        dict of numpy.ndarray
+            One array (n_groups) per column of :data:`EXTRA_COLUMNS`.
+        """
+        out = {c: np.full(n_groups, np.nan) for c in EXTRA_COLUMNS}
+        out.update(self._extra(groups, n_groups, values, raw, water, codes))
+        return out
+
+    def _extra(self, groups: np.ndarray, n_groups: int, values: np.ndarray, raw: np.ndarray,
+               water: Optional[np.ndarray], codes: np.ndarray) -> Dict[str, np.ndarray]:
+        """Hook: the method's own columns of :data:`EXTRA_COLUMNS` (default: none)."""
+        return {}
+
+    def params_json(self) -> str:
+        """The parameters as a JSON string (table column ``method_params``).
+
+        Returns
+        -------
+        str
+        """
+        return json.dumps(self.params, sort_keys=True, default=_jsonable)
+
+
+class FatFractionMethod(CompositionMethod):
+    """Base of the maps whose voxel value is a fat fraction in % (PDFF, Dixon).
+
+    ``fat_fraction_pct`` is the mean voxel value; a voxel is fat when its
+    value is at or above ``params["fat_threshold_pct"]``, else lean.
+    """
+
+    columns: ClassVar[Tuple[str, ...]] = SPLIT_COLUMNS + ("fat_fraction_pct", "threshold_high")
+    value_columns: ClassVar[Tuple[str, ...]] = VALUE_STATISTICS + ("fat_fraction_pct", "threshold_high")
+    unit: str = "%"
+
+    def _assign_classes(self, values, finite, groups, context, codes, low, high, notes) -> None:
+        t = float(self.params["fat_threshold_pct"])
+        codes[finite] = np.where(values[finite] >= t, FAT, LEAN)
+        high[:] = t
+
+
+def image_sample(image: np.ndarray) -> np.ndarray:
+    """A strided subsample (about 2 million voxels at most) of a 3-D image, as float64.
+
+    Enough for robust percentiles of the whole image (PDFF scale, Dixon noise
+    floor) without reading every voxel of a large volume.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        3-D voxel array.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        The sampled voxels, flattened (NaN/inf kept).
+    """
+    step = max(1, int(round((image.size / 2_000_000) ** (1 / 3))))
+    return np.asarray(image[::step, ::step, ::step], dtype=np.float64).ravel()
+
+
+def _jsonable(obj):
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, tuple):
+        return list(obj)
+    return str(obj)

@@ -1,0 +1,94 @@
+"""The shared base of the composition methods (ParaspinalFatLib.composition.base)."""
+import json
+
+import numpy as np
+import pytest
+
+from ParaspinalFatLib.composition import base, classifiers
+from ParaspinalFatLib.composition.base import (
+    CLASS_NAMES, COMMON_COLUMNS, EXCLUDED, EXTRA_COLUMNS, FAT, FIXED_UNITS, LEAN, SPLIT_COLUMNS, THRESHOLD_COLUMNS,
+    UNDEFINED, VALUE_STATISTICS, CompositionMethod, GroupContext, image_sample,
+)
+from ParaspinalFatLib.composition.factory import METHOD_CLASSES
+from ParaspinalFatLib.composition.scalar import ScalarMethod
+from ParaspinalFatLib.errors import InputError
+from ParaspinalFatLib.schemas import COMPOSITION_COLUMNS
+
+
+def test_class_codes_are_distinct_int8_and_shared_with_the_classifiers():
+    codes = [LEAN, UNDEFINED, FAT, EXCLUDED]
+    assert len(set(codes)) == 4 and all(np.int8(c) == c for c in codes)
+    assert set(CLASS_NAMES) == set(codes)
+    # classify() of the T1/T2 classifiers returns exactly these codes (3 classes: 0, 1, 2; NaN: excluded)
+    got = classifiers.classify(np.array([1.0, 5.0, 9.0, np.nan]), (4.0, 8.0))
+    assert got.tolist() == [LEAN, UNDEFINED, FAT, EXCLUDED]
+    for name in ("LEAN", "UNDEFINED", "FAT", "EXCLUDED", "INVALID"):  # defined once: in base
+        assert name not in vars(classifiers) or getattr(classifiers, name) is getattr(base, name)
+
+
+def test_column_groups_partition_the_table_columns():
+    declared = COMMON_COLUMNS + SPLIT_COLUMNS + ("fat_fraction_pct",) + EXTRA_COLUMNS + THRESHOLD_COLUMNS
+    assert sorted(declared) == sorted(COMPOSITION_COLUMNS)  # each table column in exactly one group
+    assert set(VALUE_STATISTICS) <= set(COMMON_COLUMNS)
+    numeric = set(COMPOSITION_COLUMNS) - {"warnings"}
+    # every numeric column has a fixed unit, or is in the unit of the voxel values
+    assert numeric - set(FIXED_UNITS) == set(VALUE_STATISTICS) | {"mean_muscle_window"} | set(THRESHOLD_COLUMNS)
+
+
+@pytest.mark.parametrize("cls", METHOD_CLASSES, ids=lambda c: c.__name__)
+def test_every_class_declares_known_columns_and_a_unit_for_each(cls):
+    assert cls.kinds and issubclass(cls, CompositionMethod)
+    assert set(cls.columns) <= set(COMPOSITION_COLUMNS) - set(COMMON_COLUMNS)
+    assert len(set(cls.columns)) == len(cls.columns)
+    assert set(cls.value_columns) <= set(COMMON_COLUMNS + cls.columns)
+    assert set(VALUE_STATISTICS) <= set(cls.value_columns)
+    # a column is either in the voxel-value unit or has a fixed unit; a fixed-unit column in the
+    # value unit (fat_fraction_pct is a %) forces that unit
+    for c in set(COMMON_COLUMNS + cls.columns) - {"warnings"}:
+        assert c in cls.value_columns or c in FIXED_UNITS, (cls.__name__, c)
+        if c in cls.value_columns and c in FIXED_UNITS:
+            assert cls.unit == FIXED_UNITS[c], (cls.__name__, c)
+    split = [c in cls.columns for c in SPLIT_COLUMNS]
+    assert all(split) or not any(split)  # the fat / lean split comes whole
+
+
+class _Nothing(CompositionMethod):
+    """A method that only uses the base class's behaviour."""
+
+    kinds = ("nothing",)
+
+
+def test_base_method_classifies_nothing():
+    method = _Nothing()
+    values = np.array([1.0, np.nan, 3.0])
+    groups = np.array([0, 1, 1])
+    codes, thresholds, notes = method.classify(values, groups, 2, GroupContext(["a", "b"]))
+    assert codes.dtype == np.int8 and (codes == EXCLUDED).all()
+    assert list(thresholds) == list(THRESHOLD_COLUMNS) and all(np.isnan(t).all() for t in thresholds.values())
+    assert notes == [[], []]
+    extra = method.extra_columns(groups, 2, values, values, None, codes)
+    assert list(extra) == list(EXTRA_COLUMNS) and all(v.shape == (2,) and np.isnan(v).all() for v in extra.values())
+    assert not method.has_composition and method.filled_columns == COMMON_COLUMNS
+    assert (method.kind, method.unit, method.params, method.pdff_scale) == ("nothing", "", {}, "")
+
+
+def test_kind_must_be_served_by_the_class():
+    with pytest.raises(InputError, match="serves map kinds"):
+        _Nothing(kind="pdff")
+    assert ScalarMethod(unit="s").kind == "scalar"
+
+
+def test_params_json_is_sorted_plain_json():
+    method = ScalarMethod({"b": np.float32(0.5), "a": (1, np.int64(2)), "c": None, "d": np.dtype("f4")})
+    text = method.params_json()
+    assert list(json.loads(text)) == ["a", "b", "c", "d"]
+    assert json.loads(text) == {"a": [1, 2], "b": 0.5, "c": None, "d": "float32"}
+
+
+@pytest.mark.parametrize("shape,step", [((4, 5, 6), 1), ((300, 300, 80), 2)])
+def test_image_sample_strides_large_images_only(shape, step):
+    image = np.arange(np.prod(shape), dtype=np.int32).reshape(shape)
+    sample = image_sample(image)
+    assert sample.dtype == np.float64 and sample.ndim == 1
+    assert sample.size <= 2_000_000
+    np.testing.assert_array_equal(sample, image[::step, ::step, ::step].ravel())

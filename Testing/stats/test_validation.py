@@ -1,0 +1,126 @@
+"""stats.validation: the one way of reading numbers, columns, groups and options."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ParaspinalFatLib.stats import StatsError, StatsWarning
+from ParaspinalFatLib.stats.validation import (
+    as_float_array, categorical_spec, check_confidence, group_order, listwise, note,
+    numeric_column, plain, require_columns, require_variance, split_groups,
+)
+
+
+def test_require_columns_names_the_missing_ones():
+    df = pd.DataFrame({"a": [1], "b": [2]})
+    require_columns(df, ["a", "b"])
+    with pytest.raises(StatsError, match=r"\['c', 'd'\] not in the table; available columns: \['a', 'b'\]"):
+        require_columns(df, ["a", "c", "d"])
+    with pytest.raises(StatsError, match="expected a pandas DataFrame, got dict"):
+        require_columns({"a": [1]}, ["a"])
+
+
+def test_listwise_keeps_complete_rows():
+    df = pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": [1, 2, None], "c": [None] * 3})
+    assert list(listwise(df, ["a", "b"]).index) == [0]
+
+
+@pytest.mark.parametrize("values, expected", [
+    (pd.Series([True, False]), [1.0, 0.0]),
+    (pd.Series([1, None, 3], dtype="Int64"), [1.0, np.nan, 3.0]),
+    (pd.Series(["1.5", None, "2"]), [1.5, np.nan, 2.0]),
+    (pd.Series(pd.Categorical([1, 2, 1])), [1.0, 2.0, 1.0]),
+    ([1, 2.5, np.inf], [1.0, 2.5, np.inf]),
+    (np.array([3, 4]), [3.0, 4.0]),
+])
+def test_as_float_array(values, expected):
+    out = as_float_array(values, "v")
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_as_float_array_errors():
+    with pytest.raises(StatsError, match=r"column 'v' is not numeric: 2 value\(s\) such as \['<80', 'n/a'\]"):
+        as_float_array(pd.Series(["1", "<80", "n/a", None]), "v")
+    with pytest.raises(StatsError, match="score: values are not numeric"):
+        as_float_array(["a", "b"], "score")
+    with pytest.raises(StatsError, match=r"score: expected a 1-D sequence, got shape \(2, 2\)"):
+        as_float_array(np.eye(2), "score")
+
+
+def test_numeric_column_is_stricter():
+    df = pd.DataFrame({"cat": pd.Categorical([1, 2]), "inf": [1.0, np.inf], "ok": [1, 2]})
+    np.testing.assert_array_equal(numeric_column(df, "ok"), [1.0, 2.0])
+    with pytest.raises(StatsError, match="categorical"):
+        numeric_column(df, "cat")
+    with pytest.raises(StatsError, match="infinite"):
+        numeric_column(df, "inf")
+    dup = pd.DataFrame([[1, 2]], columns=["a", "a"])
+    with pytest.raises(StatsError, match="duplicated"):
+        numeric_column(dup, "a")
+
+
+def test_require_variance_and_check_confidence():
+    require_variance(np.array([1.0, np.nan, 2.0]), "x")
+    with pytest.raises(StatsError, match=r"column 'x' has zero variance in g \(all 2 values equal 3\)"):
+        require_variance(np.array([3.0, np.nan, 3.0]), "x", "in g")
+    assert check_confidence(np.float64(0.9)) == 0.9
+    for bad in (0, 1, "high", None):
+        with pytest.raises(StatsError, match="confidence must be"):
+            check_confidence(bad)
+
+
+def test_group_order():
+    s = pd.Series(["b", "a", None, "b"])
+    assert group_order(s, None, "g") == ["a", "b"]
+    assert group_order(s, ["b", "a"], "g") == ["b", "a"]
+    cat = pd.Series(pd.Categorical(["x", "z"], categories=["z", "y", "x"]))
+    assert group_order(cat, None, "g") == ["z", "x"]
+    ints = group_order(pd.Series(np.array([2, 1, 2])), None, "g")
+    assert ints == [1, 2] and all(type(v) is int for v in ints)
+    assert group_order(pd.Series([1, "a", 2.5]), None, "g") == [2.5, 1, "a"]  # by type name
+    with pytest.raises(StatsError, match="lists a group twice"):
+        group_order(s, ["a", "a"], "g")
+    with pytest.raises(StatsError, match=r"group\(s\) \['c'\] of 'g' given in order= have no rows"):
+        group_order(s, ["a", "c"], "g")
+
+
+def test_split_groups_counts_what_it_leaves_out():
+    df = pd.DataFrame({"y": [1.0, 2, 3, 4, np.nan, 6, 7], "g": ["a", "a", "b", "b", "a", None, "c"]})
+    labels, arrays, n_missing, n_other = split_groups(df, "y", "g", ["b", "a"])
+    assert labels == ["b", "a"] and [a.tolist() for a in arrays] == [[3, 4], [1, 2]]
+    assert (n_missing, n_other) == (2, 1)
+    with pytest.raises(StatsError, match="group 'c' of 'g' has n=1"):
+        split_groups(df, "y", "g", None)
+    with pytest.raises(StatsError, match="both 'y'"):
+        split_groups(df, "y", "y", None)
+
+
+def test_categorical_spec():
+    assert categorical_spec(None, ["a"], "") == {}
+    assert categorical_spec("a", ["a", "b"], "") == {"a": None}
+    assert categorical_spec(["a", "b"], ["a", "b"], "") == {"a": None, "b": None}
+    assert categorical_spec({"b": "ref"}, ["a", "b"], "") == {"b": "ref"}
+    with pytest.raises(StatsError, match=r"^fit: categorical= names \['z'\] that are not among"):
+        categorical_spec(["z"], ["a"], "fit: ")
+
+
+def test_plain_and_note():
+    assert plain(np.array([1, 2, 3]), limit=2) == [1, 2] and type(plain(np.array([1]))[0]) is int
+    notes = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        note(notes, "degenerate")
+    assert notes == ["degenerate"] and caught[0].category is StatsWarning
+    assert caught[0].filename == __file__  # attributed to the caller outside the package
+
+
+def test_warnings_point_at_the_users_call():
+    from ParaspinalFatLib import stats
+    df = pd.DataFrame({"x": [1.0, 2, 3], "y": [1.0, 3, 2]})
+    with pytest.warns(StatsWarning, match="n = 3") as record:
+        stats.correlation(df, "x", "y")  # note() is two calls deep, behind the decorator
+    assert record[0].filename == __file__
