@@ -6,4 +6,8 @@ case_files
     Atomic CSV writing, the QC pictures of the measured rows, the fat/lean labelmap.
 qc_pictures
     Rendering of one level slice and of the sagittal overview (matplotlib, optional).
+qc_layout
+    The pixel-exact frame of a QC picture: sizes, fonts, header, image, outline/label geometry.
+qc_png
+    The QC PNG pixel-mapping record, reading it back, atomic PNG writing.
 """
