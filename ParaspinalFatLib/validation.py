@@ -51,7 +51,7 @@ def as_float_array(values: Any, what: str, *, error: Type[Exception] = InputErro
     except (TypeError, ValueError) as exc:
         raise error(f"{what}: values are not numeric ({exc})") from None
     if arr.dtype.kind not in "biuf":
-        raise error(f"{what}: values must be real numbers, got dtype {arr.dtype}")
+        raise error(f"{what}: values are not numeric (dtype {arr.dtype}); give real numbers")
     if ndim is not None and arr.ndim != ndim:
         raise error(f"{what}: expected a {ndim}-D sequence, got shape {arr.shape}")
     return np.array(arr, dtype=np.float64, copy=True) if copy else arr.astype(np.float64, copy=False)

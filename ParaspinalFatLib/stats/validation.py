@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import StatsError, StatsWarning
+from ..validation import as_float_array as shared_as_float_array
+from ..validation import require_columns as shared_require_columns
 
 __all__ = [
     "require_columns", "listwise", "as_float_array", "numeric_column", "require_variance",
@@ -43,13 +45,7 @@ def require_columns(data: pd.DataFrame, columns: Iterable[Hashable]) -> None:
     StatsError
         ``data`` is not a DataFrame, or names every missing column and lists the available ones.
     """
-    if not isinstance(data, pd.DataFrame):
-        raise StatsError(f"expected a pandas DataFrame, got {type(data).__name__}")
-    missing = [c for c in columns if c not in data.columns]
-    if missing:
-        raise StatsError(
-            f"column(s) {missing} not in the table; available columns: {list(data.columns)}"
-        )
+    shared_require_columns(data, columns, error=StatsError)
 
 
 def listwise(data: pd.DataFrame, columns: Sequence[Hashable]) -> pd.DataFrame:
@@ -110,13 +106,7 @@ def as_float_array(values: Any, name: Hashable) -> np.ndarray:
                 f"{examples} cannot be read as numbers"
             )
         return converted.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise StatsError(f"{name}: values are not numeric ({exc})") from None
-    if arr.ndim != 1:
-        raise StatsError(f"{name}: expected a 1-D sequence, got shape {arr.shape}")
-    return arr
+    return shared_as_float_array(values, str(name), error=StatsError, ndim=1)
 
 
 def numeric_column(data: pd.DataFrame, column: Hashable) -> np.ndarray:
