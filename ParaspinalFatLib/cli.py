@@ -14,8 +14,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional
 
-from .errors import ParaspinalFatError
-from .report.case_files import write_csv_atomic
+from .errors import InputError, ParaspinalFatError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -53,6 +52,9 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
                    help="CT muscle window in HU, half-open [LOW, HIGH) (default -29,151 = -29..150 HU)")
     p.add_argument("--myosteatosis-cutoff", dest="myosteatosis_cutoff_hu", type=float,
                    help="CT: flag rows whose muscle-window mean HU is below this (e.g. 41)")
+    p.add_argument("--no-ct-units-check", dest="ct_units_check", action="store_false",
+                   help="CT: skip the check that the image's values are Hounsfield units "
+                        "(only when you know they are)")
     p.add_argument("--classifier", default="gmm", choices=["gmm", "kmeans", "otsu", "fcm", "reference"],
                    help="T1/T2 fat/lean classification (default gmm)")
     p.add_argument("--n-classes", type=int, default=3, choices=[2, 3],
@@ -115,15 +117,45 @@ def _floats(text: str):
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _check_output_paths(args) -> None:
+    """Refuse unusable output paths before anything is measured (fail fast)."""
+    from .report.case_files import check_labelmap_path, check_output_file, check_output_folder
+
+    outputs = []
+    if args.output:
+        out = check_output_file(args.output, "--output")
+        outputs.append(("--output", out))
+        for side in _side_paths(out).values():
+            if side.is_dir():
+                raise InputError(f"--output {out}: {side}, written beside it, is a folder; remove it or "
+                                 f"choose another --output name")
+            outputs.append(("--output", side))
+    if args.qc_dir:
+        check_output_folder(args.qc_dir, "--qc-dir")
+    if args.fat_labelmap:
+        outputs.append(("--fat-labelmap", check_labelmap_path(args.fat_labelmap, "--fat-labelmap")))
+    inputs = [("--image", args.image), ("--segmentation", args.segmentation), ("--water", args.water),
+              ("--fat", args.fat), ("--markups", args.markups), ("--label-names", args.label_names),
+              ("--names-table", args.names_table)]
+    for option, path in outputs:
+        for flag, given in inputs:
+            if given and path.is_file() and Path(given).is_file() and path.samefile(given):
+                raise InputError(f"{option} {path}: this is the input file of {flag}; it would be "
+                                 f"overwritten; choose another output name")
+
+
 def _run_measure(args) -> int:
     from .measurement.pipeline import measure
+    from .report.case_files import OutputSet
 
+    _check_output_paths(args)
     levels = "all" if args.levels.strip().lower() == "all" else [x.strip() for x in args.levels.split(",") if x.strip()]
     result = measure(
         args.image, args.segmentation,
         map_kind=args.map_kind, water=args.water, fat=args.fat, noise_floor=args.noise_floor,
         fat_window=args.fat_window, muscle_window=args.muscle_window,
-        myosteatosis_cutoff_hu=args.myosteatosis_cutoff_hu, classifier=args.classifier,
+        myosteatosis_cutoff_hu=args.myosteatosis_cutoff_hu, ct_units_check=args.ct_units_check,
+        classifier=args.classifier,
         n_classes=args.n_classes, reference_segment=args.reference_segment, grade_source=args.grade_source,
         goutallier_cutoffs=args.goutallier_cutoffs, kjaer_cutoffs=args.kjaer_cutoffs, qc_dir=args.qc_dir,
         fat_labelmap=args.fat_labelmap, pdff_scale=args.pdff_scale, fat_threshold_pct=args.fat_threshold_pct,
@@ -139,18 +171,21 @@ def _run_measure(args) -> int:
     if args.output:
         out = Path(args.output)
         side = _side_paths(out)
-        write_csv_atomic(result.levels, out)
-        write_csv_atomic(result.summary(wide=False), side["summary"])
-        write_csv_atomic(result.summary(wide=True), side["summary_wide"])
-        write_csv_atomic(result.landmarks, side["landmarks"])
-        write_csv_atomic(result.grades(), side["grades"])
-        written = [out, side["summary"], side["summary_wide"], side["landmarks"], side["grades"]]
-        if result.slices is not None:
-            written.append(write_csv_atomic(result.slices, side["slices"]))
-        if result.rois is not None:
-            written.append(write_csv_atomic(result.rois, side["rois"]))
-        for p in written:
+        tables = [(out, result.levels), (side["summary"], result.summary(wide=False)),
+                  (side["summary_wide"], result.summary(wide=True)), (side["landmarks"], result.landmarks),
+                  (side["grades"], result.grades()), (side["slices"], result.slices), (side["rois"], result.rois)]
+        # one set: every CSV is staged beside the targets and moved in only when all were written;
+        # a <stem>_slices/_rois.csv of an earlier run that this run does not produce is removed with it
+        with OutputSet(out.parent, option="--output") as files:
+            for path, table in tables:
+                if table is not None:
+                    files.write_csv(table, path.name)
+                else:
+                    files.remove(path.name)
+        for p in files.written:
             print(f"wrote {p}")
+        for p in files.removed:
+            print(f"removed {p} (from an earlier run; this run does not produce it)")
     return 0
 
 
@@ -178,6 +213,7 @@ def _run_demo(args) -> int:
 
     from .measurement.pipeline import measure
     from .phantom import make_phantom, write_phantom
+    from .report.case_files import OutputSet
 
     out = Path(args.out)
     ph = make_phantom(mode="2d", pdff_scale="0-1000", tilt_deg=8.0)
@@ -185,8 +221,9 @@ def _run_demo(args) -> int:
     print(f"phantom written to {out}/ (PDFF stored 0-1000, grid tilted 8 degrees)\n")
     result = measure(paths["image"], paths["segmentation"], map_kind="pdff", subject="demo")
     _print_levels(result.levels)
-    csv = write_csv_atomic(result.levels, out / "demo_levels.csv")
-    write_csv_atomic(result.summary(), out / "demo_summary.csv")
+    with OutputSet(out, option="--out") as files:
+        csv = files.write_csv(result.levels, "demo_levels.csv")
+        files.write_csv(result.summary(), "demo_summary.csv")
     merged = result.levels.merge(ph.truth, on="segment", suffixes=("", "_truth"))
     err_csa = float(np.max(np.abs(merged["csa_mm2"] - merged["csa_mm2_truth"])))
     err_ff = float(np.max(np.abs(merged["mean"] - merged["mean_pdff_pct"])))
@@ -244,15 +281,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     int
         0 on success; 1 when ``demo`` finds the measured table differs from
         the phantom truth; 2 when a :class:`~ParaspinalFatLib.errors.ParaspinalFatError`
-        is raised (the message is printed to standard error as
-        ``paraspinalfat: error: ...``).
+        or an :class:`OSError` (a file that cannot be read or written) is
+        raised: one line ``paraspinalfat: error: ...`` on standard error, no
+        traceback.  Unusable output paths (``--output`` a folder, ``--qc-dir``
+        a file, a ``--fat-labelmap`` extension no writer knows, an output that
+        is an input file) are refused before anything is measured; the CSV
+        tables of ``measure --output`` are written as one set
+        (:class:`~ParaspinalFatLib.report.case_files.OutputSet`).
 
     Raises
     ------
     SystemExit
         From :mod:`argparse`: invalid or missing arguments (status 2) and
-        ``--help`` (status 0).  Errors that are not library errors propagate
-        unchanged.
+        ``--help`` (status 0).  Other errors propagate unchanged.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -262,6 +303,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             warnings.showwarning = _show_warning
             return int(args.func(args) or 0)
     except ParaspinalFatError as exc:
+        print(f"paraspinalfat: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file the library did not check: still one clean line naming it
         print(f"paraspinalfat: error: {exc}", file=sys.stderr)
         return 2
 

@@ -19,7 +19,42 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["Geometry", "ras_to_lps", "lps_to_ras"]
+__all__ = ["Geometry", "ras_to_lps", "lps_to_ras", "axis_shear"]
+
+
+def axis_shear(axes) -> Tuple[float, Tuple[int, int]]:
+    """Largest deviation from a right angle between two axes of a grid, in degrees.
+
+    Parameters
+    ----------
+    axes : array_like
+        3x3 matrix whose columns are the grid axes (scaled or unit length),
+        e.g. :attr:`Geometry.direction_matrix` or the upper-left 3x3 of an
+        IJK-to-LPS (or RAS) matrix.
+
+    Returns
+    -------
+    shear_deg : float
+        ``max |90 - angle(a, b)|`` over the three pairs of axes: 0 for a
+        rotation (with or without flips), e.g. 20 for a CT stack with a 20
+        degree gantry tilt.  NaN when an axis has zero length or a number is
+        not finite.
+    pair : tuple of 2 int
+        The two axes (0 = i, 1 = j, 2 = k) of that largest deviation
+        (``(0, 1)`` when there is none).
+    """
+    m = np.asarray(axes, dtype=float).reshape(3, 3)
+    norms = np.linalg.norm(m, axis=0)
+    if not np.all(np.isfinite(m)) or np.any(norms <= 0):
+        return float("nan"), (0, 1)
+    unit = m / norms
+    worst, pair = 0.0, (0, 1)
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        cos = float(np.clip(unit[:, a] @ unit[:, b], -1.0, 1.0))
+        dev = abs(90.0 - float(np.degrees(np.arccos(cos))))
+        if dev > worst:
+            worst, pair = dev, (a, b)
+    return worst, pair
 
 
 def ras_to_lps(points) -> np.ndarray:
@@ -171,6 +206,15 @@ class Geometry:
         s = self.spacing
         a, b = [x for x in range(3) if x != axis]
         return float(np.linalg.norm(np.cross(d[:, a] * s[a], d[:, b] * s[b])))
+
+    def shear_deg(self) -> float:
+        """Largest deviation (degrees) from a right angle between two grid axes.
+
+        0 for every orthogonal grid (oblique or not); positive for a sheared
+        grid such as CT with gantry tilt, which SimpleITK cannot write to
+        NIfTI (it orthogonalises the direction matrix); see :func:`axis_shear`.
+        """
+        return axis_shear(self.direction_matrix)[0]
 
     def slice_thickness_mm(self, axis: int) -> float:
         """Distance (mm) between adjacent slice planes of ``axis``, along their normal."""

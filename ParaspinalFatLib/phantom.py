@@ -302,6 +302,7 @@ def write_phantom(phantom: Phantom, folder, stem: str = "phantom") -> Dict[str, 
         without index) -> the written file.
     """
     from .io.slicer_seg import write_seg_nrrd
+    from .report.case_files import write_csv_atomic
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -312,5 +313,5 @@ def write_phantom(phantom: Phantom, folder, stem: str = "phantom") -> Dict[str, 
     }
     sitk.WriteImage(phantom.image, str(paths["image"]), useCompression=True)
     write_seg_nrrd(phantom.segmentation, paths["segmentation"])
-    phantom.truth.to_csv(paths["truth"], index=False)
+    write_csv_atomic(phantom.truth, paths["truth"])
     return paths

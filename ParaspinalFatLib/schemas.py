@@ -45,6 +45,7 @@ ROI_COLUMNS: List[str] = [
 ] + METHOD_COLUMNS
 SUMMARY_COLUMNS: List[str] = [
     "subject", "muscle", "level", "metric", "unit", "left", "right", "lr_mean", "asymmetry_pct", "n_levels",
+    "warnings",
 ]
 #: the three levels averaged into the "lower lumbar profile" (seed 001)
 LOWER_LUMBAR_LEVELS: Tuple[str, ...] = ("L3/4", "L4/5", "L5/S1")

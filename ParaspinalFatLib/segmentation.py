@@ -16,7 +16,7 @@ import numpy as np
 from .errors import InputError
 from .geometry import Geometry
 
-__all__ = ["Segment", "Segmentation", "LabelledVoxels"]
+__all__ = ["Segment", "Segmentation", "LabelledVoxels", "map_label_values"]
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,27 @@ class LabelledVoxels:
         """Slices of the bounding box in the layer array."""
         return tuple(slice(a, a + n) for a, n in zip(self.start, self.box_shape))
 
+    def map_labels(self, mapping: Dict[int, int], missing: int = -1) -> np.ndarray:
+        """Number of every voxel's label in ``mapping`` (``missing`` for other labels).
+
+        The lookup is sized to the labels present, never to the largest label
+        value: a label near 2**31 (or any uint32/uint64 value) costs no more
+        memory than label 1.  See :func:`map_label_values`.
+
+        Parameters
+        ----------
+        mapping : dict of int to int
+            Label value -> number (e.g. the ROI number).
+        missing : int
+            Number given to voxels whose label is not in ``mapping``.
+
+        Returns
+        -------
+        numpy.ndarray of intp
+            One number per voxel, parallel to :attr:`labels`.
+        """
+        return map_label_values(self.labels, mapping, missing)
+
     def take(self, array: np.ndarray, select: Optional[np.ndarray] = None) -> np.ndarray:
         """Values of ``array`` (same shape as the layer) at the voxels (or a selection)."""
         flat = self.flat if select is None else self.flat[select]
@@ -215,3 +236,53 @@ class LabelledVoxels:
         else:
             local = flat % ni
         return local + self.start[axis]
+
+
+#: Largest label value looked up through a direct table (8 bytes per entry: 8 MiB).
+_DIRECT_LOOKUP_MAX = 1 << 20
+
+
+def map_label_values(labels: np.ndarray, mapping: Dict[int, int], missing: int = -1) -> np.ndarray:
+    """Map label values to numbers with a lookup sized to the labels present.
+
+    A direct table indexed by label value is used only while the largest label
+    value is small (below 2**20); above that the wanted values are found by
+    binary search, so label values near 2**31 (or uint32/uint64 values above
+    it) never allocate a table of that many entries.  Both ways give the same
+    numbers.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Non-negative integer label values (any shape, any integer type, as in a
+        :class:`Segmentation` layer).
+    mapping : dict of int to int
+        Label value -> number.  Values absent from ``labels`` (or outside the
+        range of its type) are ignored.
+    missing : int
+        Number given to labels that are not keys of ``mapping``.
+
+    Returns
+    -------
+    numpy.ndarray of intp
+        Array of the shape of ``labels``.
+    """
+    labels = np.asarray(labels)
+    out_shape = labels.shape
+    if labels.size == 0:
+        return np.zeros(out_shape, dtype=np.intp)
+    vmax = int(labels.max())
+    vmin = int(labels.min())
+    pairs = sorted((int(k), int(v)) for k, v in mapping.items() if vmin <= int(k) <= vmax)
+    if vmin >= 0 and vmax < _DIRECT_LOOKUP_MAX:
+        lut = np.full(vmax + 1, missing, dtype=np.intp)
+        for k, v in pairs:
+            lut[k] = v
+        return lut[labels]
+    if not pairs:
+        return np.full(out_shape, missing, dtype=np.intp)
+    # keys within [vmin, vmax] fit the labels' own type: compare without casting to float
+    keys = np.array([k for k, _ in pairs], dtype=labels.dtype)
+    numbers = np.array([v for _, v in pairs], dtype=np.intp)
+    pos = np.minimum(np.searchsorted(keys, labels), keys.size - 1)
+    return np.where(keys[pos] == labels, numbers[pos], missing).astype(np.intp, copy=False)

@@ -76,3 +76,39 @@ def test_every_measure_option_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     missing = [f.name for f in dataclasses.fields(MeasureOptions) if f"`{f.name}`" not in readme]
     assert not missing, f"options not documented in README.md: {missing}"
+
+
+def test_an_os_error_is_one_clean_line(tmp_path, capsys, monkeypatch):
+    import ParaspinalFatLib.measurement.pipeline as pipeline
+
+    image = tmp_path / "pdff.nrrd"
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(image))
+
+    monkeypatch.setattr(pipeline, "measure", denied)
+    rc = main(["measure", "--image", str(image), "--segmentation", str(tmp_path / "s.seg.nrrd")])
+    assert rc == 2
+    assert capsys.readouterr().err == f"paraspinalfat: error: [Errno 13] Permission denied: '{image}'\n"
+
+
+def test_parser_imports_only_the_standard_library():
+    code = ("import sys; from ParaspinalFatLib.cli import build_parser; build_parser().parse_args(['demo'])\n"
+            "print(sorted(m for m in ('numpy', 'pandas', 'SimpleITK', 'scipy') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_measure_prints_every_written_file_and_the_levels(tmp_path, capsys):
+    ph = make_phantom(mode="2d")
+    paths = write_phantom(ph, tmp_path / "in")
+    out = tmp_path / "out" / "case.csv"
+    rc = main(["measure", "--image", str(paths["image"]), "--segmentation", str(paths["segmentation"]),
+               "--pdff-scale", "0-100", "--output", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out.splitlines()
+    names = ["case.csv", "case_summary.csv", "case_summary_wide.csv", "case_levels.csv", "case_grades.csv"]
+    assert printed[-5:] == [f"wrote {out.parent / n}" for n in names]
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(names)
+    assert (out.read_bytes().count(b"\r\n") == len(ph.truth) + 1)  # header + one row per ROI, CRLF ends

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from ParaspinalFatLib.geometry import Geometry, lps_to_ras, ras_to_lps
+from ParaspinalFatLib.geometry import Geometry, axis_shear, lps_to_ras, ras_to_lps
 
 
 def rot_x(deg):
@@ -81,3 +81,35 @@ def test_same_grid():
     g = make(np.eye(3))
     assert g.same_grid(make(np.eye(3)))
     assert not g.same_grid(make(np.eye(3), origin=(0, 0, 0)))
+
+
+@pytest.mark.parametrize("axes, deg", [((0, 1), 20.0), ((0, 1), 5.0), ((1, 2), 20.0), ((0, 2), 12.5)])
+@pytest.mark.parametrize("rotation", [0.0, 17.0])
+def test_shear_angle_and_areas_of_a_sheared_grid(tmp_path, axes, deg, rotation):
+    # axis b leans `deg` towards axis a: the two meet at 90 - deg degrees
+    t = np.deg2rad(deg)
+    d = np.eye(3)
+    a, b = axes
+    d[:, b] = 0.0
+    d[b, b], d[a, b] = np.cos(t), np.sin(t)
+    d = rot_z(rotation) @ rot_x(rotation / 2) @ d
+    g = make(d, spacing=(0.5, 0.6, 3.0))
+    assert g.shear_deg() == pytest.approx(deg, abs=1e-9)
+    assert axis_shear(g.ijk_to_lps[:3, :3]) == (pytest.approx(deg, abs=1e-9), axes)
+    sin_ij = np.cos(t) if axes == (0, 1) else 1.0  # only an in-plane shear changes the pixel
+    assert g.pixel_area_mm2(2) == pytest.approx(0.5 * 0.6 * sin_ij, rel=1e-12)
+    assert g.voxel_volume_mm3() == pytest.approx(0.5 * 0.6 * 3.0 * np.cos(t), rel=1e-12)
+    # SimpleITK holds the non-orthogonal direction in memory and in NRRD files
+    img = sitk.Image(*g.size, sitk.sitkUInt8)
+    g.apply_to_sitk(img)
+    assert Geometry.from_sitk(img).same_grid(g, tol_mm=1e-9, tol_dir=1e-12)
+    sitk.WriteImage(img, str(tmp_path / "g.nrrd"))
+    assert Geometry.from_sitk(sitk.ReadImage(str(tmp_path / "g.nrrd"))).same_grid(g, tol_mm=1e-9,
+                                                                                tol_dir=1e-12)
+
+
+@pytest.mark.parametrize("tilt", [0.0, 7.5, 90.0, 180.0])
+def test_rotations_and_flips_have_no_shear(tilt):
+    assert make(rot_z(20) @ rot_x(tilt)).shear_deg() == pytest.approx(0.0, abs=1e-6)
+    assert make(rot_x(tilt) @ np.diag([1.0, -1.0, 1.0])).shear_deg() == pytest.approx(0.0, abs=1e-6)
+    assert np.isnan(axis_shear(np.diag([1.0, 0.0, 1.0]))[0])

@@ -12,4 +12,6 @@ segment_names
     ``parse_segment_name``: a segment name -> muscle, side, level, kind.
 landmarks
     Mid-disc points from disc masks, vertebra masks or markups (``find_landmarks``).
+sides
+    Left/right check of sided segment names against the spine midline (``check_sides``).
 """

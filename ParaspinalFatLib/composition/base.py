@@ -83,10 +83,14 @@ class GroupContext:
         Muscle name of each group (for warnings).
     reference_values : list, optional
         Per group, the reference fat voxel values (T1/T2 ``reference`` classifier).
+    labels : list of str, optional
+        Per group, a label for refusal messages (e.g. ``"segment 'MF_R_L4/5'
+        (L4/5)"``); ``"the <name> ROI"`` is used when None.
     """
 
     names: List[str]
     reference_values: Optional[List[Optional[np.ndarray]]] = None
+    labels: Optional[List[str]] = None
 
 
 class CompositionMethod:

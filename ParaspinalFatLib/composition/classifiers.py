@@ -93,8 +93,13 @@ Conventions
 * Limitation of every data-driven method (gmm, kmeans, otsu, fcm): it always
   splits the ROI into ``n_classes`` classes, also when the ROI holds a single
   tissue (e.g. a fat-free psoas, where about half of the voxels would be
-  called "fat").  Only gmm can notice it (the Ashman's D check); use the
-  reference method, or inspect the histogram, for ROIs that may hold no fat.
+  called "fat"), or two populations into three classes (the middle class
+  cuts into one of them).  :func:`class_support` is the one rule that says
+  how many populations (1-3) the data support (Gaussian mixtures: BIC gain
+  >= :data:`BIC_MIN_GAIN` and Ashman's D >= :data:`ASHMAN_D_MIN`); the T1/T2
+  method warns on every row, whatever the classifier, when it is fewer than
+  ``n_classes``.  Use the reference method, or inspect the histogram, for
+  ROIs that may hold no fat.
 
 GMM boundary
 ------------
@@ -147,7 +152,8 @@ from ..validation import as_float_array
 from .base import EXCLUDED, FAT, LEAN
 
 
-__all__ = ['METHODS', 'DEFAULT_N_CLASSES', 'MIN_VOXELS', 'ASHMAN_D_MIN', 'TissueThresholds', 'fit_thresholds', 'classify']
+__all__ = ['METHODS', 'DEFAULT_N_CLASSES', 'MIN_VOXELS', 'ASHMAN_D_MIN', 'BIC_MIN_GAIN', 'TissueThresholds',
+           'ClassSupport', 'fit_thresholds', 'classify', 'class_support']
 
 #: accepted ``method`` values
 METHODS = ("gmm", "kmeans", "otsu", "fcm", "reference")
@@ -159,6 +165,9 @@ MIN_VOXELS = 10
 #: (D = sqrt(2) |mu_j - mu_i| / sqrt(s_i^2 + s_j^2); D > 2 is the usual criterion for a
 #: clean separation of two Gaussians, Ashman, Bird & Zepf 1994, Astron. J. 108:2348)
 ASHMAN_D_MIN = 2.0
+#: class-support rule (:func:`class_support`): BIC difference (fewer components minus more) below which
+#: the extra Gaussian component is not supported (10 = "very strong" evidence, Kass & Raftery 1995)
+BIC_MIN_GAIN = 10.0
 _DEFAULTS: Dict[str, Dict[str, Any]] = {
     "gmm": {"tol": 1e-8, "max_iter": 1000, "reg_var": 1e-6},
     "kmeans": {},
@@ -372,6 +381,113 @@ def classify(values, thresholds) -> np.ndarray:
     else:
         out[ok] = ((v >= t[0]).astype(np.int8) + (v >= t[1]).astype(np.int8))
     return out
+
+
+@dataclass(frozen=True)
+class ClassSupport:
+    """How many intensity populations an ROI's voxels support (result of :func:`class_support`).
+
+    Attributes
+    ----------
+    n_supported : int
+        The largest ``k`` (1, 2 or 3, at most ``max_classes``) whose
+        ``k``-component Gaussian mixture is supported; 1 when none is.
+    bic_gain : dict
+        ``k`` -> smallest BIC difference between a mixture with fewer
+        components and the ``k``-component one (-inf when the fit failed).
+    ashman_d : dict
+        ``k`` -> smallest Ashman's D between adjacent components of the
+        ``k``-component fit (NaN when the fit failed).
+    n_voxels : int
+        Finite voxels judged (0: no verdict, too few or a single intensity).
+    """
+
+    n_supported: int
+    bic_gain: Dict[int, float]
+    ashman_d: Dict[int, float]
+    n_voxels: int
+
+    def evidence(self, k: int) -> str:
+        """The numbers behind the verdict on ``k`` components, as text.
+
+        Parameters
+        ----------
+        k : int
+            2 or 3.
+
+        Returns
+        -------
+        str
+        """
+        return (f"{k}-Gaussian mixture vs fewer: BIC gain {self.bic_gain.get(k, float('nan')):.1f} (needs >= "
+                f"{BIC_MIN_GAIN:g}), Ashman's D {self.ashman_d.get(k, float('nan')):.2f} (needs >= "
+                f"{ASHMAN_D_MIN:g})")
+
+
+def class_support(values, max_classes: int = 3, min_voxels: int = MIN_VOXELS) -> ClassSupport:
+    """How many tissue populations (1, 2 or 3) the intensities of one ROI support.
+
+    The one rule behind every classifier's "does the data support n_classes"
+    warning.  Gaussian mixtures with 1 .. ``max_classes`` components are fitted
+    (EM as ``method="gmm"``); ``k`` components are supported when the
+    ``k``-component mixture beats every mixture with fewer components by BIC
+    (gain >= :data:`BIC_MIN_GAIN`) *and* each pair of adjacent components is
+    separated (Ashman's D >= :data:`ASHMAN_D_MIN`).  ``n_supported`` is the
+    largest supported ``k`` (1 when neither 2 nor 3 is).  Two populations read
+    with three classes put a middle "undefined" class across one of them (a
+    halved fat area); one population read with two classes splits a single
+    tissue.
+
+    Parameters
+    ----------
+    values : array_like of float
+        The ROI's voxel intensities (NaN/inf ignored).
+    max_classes : int
+        Largest number of components tried (2 or 3).
+    min_voxels : int
+        Fewer finite voxels (or a single intensity): no verdict
+        (``n_voxels`` = 0, ``n_supported`` = ``max_classes``).
+
+    Returns
+    -------
+    ClassSupport
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size < max(int(min_voxels), 3) or float(v.min()) == float(v.max()):
+        return ClassSupport(int(max_classes), {}, {}, 0)
+    n = v.size
+    loc = float(v.mean())
+    scale = float(v.std())
+    z = (v - loc) / scale
+    bic = {1: float(2.0 * np.sum(0.5 * z * z + 0.5 * math.log(2.0 * math.pi)) + 2.0 * n * math.log(scale)
+                    + 2.0 * math.log(n))}
+    ashman: Dict[int, float] = {}
+    for k in range(2, int(max_classes) + 1):
+        try:
+            fit = fit_thresholds(v, method="gmm", n_classes=k, min_voxels=1, max_iter=300, tol=1e-6)
+        except MeasurementError:
+            bic[k], ashman[k] = float("inf"), float("nan")
+            continue
+        mu = np.asarray(fit.class_means)
+        sd = np.asarray(fit.class_sds)
+        w = np.asarray(fit.class_weights)
+        if np.any(sd <= 0) or np.any(w <= 0):
+            bic[k], ashman[k] = float("inf"), float("nan")
+            continue
+        logp = (np.log(w) - np.log(sd) - 0.5 * math.log(2.0 * math.pi)
+                - 0.5 * ((v[:, None] - mu) / sd) ** 2)
+        mx = logp.max(axis=1)
+        ll = float(np.sum(mx + np.log(np.exp(logp - mx[:, None]).sum(axis=1))))
+        bic[k] = -2.0 * ll + (3 * k - 1) * math.log(n)
+        ashman[k] = float(min(math.sqrt(2.0) * (mu[j + 1] - mu[j]) / math.hypot(sd[j], sd[j + 1])
+                              for j in range(k - 1)))
+    gain = {k: float(min(bic[j] for j in range(1, k)) - bic[k]) for k in ashman}
+    supported = 1
+    for k in sorted(ashman):
+        if gain[k] >= BIC_MIN_GAIN and ashman[k] >= ASHMAN_D_MIN:
+            supported = k
+    return ClassSupport(supported, gain, ashman, int(n))
 
 
 # ----------------------------------------------------------------------------------------
@@ -760,7 +876,7 @@ def _fit_gmm(data: _Data, k: int, p: Dict[str, Any]) -> TissueThresholds:
             problems.append(
                 f"components {j + 1} and {j + 2} overlap (Ashman's D = {d:.2f} < {ASHMAN_D_MIN:g}): the ROI's "
                 f"intensities do not show {k} clearly separated classes, so the threshold may split a "
-                "single tissue population; consider fewer classes or the reference method"
+                "single tissue population (consider fewer classes or the reference method)"
             )
     params = _base_params(data, p)
     params.update(

@@ -5,6 +5,10 @@ windows -190..-30 HU (fat) and -29..150 HU (skeletal muscle).
 ``mean_muscle_window`` is the mean HU of the lean voxels; ``myosteatosis``
 flags it below ``myosteatosis_cutoff_hu`` when that cut-off is given (e.g. 41
 HU, Martin 2013, BMI < 25) -- a parameter, never built in.
+
+Given the image, :meth:`CtMethod.from_options` first checks that its values are
+Hounsfield units (:func:`~.hounsfield.check_hounsfield_units`): a raw CT
+(HU + 1024, rescale slope/intercept not applied) is refused, never graded.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 
 from ..errors import InputError
 from .base import FAT, LEAN, SPLIT_COLUMNS, UNDEFINED, VALUE_STATISTICS, CompositionMethod
+from .hounsfield import check_hounsfield_units
 
 __all__ = ['CT_FAT_WINDOW', 'CT_MUSCLE_WINDOW', 'CtMethod']
 
@@ -41,8 +46,9 @@ class CtMethod(CompositionMethod):
     @classmethod
     def from_options(cls, fat_window: Sequence[float] = CT_FAT_WINDOW,
                      muscle_window: Sequence[float] = CT_MUSCLE_WINDOW,
-                     myosteatosis_cutoff_hu: Optional[float] = None) -> "CtMethod":
-        """Build the method from checked, non-overlapping windows.
+                     myosteatosis_cutoff_hu: Optional[float] = None, image: Optional[np.ndarray] = None,
+                     source: str = "image", ct_units_check: bool = True) -> "CtMethod":
+        """Build the method from checked, non-overlapping windows and a checked image.
 
         Parameters
         ----------
@@ -50,16 +56,37 @@ class CtMethod(CompositionMethod):
             HU windows, half-open ``[low, high)``.
         myosteatosis_cutoff_hu : float, optional
             Flag ``myosteatosis`` when the muscle-window mean HU is below it.
+        image : numpy.ndarray, optional
+            The CT voxel array: checked to be in Hounsfield units
+            (:func:`~.hounsfield.check_hounsfield_units`) unless
+            ``ct_units_check`` is False.  Not checked when None.
+        source : str
+            Name of the image for messages.
+        ct_units_check : bool
+            False: skip the Hounsfield-unit check (the user knows the values are
+            HU); recorded in ``params`` as ``"ct_units_check": false``.
 
         Returns
         -------
         CtMethod
+
+        Raises
+        ------
+        InputError
+            Invalid or overlapping windows.
+        MeasurementError
+            The image is not in Hounsfield units (the message says what was
+            found and how to convert).
         """
         fw, mw = _window(fat_window, "fat_window"), _window(muscle_window, "muscle_window")
         if fw[1] > mw[0] and mw[1] > fw[0]:
             raise InputError(f"CT fat window {fw} and muscle window {mw} overlap")
         params: Dict[str, Any] = {"fat_window": fw, "muscle_window": mw,
                                   "myosteatosis_cutoff_hu": myosteatosis_cutoff_hu}
+        if not ct_units_check:
+            params["ct_units_check"] = False
+        elif image is not None:
+            check_hounsfield_units(image, source)
         return cls(params)
 
     @property

@@ -108,8 +108,9 @@ class DixonMethod(FatFractionMethod):
         return self._below_floor(raw.astype(np.float64) + water.astype(np.float64))
 
     def _below_floor(self, total: np.ndarray) -> np.ndarray:
-        """F + W below the noise floor, or NaN/inf (the one rule of both voxel_values and below_noise)."""
-        return ~(total >= self.params["noise_floor"])
+        """F + W below the noise floor, not positive, or NaN/inf (the one rule of both voxel_values
+        and below_noise): F + W <= 0 has no fat fraction, even with a noise floor of 0."""
+        return ~((total >= self.params["noise_floor"]) & (total > 0))
 
     def _extra(self, groups, n_groups, values, raw, water, codes) -> Dict[str, np.ndarray]:
         keep = np.isfinite(values)

@@ -48,6 +48,7 @@ def make_method(
     reference_segment: Optional[str] = None,
     classifier_params: Optional[Dict[str, Any]] = None,
     source: str = "image",
+    ct_units_check: bool = True,
 ) -> CompositionMethod:
     """Build the :class:`~.base.CompositionMethod` for ``kind`` from its options.
 
@@ -80,7 +81,11 @@ def make_method(
         T1/T2: ``gmm`` (default, 3 classes), ``kmeans``, ``otsu``, ``fcm`` or
         ``reference`` (threshold from the reference fat segment's voxels).
     source : str
-        Name of the image for messages (PDFF scale).
+        Name of the image for messages (PDFF scale, CT units).
+    ct_units_check : bool
+        CT: check from the image's histogram that its values are Hounsfield
+        units (:mod:`.hounsfield`; default True).  False only when the user
+        knows the values are HU; recorded in ``method_params``.
 
     Returns
     -------
@@ -92,6 +97,9 @@ def make_method(
     InputError
         Unknown kind or classifier, Dixon without water image, invalid or
         overlapping CT windows, ``reference`` without a reference segment.
+    MeasurementError
+        A PDFF map outside its (declared or any) scale; a CT image whose values
+        are not Hounsfield units.
     """
     kind = str(kind).lower()
     if kind not in MAP_KINDS:
@@ -101,7 +109,8 @@ def make_method(
     if kind == "dixon":
         return DixonMethod.from_options(image, water, fat_threshold_pct, noise_floor, noise_floor_fraction)
     if kind == "ct":
-        return CtMethod.from_options(fat_window, muscle_window, myosteatosis_cutoff_hu)
+        return CtMethod.from_options(fat_window, muscle_window, myosteatosis_cutoff_hu, image=image, source=source,
+                                     ct_units_check=ct_units_check)
     if kind in IntensityMethod.kinds:
         return IntensityMethod.from_options(kind, classifier, n_classes, reference_segment, classifier_params, unit)
     return ScalarMethod(unit=unit or "")

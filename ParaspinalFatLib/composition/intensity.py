@@ -3,9 +3,13 @@
 Per table row the intensity threshold(s) are fitted to the row's voxels by a
 classifier of :mod:`.classifiers` (GMM, k-means, Otsu, fuzzy C-means or a
 reference fat ROI) and applied; a row that cannot be fitted keeps its voxels
-unclassified with a warning.  k-means, Otsu and FCM always split an ROI, so
-their rows are checked for a real second population (:func:`overlap_note`).
-The psoas always gets a warning: intensity thresholding is unreliable there.
+unclassified with a warning.  Every classifier splits an ROI into the classes it
+is asked for, whatever the data, so every row is checked with one shared rule
+(:func:`~.classifiers.class_support`, :func:`class_support_note`): a row whose
+intensities do not show ``n_classes`` populations gets a row warning (e.g. two
+populations read with 3 classes: the middle class cuts into one of them and
+the fat area may be halved).  The psoas always gets a warning: intensity
+thresholding is unreliable there.
 """
 
 from __future__ import annotations
@@ -16,12 +20,12 @@ import numpy as np
 
 from ..errors import InputError, MeasurementError
 from .base import SPLIT_COLUMNS, THRESHOLD_COLUMNS, VALUE_STATISTICS, CompositionMethod
-from .classifiers import ASHMAN_D_MIN, METHODS, classify, fit_thresholds
+from .classifiers import BIC_MIN_GAIN, METHODS, class_support, classify, fit_thresholds
 
-__all__ = ['BIC_MIN_GAIN', 'IntensityMethod', 'overlap_note']
+__all__ = ['BIC_MIN_GAIN', 'IntensityMethod', 'overlap_note', 'class_support_note']
 
-#: BIC difference (1 Gaussian minus 2-component mixture) below which two populations are not supported
-BIC_MIN_GAIN = 10.0
+# the part of a gmm fit message that the class-support note repeats
+_GMM_OVERLAP = "overlap (Ashman's D"
 
 
 class IntensityMethod(CompositionMethod):
@@ -117,12 +121,14 @@ class IntensityMethod(CompositionMethod):
             t = tuple(th.thresholds)
             low[g] = t[0] if len(t) == 2 else np.nan
             high[g] = t[-1]
-            if th.message:
-                notes[g].append(th.message)
-            elif method in ("kmeans", "otsu", "fcm"):
-                overlap = overlap_note(values[idx], method)
-                if overlap:
-                    notes[g].append(overlap)
+            support = class_support_note(values[idx], th.n_classes, method)
+            message = th.message
+            if support and message:  # the support note says it (and with the rule's numbers)
+                message = "; ".join(p for p in message.split("; ") if _GMM_OVERLAP not in p)
+            if message:
+                notes[g].append(message)
+            if support:
+                notes[g].append(support)
         for g, name in enumerate(context.names):
             if name in ("psoas", "iliopsoas"):
                 notes[g].append(
@@ -131,14 +137,65 @@ class IntensityMethod(CompositionMethod):
                 )
 
 
-def overlap_note(values: np.ndarray, method: str) -> str:
-    """Warn when an ROI split by k-means, Otsu or FCM shows no separate fat population.
+def class_support_note(values: np.ndarray, n_classes: int, method: str) -> str:
+    """Row warning when an ROI's intensities do not support the ``n_classes`` it was split into.
 
-    Those methods always split an ROI, even one holding only muscle.  Two tissue
-    populations are supported only when a 2-component Gaussian mixture beats a
-    single Gaussian by BIC (gain >= :data:`BIC_MIN_GAIN`, "very strong"
-    evidence) *and* its components are separated (Ashman's D >=
-    :data:`~.classifiers.ASHMAN_D_MIN`).
+    The same rule for every classifier (gmm, kmeans, otsu, fcm, reference):
+    :func:`~.classifiers.class_support` counts the populations the data
+    support (Gaussian mixtures by BIC gain >= :data:`BIC_MIN_GAIN` and
+    Ashman's D >= :data:`~.classifiers.ASHMAN_D_MIN`); fewer than
+    ``n_classes`` gives a warning:
+
+    * one population: ``"<method>: the intensities show no clearly separate fat
+      population (...)"`` -- the split of a single tissue is arbitrary, the fat
+      area may be spurious (``reference``: it rests on the reference ROI's
+      threshold alone);
+    * two populations, three classes: ``"<method>: the intensities show 2
+      populations, not the 3 classes asked for (...)"`` -- the middle
+      ("undefined") class cuts into a real population, the fat area may be too
+      small; use ``n_classes=2``.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        The ROI's voxel values (NaN/inf ignored).
+    n_classes : int
+        Number of classes the classifier was asked for (2 or 3).
+    method : str
+        The classifier (named in the message).
+
+    Returns
+    -------
+    str
+        The warning, or ``""`` when the data support ``n_classes`` or there
+        are too few voxels to judge.
+    """
+    n_classes = int(n_classes)
+    sup = class_support(values, max_classes=n_classes)
+    if sup.n_voxels == 0 or sup.n_supported >= n_classes:
+        return ""
+    if sup.n_supported == 1:
+        if method == "reference":
+            consequence = ("the fat area rests on the reference ROI's threshold alone: check that this ROI really "
+                           "holds no fat (or only fat)")
+        else:
+            consequence = (f"the {n_classes} classes split a single tissue, so the fat area may be spurious; "
+                           f"use the reference method, or check the histogram")
+        return (f"{method}: the intensities show no clearly separate fat population ({sup.evidence(2)}); "
+                f"{consequence}")
+    return (f"{method}: the intensities show {sup.n_supported} populations, not the {n_classes} classes asked for "
+            f"({sup.evidence(n_classes)}); the middle ('undefined') class cuts into a real population, so the fat "
+            f"area may be too small: use n_classes={sup.n_supported}")
+
+
+def overlap_note(values: np.ndarray, method: str) -> str:
+    """Warn when an ROI split into two classes shows no separate fat population.
+
+    :func:`class_support_note` with ``n_classes=2`` (kept for callers of the
+    two-class check): two tissue populations are supported only when a
+    2-component Gaussian mixture beats a single Gaussian by BIC (gain >=
+    :data:`BIC_MIN_GAIN`, "very strong" evidence) *and* its components are
+    separated (Ashman's D >= :data:`~.classifiers.ASHMAN_D_MIN`).
 
     Parameters
     ----------
@@ -152,24 +209,4 @@ def overlap_note(values: np.ndarray, method: str) -> str:
     str
         A warning text when either check fails, else ``""``.
     """
-    from scipy import stats as sps
-
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    try:
-        gmm = fit_thresholds(v, method="gmm", n_classes=2)
-    except MeasurementError:
-        return ""
-    means, sds, weights = (np.asarray(x, dtype=float) for x in (gmm.class_means, gmm.class_sds, gmm.class_weights))
-    if v.size < 3 or np.any(sds <= 0) or v.std() == 0:
-        return ""
-    ll1 = float(np.sum(sps.norm.logpdf(v, v.mean(), v.std())))
-    dens = sum(w * sps.norm.pdf(v, m, s) for w, m, s in zip(weights, means, sds))
-    ll2 = float(np.sum(np.log(np.maximum(dens, np.finfo(float).tiny))))
-    gain = (-2 * ll1 + 2 * np.log(v.size)) - (-2 * ll2 + 5 * np.log(v.size))
-    d = np.sqrt(2.0) * abs(means[-1] - means[0]) / float(np.hypot(sds[0], sds[-1]))
-    if gain < BIC_MIN_GAIN or d < ASHMAN_D_MIN:
-        return (f"{method}: the intensities show no clearly separate fat population (2-Gaussian mixture vs one "
-                f"Gaussian: BIC gain {gain:.1f} (needs >= {BIC_MIN_GAIN:g}), Ashman's D {d:.2f} (needs >= "
-                f"{ASHMAN_D_MIN:g})); the fat area may be spurious")
-    return ""
+    return class_support_note(values, 2, method)

@@ -3,7 +3,8 @@
 Fat = PDFF >= ``fat_threshold_pct`` (default 50 %), else lean;
 ``fat_fraction_pct`` is the mean voxel PDFF.  The storage scale of the map
 (0-1, 0-100 or 0-1000) is declared or detected (:mod:`.pdff_scale`) and every
-value is converted to %.
+value is converted to %.  An ROI whose fat fraction exceeds 100 % beyond noise
+is refused (:func:`~.pdff_scale.check_roi_fat_fractions`): the scale is wrong.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, ClassVar, Dict, Optional, Tuple
 import numpy as np
 
 from .base import FatFractionMethod
-from .pdff_scale import PDFF_SCALES, detect_pdff_scale
+from .pdff_scale import PDFF_SCALES, check_roi_fat_fractions, detect_pdff_scale
 
 __all__ = ['PdffMethod']
 
@@ -87,3 +88,9 @@ class PdffMethod(FatFractionMethod):
         numpy.ndarray of float64
         """
         return raw.astype(np.float64, copy=False) * self.to_output
+
+    def _assign_classes(self, values, finite, groups, context, codes, low, high, notes) -> None:
+        labels = context.labels if context.labels is not None else [f"the {n} ROI" for n in context.names]
+        check_roi_fat_fractions(values, groups, labels, self.pdff_scale or "0-100",
+                                str(self.params.get("pdff_scale_source", "declared")))
+        super()._assign_classes(values, finite, groups, context, codes, low, high, notes)

@@ -14,7 +14,8 @@ from ..errors import MeasurementError, ParaspinalFatWarning
 from .base import image_sample
 
 
-__all__ = ['PDFF_SCALES', 'detect_pdff_scale', 'normalise_scale_name']
+__all__ = ['PDFF_SCALES', 'MIN_IMAGE_P995_PCT', 'ROI_MEAN_MAX_PCT', 'ROI_HIGH_VOXEL_PCT', 'ROI_HIGH_VOXEL_SHARE',
+           'ROI_MIN_VOXELS', 'detect_pdff_scale', 'check_roi_fat_fractions', 'normalise_scale_name']
 
 #: PDFF storage scales: name -> (full-scale value, factor that converts to %)
 PDFF_SCALES = {"0-1": (1.0, 100.0), "0-100": (100.0, 1.0), "0-1000": (1000.0, 0.1)}
@@ -26,6 +27,23 @@ _UNDERSHOOT = 0.5
 # A detected scale is always reported as a warning; for 0-1 / 0-100 the wording is stronger when the
 # robust maximum is below this x full scale (no near-pure fat: a larger-scale map would look the same).
 _AMBIGUOUS = 0.8
+#: a declared scale under which the image's 99.5th percentile is below this (%) is refused: a lumbar
+#: field of view holds subcutaneous fat and marrow (PDFF 30-95 %) and even fat-free muscle has voxels of
+#: several % (noise, fascia), so a whole map below 5 % is a map stored on a smaller scale
+MIN_IMAGE_P995_PCT = 5.0
+# ...and warned about when it is below this (%): no voxel near fat tissue (a crop of fat-poor muscle,
+# or a map stored on a smaller scale: a 0-100 map declared 0-1000 puts subcutaneous fat at ~9 %)
+_NO_FAT_P995_PCT = 20.0
+#: an ROI whose mean voxel PDFF (%) is above this is refused: a fat fraction cannot exceed 100 %, and noise
+#: around 100 % averages out within an ROI
+ROI_MEAN_MAX_PCT = 105.0
+#: ...and so is an ROI with at least ROI_HIGH_VOXEL_SHARE of its finite voxels above ROI_HIGH_VOXEL_PCT (%)
+ROI_HIGH_VOXEL_PCT = 110.0
+ROI_HIGH_VOXEL_SHARE = 0.25
+#: ROIs with fewer finite voxels than this are not judged (a few noisy voxels of pure fat may exceed 105 %)
+ROI_MIN_VOXELS = 20
+
+
 def _robust_range(image: np.ndarray) -> Tuple[float, float]:
     """0.5th and 99.5th percentiles of the finite voxels of a strided subsample."""
     sample = image_sample(image)
@@ -69,16 +87,39 @@ def detect_pdff_scale(image: np.ndarray, declared: Optional[str] = None, source:
     Raises
     ------
     MeasurementError
-        Values outside any known scale, or outside the declared one.
+        Values outside any known scale, or outside the declared one; a declared
+        scale under which the whole map is below 5 %.
     """
     lo, hi = _robust_range(image)
     if declared is not None:
         scale = normalise_scale_name(declared)
-        full = PDFF_SCALES[scale][0]
+        full, factor = PDFF_SCALES[scale]
         if hi > _OVERSHOOT * full or lo < -_UNDERSHOOT * full:
             raise MeasurementError(
                 f"{source}: PDFF values (0.5-99.5 percentile {lo:.4g}..{hi:.4g}) do not fit the "
                 f"declared scale {scale}; check --pdff-scale or that this is a fat-fraction map"
+            )
+        if hi * factor < MIN_IMAGE_P995_PCT:
+            fits = [name for name, (f, _) in PDFF_SCALES.items() if f < full and hi <= _OVERSHOOT * f
+                    and lo >= -_UNDERSHOOT * f]
+            looks = fits[0] if fits else ""
+            hint = (f"the values look like scale {looks} (then the 99.5th percentile is "
+                    f"{hi * PDFF_SCALES[looks][1]:.3g} %): declare --pdff-scale {looks} (pdff_scale='{looks}')"
+                    if looks else "is this really a fat-fraction map? Use --map scalar for other images")
+            raise MeasurementError(
+                f"{source}: under the declared PDFF scale {scale} the whole map is below "
+                f"{MIN_IMAGE_P995_PCT:g} % (99.5th percentile {hi:.4g} = {hi * factor:.3g} %), but subcutaneous "
+                f"fat and marrow are 30-95 % and even fat-free muscle has voxels of several %; {hint}"
+            )
+        smaller = [name for name, (f, _) in PDFF_SCALES.items()
+                   if f < full and hi <= _OVERSHOOT * f and lo >= -_UNDERSHOOT * f]  # scales the data also fit
+        if hi * factor < _NO_FAT_P995_PCT and smaller:
+            warnings.warn(
+                f"{source}: under the declared PDFF scale {scale} no part of the map reaches "
+                f"{_NO_FAT_P995_PCT:g} % (99.5th percentile {hi * factor:.3g} %): subcutaneous fat (~90 %) or "
+                f"marrow would; if the field of view holds them, the map is stored as {smaller[-1]} and every "
+                f"fat fraction here is 10x too small (declare --pdff-scale {smaller[-1]})",
+                ParaspinalFatWarning, stacklevel=stacklevel,
             )
         return scale, "declared"
     for scale, (full, _factor) in PDFF_SCALES.items():
@@ -105,6 +146,71 @@ def detect_pdff_scale(image: np.ndarray, declared: Optional[str] = None, source:
         f"{source}: PDFF values outside any known scale (0.5-99.5 percentile {lo:.4g}..{hi:.4g}; "
         f"expected 0-1, 0-100 or 0-1000): is this really a fat-fraction map? Use --map scalar "
         f"for other images, or declare the scale with --pdff-scale"
+    )
+
+
+def check_roi_fat_fractions(values: np.ndarray, groups: np.ndarray, labels, scale: str, how: str = "declared") -> None:
+    """Refuse ROIs whose voxel fat fractions exceed 100 % beyond noise (the scale is wrong).
+
+    A fat fraction cannot exceed 100 %.  An ROI is refused when its mean voxel
+    PDFF is above :data:`ROI_MEAN_MAX_PCT` (105 %) or when at least
+    :data:`ROI_HIGH_VOXEL_SHARE` (25 %) of its finite voxels are above
+    :data:`ROI_HIGH_VOXEL_PCT` (110 %); ROIs with fewer than
+    :data:`ROI_MIN_VOXELS` (20) finite voxels are not judged.  Noise around 100 % (pure fat,
+    overshooting fits) gives ROI means near 100 % and only a few voxels above
+    110 %; a 0-1000 map read as 0-100 (a fat-poor crop whose values stay below
+    150, so that detection chose 0-100) gives muscle means of 30-150 % with a
+    large share above 110 %.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Voxel PDFF in % (NaN/inf ignored).
+    groups : numpy.ndarray of int
+        Group (table row) of each voxel, ``0 .. len(labels)-1``.
+    labels : sequence of str
+        Name of each group for the message (segment / muscle, level).
+    scale : str
+        The storage scale the values were converted from.
+    how : str
+        ``"declared"`` or ``"detected ..."`` (how the scale was chosen).
+
+    Raises
+    ------
+    MeasurementError
+        Naming the first offending ROI, its mean, the scale used and the scale
+        the data look like, with how to declare it.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(v)
+    g = np.asarray(groups)[ok]
+    v = v[ok]
+    n_groups = len(labels)
+    n = np.bincount(g, minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(g, weights=v, minlength=n_groups) / n
+        high = np.bincount(g[v > ROI_HIGH_VOXEL_PCT], minlength=n_groups) / n
+    bad = np.flatnonzero((n >= ROI_MIN_VOXELS) & ((mean > ROI_MEAN_MAX_PCT) | (high >= ROI_HIGH_VOXEL_SHARE)))
+    if bad.size == 0:
+        return
+    i = int(bad[0])
+    full = PDFF_SCALES[scale][0]
+    larger = [name for name, (f, _) in PDFF_SCALES.items() if f > full]
+    # the smallest larger scale under which the ROI mean is a fat fraction
+    target = next((name for name in larger if mean[i] * full / PDFF_SCALES[name][0] <= 100.0),
+                  larger[-1] if larger else "")
+    others = f" ({bad.size - 1} more ROI(s) too)" if bad.size > 1 else ""
+    if target:
+        ratio = PDFF_SCALES[target][0] / full
+        hint = (f"the map looks stored as {target} (then this ROI's mean is {mean[i] / ratio:.3g} %): declare "
+                f"--pdff-scale {target} (pdff_scale='{target}')")
+    else:
+        hint = "is this really a fat-fraction map? Use --map scalar for other images"
+    kind = "declared" if str(how).startswith("declared") else "detected"
+    raise MeasurementError(
+        f"{labels[i]}: mean voxel fat fraction {mean[i]:.4g} % with {100 * high[i]:.0f} % of the voxels above "
+        f"{ROI_HIGH_VOXEL_PCT:g} % under the {kind} PDFF scale {scale}{others}: a fat fraction cannot exceed "
+        f"100 %, so the scale is wrong; {hint}"
     )
 
 

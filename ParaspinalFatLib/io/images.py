@@ -4,8 +4,9 @@ Everything goes through SimpleITK, so NRRD, NIfTI (``.nii``/``.nii.gz``), MHA/MH
 and DICOM series folders all keep origin, spacing and direction (oblique axial
 stacks are the norm in lumbar MRI).  NIfTI files are read through
 :func:`ParaspinalFatLib.io.nifti.read_image_file`, which refuses truncated
-files (SimpleITK zero-fills them silently) and never reads a sibling ``x.nii``
-when ``x.nii.gz`` was asked for.
+files (SimpleITK zero-fills them silently), never reads a sibling ``x.nii``
+when ``x.nii.gz`` was asked for, and reads a sheared sform (gantry tilt) on its
+true, non-orthogonal grid (SimpleITK would silently use the orthogonal qform).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from pathlib import Path
 from typing import Optional, Tuple, Union
 import numpy as np
 import SimpleITK as sitk
-from ..errors import InputError
+from ..errors import InputError, ParaspinalFatWarning
 from ..geometry import Geometry
-from .nifti import is_nifti_file, read_image_file
+from .nifti import nifti_header_file, read_image_file
 from .dicom_seg import is_dicom_seg
 
 
@@ -47,6 +48,7 @@ def _read_dicom_series(folder: Path, role: str) -> sitk.Image:
         warnings.warn(
             f"{folder}: {len(ids)} DICOM series found; using the largest one "
             f"({best[1]}, {best[0]} files)",
+            ParaspinalFatWarning,
             stacklevel=3,
         )
     _check_series_geometry(best[2], folder, role)
@@ -135,7 +137,7 @@ def read_image(image: ImageLike, role: str = "image") -> sitk.Image:
                     f"{name} is a DICOM SEG (segmentation object), not an image; pass it as the "
                     f"segmentation and the referenced series as the image"
                 )
-            if is_nifti_file(path):
+            if nifti_header_file(path) is not None:  # also the .img of a .hdr/.img pair
                 img = _read_nifti(path, name, role)
             else:
                 img = _read_other_file(path, name)
@@ -284,7 +286,7 @@ def check_same_grid(
 
     Warns
     -----
-    UserWarning
+    ParaspinalFatWarning
         The headers differ and ``assume_same_grid`` is true.
     """
     if reference.same_grid(other):
@@ -304,5 +306,6 @@ def check_same_grid(
     warnings.warn(
         f"{other_name}: header differs from {reference_name} ({other.describe()} vs "
         f"{reference.describe()}); assuming the same voxel grid as requested",
+        ParaspinalFatWarning,
         stacklevel=2,
     )

@@ -14,20 +14,36 @@ from ..errors import InputError
 from ..segmentation import Segment
 from .file_notes import FileNotes
 
+#: Largest label value a segmentation can hold (int64 maximum, 2**63 - 1): label
+#: values are handled as ``int64`` beyond the ``uint32`` range.
+MAX_LABEL_VALUE = int(np.iinfo(np.int64).max)
+
+
 def dtype_for_max(vmax: int):
     """Smallest unsigned integer type that holds label values ``0..vmax``.
 
     Parameters
     ----------
     vmax : int
-        Largest label value to store (non-negative).
+        Largest label value to store (non-negative, at most
+        :data:`MAX_LABEL_VALUE`).
 
     Returns
     -------
     type
         ``numpy.uint8``, ``numpy.uint16`` or ``numpy.uint32``; ``numpy.int64``
         above the ``uint32`` range.
+
+    Raises
+    ------
+    ValueError
+        ``vmax`` above :data:`MAX_LABEL_VALUE` (2**63 - 1), which ``int64``
+        cannot hold (it would wrap to a negative value); readers refuse such
+        labels first with an :class:`~ParaspinalFatLib.errors.InputError`.
     """
+    if vmax > MAX_LABEL_VALUE:
+        raise ValueError(f"label value {vmax} is above the largest supported label value "
+                         f"{MAX_LABEL_VALUE} (2**63 - 1)")
     if vmax <= np.iinfo(np.uint8).max:
         return np.uint8
     if vmax <= np.iinfo(np.uint16).max:
@@ -65,7 +81,8 @@ def to_label_layers(layers: np.ndarray, source: str, notes: FileNotes) -> np.nda
     InputError
         A voxel type that is neither boolean, integer nor float; NaN or
         infinite voxels; non-integer float values (e.g. a probability map);
-        float values outside the ``int64`` range.
+        float values outside the ``int64`` range; ``uint64`` values above
+        :data:`MAX_LABEL_VALUE` (2**63 - 1).
 
     Warns
     -----
@@ -94,7 +111,7 @@ def to_label_layers(layers: np.ndarray, source: str, notes: FileNotes) -> np.nda
                 "with an integer voxel type."
             )
         vmin, vmax = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-        if vmax > np.iinfo(np.int64).max or vmin < np.iinfo(np.int64).min:
+        if vmax >= 2.0 ** 63 or vmin < -(2.0 ** 63):  # int64 holds [-2**63, 2**63)
             raise InputError(f"{source}: label values out of range ({vmin:g}..{vmax:g}).")
         a = a.astype(np.int64)
     vmin = int(a.min()) if a.size else 0
@@ -104,6 +121,14 @@ def to_label_layers(layers: np.ndarray, source: str, notes: FileNotes) -> np.nda
                    "background.")
         a = np.where(a < 0, 0, a)
     vmax = int(a.max()) if a.size else 0
+    if vmax > MAX_LABEL_VALUE:
+        big = int(np.count_nonzero(a > MAX_LABEL_VALUE))
+        raise InputError(
+            f"{source}: {big} voxel(s) hold label values above {MAX_LABEL_VALUE} (2**63 - 1), "
+            f"e.g. {vmax}; label values are handled as 64-bit signed integers, which cannot "
+            "hold them. Relabel the segmentation with smaller label values (e.g. 1, 2, 3...) "
+            "and save it again."
+        )
     target = np.dtype(dtype_for_max(vmax))
     if a.dtype == target:
         out = np.ascontiguousarray(a)
@@ -131,7 +156,12 @@ def present_values(layer: np.ndarray) -> Dict[int, int]:
     if flat.size == 0:
         return {}
     if layer.dtype.itemsize <= 2 and np.issubdtype(layer.dtype, np.unsignedinteger):
-        counts = np.bincount(flat)
+        # bincount casts its input to intp: in slabs, so that a uint8 volume does not
+        # get a whole 8-bytes-per-voxel copy (memory bound: one slab)
+        counts = np.zeros(1 << (8 * layer.dtype.itemsize), np.int64)
+        step = 1 << 22
+        for start in range(0, flat.size, step):
+            counts += np.bincount(flat[start:start + step], minlength=counts.size)
         nz = np.nonzero(counts)[0]
         return {int(v): int(counts[v]) for v in nz if v != 0}
     values, counts = np.unique(flat, return_counts=True)

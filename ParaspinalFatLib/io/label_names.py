@@ -18,10 +18,12 @@ import re
 import struct
 import warnings
 import xml.etree.ElementTree as ET
+import zlib
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from ..errors import InputError
+from .label_layers import MAX_LABEL_VALUE
 from .nifti import nifti_header_facts, open_maybe_gzip
 from ..errors import SegmentationWarning
 
@@ -137,9 +139,22 @@ def nifti_label_table(path) -> Optional[LabelTable]:
     Raises
     ------
     InputError
-        When the file is not a NIfTI file or its header is truncated.
+        When the file is missing or unreadable, is not a NIfTI file, its
+        header is truncated, or its gzip stream ends early or is damaged (the
+        message names the file).
     """
     p = Path(os.fspath(path))
+    try:
+        return _read_nifti_label_table(p)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(
+            f"{p}: cannot read the NIfTI header extensions ({type(exc).__name__}: {exc}); the "
+            "file is missing, unreadable, truncated or damaged. Check the path, or re-export or "
+            "copy the file again."
+        ) from None
+
+
+def _read_nifti_label_table(p: Path) -> Optional[LabelTable]:
     with open_maybe_gzip(p) as f:
         head = f.read(544)
         endian, version, vox_offset, _, single_file = nifti_header_facts(head, p)
@@ -254,6 +269,11 @@ def _add_entry(table: LabelTable, value: int, name: str, color: Color, source: s
         return  # background
     if value < 0:
         raise InputError(f"{source}: label value {value} ('{name}') is negative.")
+    if value > MAX_LABEL_VALUE:
+        raise InputError(
+            f"{source}: label value {value} ('{name}') is above the largest supported label "
+            f"value {MAX_LABEL_VALUE} (2**63 - 1); fix the table."
+        )
     if value in table and table[value][0] != name:
         raise InputError(
             f"{source}: label value {value} is given two names ('{table[value][0]}' and "

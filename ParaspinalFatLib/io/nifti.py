@@ -7,10 +7,15 @@ give wrong voxels:
   declares, or a ``.nii.gz`` whose gzip stream ends early or is damaged) is
   read without any error, the missing voxels being filled with zeros;
 * asked for ``x.nii.gz`` while ``x.nii`` also exists in the same folder, it
-  silently reads the **sibling** ``x.nii`` instead.
+  silently reads the **sibling** ``x.nii`` instead;
+* a **sheared** sform (a non-orthogonal grid, e.g. CT with gantry tilt) is
+  replaced by the qform, an orthogonal grid that places the voxels wrongly
+  (areas too large by ``1 / cos(shear)``: 6 % at 20 degrees), or the file is
+  refused when there is no qform.
 
-:func:`check_nifti_complete` detects the first; :func:`read_image_file` reads
-any image file with both guards applied to NIfTI files.  The segmentation
+:func:`check_nifti_complete` detects the first; :func:`nifti_true_geometry`
+finds the true grid of the third; :func:`read_image_file` reads any image
+file with all three guards applied to NIfTI files.  The segmentation
 readers (:func:`ParaspinalFatLib.io.segmentation_files.read_segmentation`) and the
 image reader (:func:`ParaspinalFatLib.io.images.read_image`) read NIfTI files
 through it.  The helpers that parse a NIfTI-1/NIfTI-2 header from the
@@ -20,15 +25,21 @@ through it.  The helpers that parse a NIfTI-1/NIfTI-2 header from the
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
+import warnings
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
-from ..errors import InputError
+import numpy as np
+from ..errors import InputError, ParaspinalFatWarning
+from ..geometry import Geometry, axis_shear
 
 
-__all__ = ['is_nifti_file', 'check_nifti_complete', 'read_image_file']
+__all__ = ['is_nifti_file', 'check_nifti_complete', 'read_image_file', 'NiftiSpatialHeader',
+           'ShearedGrid', 'nifti_spatial_header', 'nifti_true_geometry', 'nifti_header_file']
 
 def nifti_header_facts(head: bytes, p: Path) -> Tuple[str, int, int, int, bool]:
     """(endian, version, vox_offset, data bytes, single_file) from the first 544 bytes.
@@ -52,7 +63,8 @@ def nifti_header_facts(head: bytes, p: Path) -> Tuple[str, int, int, int, bool]:
         is 1 or 2; ``vox_offset`` the byte offset of the voxel data (truncated
         to an integer); ``data_bytes`` the number of voxel bytes the header
         declares (product of the used dimensions, a dimension below 1 counted
-        as 1, times ``bitpix / 8`` with at least one byte per voxel);
+        as 1, times ``bitpix`` bits, rounded up to whole bytes: a 1-bit
+        image packs 8 voxels a byte; a ``bitpix`` below 1 counts 8 bits);
         ``single_file`` is ``True`` for a ``.nii`` (magic ``n+1``/``n+2``) and
         ``False`` for the header of a ``.hdr``/``.img`` pair.
 
@@ -91,7 +103,8 @@ def nifti_header_facts(head: bytes, p: Path) -> Tuple[str, int, int, int, bool]:
     count = 1
     for d in dims[1:1 + ndim]:
         count *= max(int(d), 1)
-    return e, version, vox_offset, count * max(int(bitpix), 8) // 8, single
+    bits = int(bitpix) if int(bitpix) > 0 else 8  # a missing bitpix: count one byte a voxel
+    return e, version, vox_offset, (count * bits + 7) // 8, single
 
 
 _NIFTI_SUFFIXES = (".nii.gz", ".nii", ".hdr.gz", ".hdr", ".img.gz", ".img")
@@ -248,6 +261,361 @@ def check_nifti_complete(path) -> None:
         )
 
 
+# ============================================================================ sheared grids
+#: A sform whose axes deviate from right angles by more than this (degrees) is "sheared".
+#: Float32 rounding of an orthogonal sform stays below 1e-4 degrees.
+SHEAR_TOLERANCE_DEG = 1e-3
+
+_AXIS_NAMES = ("i", "j", "k")
+_XFORM_NAMES = {0: "unknown", 1: "scanner", 2: "aligned", 3: "Talairach", 4: "MNI-152",
+                5: "template"}
+
+
+@dataclass(frozen=True)
+class NiftiSpatialHeader:
+    """The spatial fields of a NIfTI-1 or NIfTI-2 header, as stored (RAS millimetres).
+
+    Attributes
+    ----------
+    version : int
+        1 or 2.
+    ndim : int
+        ``dim[0]``, the number of dimensions.
+    size : tuple of 3 int
+        ``dim[1..3]`` (a missing or non-positive dimension counted as 1).
+    pixdim : tuple of 8 float
+        ``pixdim[0..7]`` (``pixdim[0]`` is the qform's ``qfac``).
+    qform_code, sform_code : int
+        The transform codes (0 unknown, 1 scanner, 2 aligned, 3 Talairach,
+        4 MNI-152, 5 template).
+    quatern : tuple of 3 float
+        ``quatern_b, quatern_c, quatern_d``.
+    qoffset : tuple of 3 float
+        ``qoffset_x, qoffset_y, qoffset_z``.
+    srow : tuple of 3 tuples of 4 float
+        ``srow_x, srow_y, srow_z``.
+    """
+
+    version: int
+    ndim: int
+    size: Tuple[int, int, int]
+    pixdim: Tuple[float, ...]
+    qform_code: int
+    sform_code: int
+    quatern: Tuple[float, float, float]
+    qoffset: Tuple[float, float, float]
+    srow: Tuple[Tuple[float, float, float, float], ...]
+
+    def sform_ras(self):
+        """4x4 voxel-index-to-RAS matrix of the sform (``srow_x/y/z``).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``[[srow_x], [srow_y], [srow_z], [0, 0, 0, 1]]``.
+        """
+        m = np.eye(4)
+        m[:3, :] = np.asarray(self.srow, dtype=float)
+        return m
+
+    def qform_ras(self):
+        """4x4 voxel-index-to-RAS matrix of the qform (NIfTI "method 2").
+
+        Computed as ``nifti_quatern_to_mat44`` of the NIfTI reference library:
+        rotation from the unit quaternion ``(a, b, c, d)`` with
+        ``a = sqrt(1 - b^2 - c^2 - d^2)`` (``b, c, d`` renormalised and
+        ``a = 0`` when that is not positive), scaled by ``pixdim[1..3]``
+        (a non-positive spacing counted as 1), the third column negated when
+        ``qfac = pixdim[0] < 0``; offset ``qoffset``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The 4x4 matrix.
+        """
+        b, c, d = (float(v) for v in self.quatern)
+        a = 1.0 - (b * b + c * c + d * d)
+        if a < 1e-7:
+            norm = math.sqrt(b * b + c * c + d * d) or 1.0
+            b, c, d, a = b / norm, c / norm, d / norm, 0.0
+        else:
+            a = math.sqrt(a)
+        r = np.array([
+            [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+            [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
+            [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b],
+        ])
+        spacing = [float(v) if float(v) > 0 else 1.0 for v in self.pixdim[1:4]]
+        if float(self.pixdim[0]) < 0:
+            spacing[2] = -spacing[2]
+        m = np.eye(4)
+        m[:3, :3] = r * np.asarray(spacing)
+        m[:3, 3] = self.qoffset
+        return m
+
+
+def nifti_spatial_header(head: bytes, p: Path) -> NiftiSpatialHeader:
+    """Parse the spatial fields of a NIfTI-1/NIfTI-2 header, either byte order.
+
+    Parameters
+    ----------
+    head : bytes
+        The first bytes of the (decompressed) file: at least 348 for NIfTI-1,
+        544 for NIfTI-2.
+    p : pathlib.Path
+        File name used in the messages.
+
+    Returns
+    -------
+    NiftiSpatialHeader
+
+    Raises
+    ------
+    InputError
+        Not a NIfTI header, or a truncated one (see :func:`nifti_header_facts`).
+    """
+    e, version, _, _, _ = nifti_header_facts(head, p)
+    if version == 1:
+        dims = struct.unpack(e + "8h", head[40:56])
+        pixdim = struct.unpack(e + "8f", head[76:108])
+        qcode, scode = struct.unpack(e + "2h", head[252:256])
+        q = struct.unpack(e + "6f", head[256:280])
+        rows = struct.unpack(e + "12f", head[280:328])
+    else:
+        dims = struct.unpack(e + "8q", head[16:80])
+        pixdim = struct.unpack(e + "8d", head[104:168])
+        qcode, scode = struct.unpack(e + "2i", head[344:352])
+        q = struct.unpack(e + "6d", head[352:400])
+        rows = struct.unpack(e + "12d", head[400:496])
+    ndim = int(dims[0])
+    size = tuple(max(int(dims[a]), 1) if a <= ndim else 1 for a in (1, 2, 3))
+    return NiftiSpatialHeader(
+        version=version, ndim=ndim, size=size, pixdim=tuple(float(v) for v in pixdim),
+        qform_code=int(qcode), sform_code=int(scode), quatern=tuple(float(v) for v in q[:3]),
+        qoffset=tuple(float(v) for v in q[3:]),
+        srow=tuple(tuple(float(v) for v in rows[4 * r:4 * r + 4]) for r in range(3)),
+    )
+
+
+def _lps_geometry(size, ras):
+    """Geometry of a voxel-index-to-RAS 4x4 matrix (rows x and y negated for LPS)."""
+    m = np.asarray(ras, dtype=float).copy()
+    m[:2, :] *= -1.0
+    return Geometry.from_ijk_to_lps(size, m)
+
+
+@dataclass(frozen=True)
+class ShearedGrid:
+    """A NIfTI file whose sform is sheared, and the grid its voxels really lie on.
+
+    Attributes
+    ----------
+    geometry : Geometry
+        The sform's grid in LPS (non-orthogonal direction matrix).
+    shear_deg : float
+        Largest deviation from a right angle between two grid axes (degrees).
+    axes : str
+        The two axes concerned, e.g. ``"j and k"``.
+    header : NiftiSpatialHeader
+        The parsed header.
+    """
+
+    geometry: Geometry
+    shear_deg: float
+    axes: str
+    header: NiftiSpatialHeader
+
+
+def nifti_true_geometry(path) -> Optional[ShearedGrid]:
+    """The true grid of a NIfTI file whose sform is sheared (``None`` when it is not).
+
+    ITK (and so SimpleITK and 3D Slicer) only supports orthogonal grids: for a
+    sheared sform (e.g. CT with gantry tilt converted by dcm2niix) it silently
+    uses the qform, which cannot describe a shear, or refuses the file when
+    there is no qform.  The cross-sectional areas measured on that grid are
+    wrong by the factor ``1 / cos(shear)`` (6 % at 20 degrees).  This function
+    reads the header itself and returns the sform's grid, which places every
+    voxel where it really is: spacing = the lengths of the sform's columns
+    (``pixdim`` is not used), direction = the columns divided by them
+    (non-orthogonal), origin = its last column, in LPS.
+
+    The sform is taken to describe the voxels when ``sform_code`` is 1
+    (scanner; ITK prefers such a sform too), when there is no qform
+    (``qform_code`` 0), or when the qform is the orthogonal approximation of
+    the sform (same origin within half a voxel, axes within the shear angle
+    plus 1 degree), as written by dcm2niix, SPM and nibabel.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A NIfTI file (``.nii``, ``.nii.gz``, ``.hdr``), plain or gzipped,
+        NIfTI-1 or NIfTI-2, either byte order.
+
+    Returns
+    -------
+    ShearedGrid or None
+        ``None`` when ``sform_code`` is 0, the sform's axes are at right
+        angles within :data:`SHEAR_TOLERANCE_DEG` (rotations, flips and float
+        noise), or the sform is degenerate (a zero-length axis, non-finite
+        numbers: left to SimpleITK).
+
+    Raises
+    ------
+    InputError
+        The header cannot be read; or the sform is sheared, its code is not
+        1 (scanner) and the qform places the voxels elsewhere, so that it
+        cannot be told which transform describes the voxels.  The message
+        names the file, the shear angle and what to do.
+    """
+    p = Path(os.fspath(path))
+    try:
+        with open_maybe_gzip(p) as f:
+            head = f.read(544)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{p}: cannot read the NIfTI header ({exc}); re-export or copy the "
+                         "file again.") from None
+    hdr = nifti_spatial_header(head, p)
+    if hdr.sform_code <= 0:
+        return None
+    sform = hdr.sform_ras()
+    shear, pair = axis_shear(sform[:3, :3])
+    if not shear > SHEAR_TOLERANCE_DEG or abs(np.linalg.det(sform[:3, :3])) < 1e-12:
+        return None
+    axes = f"{_AXIS_NAMES[pair[0]]} and {_AXIS_NAMES[pair[1]]}"
+    if hdr.sform_code != 1 and hdr.qform_code > 0:
+        qform = hdr.qform_ras()
+        spacing = np.linalg.norm(sform[:3, :3], axis=0)
+        unit_s = sform[:3, :3] / spacing
+        unit_q = qform[:3, :3] / np.linalg.norm(qform[:3, :3], axis=0)
+        angles = np.degrees(np.arccos(np.clip(np.sum(unit_s * unit_q, axis=0), -1.0, 1.0)))
+        offset = float(np.linalg.norm(sform[:3, 3] - qform[:3, 3]))
+        if offset > 0.5 * float(spacing.min()) or float(angles.max()) > shear + 1.0:
+            o_s = tuple(round(float(v), 2) for v in _lps_geometry(hdr.size, sform).origin)
+            o_q = tuple(round(float(v), 2) for v in _lps_geometry(hdr.size, qform).origin)
+            raise InputError(
+                f"{p}: the NIfTI sform (sform_code {hdr.sform_code}, "
+                f"'{_XFORM_NAMES.get(hdr.sform_code, 'other')}') describes a sheared voxel grid "
+                f"({shear:.2f} degree shear between the {axes} axes) and the qform (qform_code "
+                f"{hdr.qform_code}) places the voxels elsewhere (origin {o_s} vs {o_q} mm LPS, "
+                f"axes up to {float(angles.max()):.2f} degrees apart), so it cannot be told which "
+                "transform describes the voxels. Resample the image to an orthogonal grid, or save "
+                "it as NRRD (which keeps the true geometry) from the tool that made it."
+            )
+    return ShearedGrid(_lps_geometry(hdr.size, sform), shear, axes, hdr)
+
+
+def nifti_header_file(path) -> Optional[Path]:
+    """The file holding the NIfTI header of ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any file.
+
+    Returns
+    -------
+    pathlib.Path or None
+        ``path`` itself for a NIfTI file (:func:`is_nifti_file`); for the
+        ``.img``/``.img.gz`` of a ``.hdr``/``.img`` pair its NIfTI ``.hdr``
+        (or ``.hdr.gz``) sibling; ``None`` otherwise.
+    """
+    p = Path(os.fspath(path))
+    if is_nifti_file(p):
+        return p
+    stem, suffix = _nifti_stem(p.name)
+    if suffix.lower() in (".img", ".img.gz"):
+        for s in (".hdr", ".hdr.gz", ".HDR", ".HDR.GZ"):
+            q = p.with_name(stem + s)
+            if q.is_file() and is_nifti_file(q):
+                return q
+    return None
+
+
+def _spatial_parts(image):
+    """(direction 3x3, origin 3) of the spatial axes of a 3-D or 4-D SimpleITK image."""
+    dim = image.GetDimension()
+    d = np.asarray(image.GetDirection(), dtype=float).reshape(dim, dim)[:3, :3]
+    return d, np.asarray(image.GetOrigin(), dtype=float)[:3]
+
+
+def _set_spatial_geometry(image, geometry) -> None:
+    """Give the spatial axes of a 3-D or 4-D SimpleITK image the grid ``geometry``."""
+    dim = image.GetDimension()
+    if dim == 3:
+        geometry.apply_to_sitk(image)
+        return
+    d = np.eye(dim)
+    d[:3, :3] = geometry.direction_matrix
+    image.SetSpacing(tuple(geometry.spacing) + tuple(image.GetSpacing()[3:]))
+    image.SetOrigin(tuple(geometry.origin) + tuple(image.GetOrigin()[3:]))
+    image.SetDirection(tuple(float(v) for v in d.ravel()))
+
+
+def _read_sheared(p: Path, header: Path, sheared: ShearedGrid):
+    """SimpleITK read of a file with a sheared sform, given the sform's true grid."""
+    try:
+        image = _read_isolated(p)  # ITK uses the qform (when present) ...
+    except RuntimeError:
+        image = _read_without_orientation(header)  # ... or refuses
+    if image.GetDimension() not in (3, 4):
+        return image  # the callers refuse the dimension
+    d, origin = _spatial_parts(image)
+    g = sheared.geometry
+    if np.allclose(d, g.direction_matrix, atol=1e-4) and np.allclose(origin, g.origin, atol=1e-3):
+        return image  # ITK accepted this nearly orthogonal sform itself
+    _set_spatial_geometry(image, g)
+    warnings.warn(
+        f"{p}: the NIfTI sform describes a sheared voxel grid ({sheared.shear_deg:.2f} degree "
+        f"shear between the {sheared.axes} axes, e.g. CT gantry tilt); it is read on this true "
+        "geometry. SimpleITK/ITK and 3D Slicer use an orthogonal grid for this file instead "
+        "(the qform) or refuse it: a segmentation drawn on it in such a tool carries that other "
+        "header; pass it with --assume-same-grid (assume_same_grid=True).",
+        ParaspinalFatWarning, stacklevel=3,
+    )
+    return image
+
+
+def _read_without_orientation(header: Path):
+    """Read a NIfTI file through a copy whose qform and sform codes are 0.
+
+    ITK refuses a sheared sform without a qform; with both codes 0 it reads
+    the voxels unchanged (only the orientation is lost, which the caller
+    sets).  The copy (decompressed) lives in a private temporary folder; for
+    a ``.hdr``/``.img`` pair only the header is copied and the image file is
+    linked (or copied) beside it.
+    """
+    import shutil
+    import tempfile
+
+    import SimpleITK as sitk  # runtime dependency
+
+    with open_maybe_gzip(header) as src:
+        _, version, _, _, single = nifti_header_facts(src.read(544), header)
+    size = 348 if version == 1 else 540
+    codes = slice(252, 256) if version == 1 else slice(344, 352)
+    stem, _ = _nifti_stem(header.name)
+    with tempfile.TemporaryDirectory(prefix="paraspinalfat_") as tmp:
+        target = Path(tmp) / ((stem or "image") + (".nii" if single else ".hdr"))
+        with open_maybe_gzip(header) as src, open(target, "wb") as dst:
+            head = bytearray(src.read(size))
+            head[codes] = bytes(codes.stop - codes.start)
+            dst.write(head)
+            shutil.copyfileobj(src, dst, 1 << 24)
+        if not single:
+            found = [header.with_name(stem + s) for s in (".img", ".img.gz", ".IMG", ".IMG.GZ")]
+            found = [q for q in found if q.is_file()]
+            if found:
+                _, img_suffix = _nifti_stem(found[0].name)
+                alias = target.with_name(target.name[:-4] + img_suffix.lower())
+                try:
+                    os.symlink(found[0].resolve(), alias)
+                except (OSError, NotImplementedError):
+                    shutil.copyfile(found[0], alias)
+        image = sitk.ReadImage(str(target))
+        image.GetSize()  # force the read to complete before the folder goes
+    return image
+
+
 def read_image_file(path):
     """Read an image file with SimpleITK, guarding against its NIfTI pitfalls.
 
@@ -255,31 +623,50 @@ def read_image_file(path):
     checked to be complete (:func:`check_nifti_complete`) and then read so that
     SimpleITK cannot pick up a sibling file (``x.nii`` instead of the requested
     ``x.nii.gz`` in the same folder; the file is then read through a link or
-    copy in a private temporary folder).  Any other file is read with plain
-    ``SimpleITK.ReadImage``.
+    copy in a private temporary folder).  A NIfTI file whose sform describes a
+    sheared grid (:func:`nifti_true_geometry`), which SimpleITK would read on
+    an orthogonal grid (the qform) or refuse, gets the sform's true grid: its
+    spacing, origin and non-orthogonal direction matrix (a warning says so).
+    Any other file is read with plain ``SimpleITK.ReadImage``.
 
     Parameters
     ----------
     path : str or os.PathLike
-        Image file in any format SimpleITK reads (NIfTI, NRRD, MetaImage...).
+        Image file in any format SimpleITK reads (NIfTI, NRRD, MetaImage...);
+        the ``.img`` of a NIfTI ``.hdr``/``.img`` pair is checked through its
+        header.
 
     Returns
     -------
     SimpleITK.Image
-        The image as SimpleITK reads it (no check of dimension or voxel type).
+        The image as SimpleITK reads it (no check of dimension or voxel
+        type), with the true grid of a sheared NIfTI sform.
 
     Raises
     ------
     InputError
-        A truncated or damaged NIfTI file (the message names the file).
+        A truncated or damaged NIfTI file; a sheared sform that disagrees with
+        the qform (see :func:`nifti_true_geometry`).  The message names the
+        file.
     RuntimeError
         SimpleITK cannot read the file; callers turn this into a message of
         their own.
+
+    Warns
+    -----
+    ParaspinalFatWarning
+        A sheared sform was applied (names the file and the shear angle).
     """
     p = Path(os.fspath(path))
-    if is_nifti_file(p):
-        check_nifti_complete(p)
-        return _read_isolated(p)
+    header = nifti_header_file(p)
+    if header is not None:
+        if header == p:
+            check_nifti_complete(p)
+        sheared = nifti_true_geometry(header)
+        if sheared is not None:
+            return _read_sheared(p, header, sheared)
+        if header == p:
+            return _read_isolated(p)
     import SimpleITK as sitk  # runtime dependency
 
     return sitk.ReadImage(str(p))

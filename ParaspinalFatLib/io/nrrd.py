@@ -26,12 +26,13 @@ import bz2
 import gzip
 import os
 import re
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
-from ..errors import InputError
+from ..errors import InputError, SegmentationWarning
 from ..geometry import Geometry
 
 
@@ -402,6 +403,12 @@ def nrrd_geometry(image: NrrdImage) -> Tuple[Geometry, Optional[int]]:
     ------
     InputError
         Unsupported dimension, space or inconsistent geometry fields.
+
+    Warns
+    -----
+    SegmentationWarning
+        No ``space`` field (LPS assumed) or no ``space directions`` (identity
+        orientation assumed).
     """
     path = image.path
     fields = image.fields
@@ -490,9 +497,7 @@ def nrrd_geometry(image: NrrdImage) -> Tuple[Geometry, Optional[int]]:
     if dim == 4:
         list_axis = [a for a in range(4) if a not in spatial_axes][0]
     if warnings_out:
-        import warnings
-
-        warnings.warn(f"{path}: " + "; ".join(warnings_out), UserWarning, stacklevel=2)
+        warnings.warn(f"{path}: " + "; ".join(warnings_out), SegmentationWarning, stacklevel=2)
     return geometry, list_axis
 
 

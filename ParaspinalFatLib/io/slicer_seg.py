@@ -163,9 +163,10 @@ def segmentation_from_seg_nrrd(layers: np.ndarray, geometry: Geometry, kv: Dict[
     ----------
     layers : numpy.ndarray
         Voxel data, shape ``(L, k, j, i)`` (layer axis first, numpy order).
-        When it is already C-contiguous, writeable and of the compact
-        unsigned type it is used without a copy, and voxels outside the
-        segments' extents are set to 0 in it (in place).
+        Never modified: when it is already C-contiguous, writeable and of the
+        compact unsigned type it is used without a copy (the result then
+        shares its memory), unless voxels outside the segments' extents must
+        be set to 0, which is done in a copy.
     geometry : Geometry
         LPS grid of the data.  A legacy ``Segmentation_Extent`` field with a
         non-zero lower bound moves the origin to that voxel.
@@ -285,7 +286,9 @@ def segmentation_from_seg_nrrd(layers: np.ndarray, geometry: Geometry, kv: Dict[
             notes.warn(f"Segment{r['index']}_LabelValue is missing for '{r['name']}'; "
                        f"assuming label value {r['label']} (segment number + 1).")
 
-    # voxel data: compact unsigned dtype, copy we own
+    # voxel data: compact unsigned dtype (may be the caller's own array: copied before any
+    # voxel is zeroed below, so that the caller's array is never modified)
+    given = layers
     layers = to_label_layers(layers, source, notes)
 
     # honour per-layer extents (voxels outside the union of the layer's extents are unused)
@@ -313,6 +316,8 @@ def segmentation_from_seg_nrrd(layers: np.ndarray, geometry: Geometry, kv: Dict[
             if dropped:
                 notes.warn(f"{dropped} non-zero voxel(s) of layer {layer} lie outside the "
                            "segments' extents and belong to no segment (as in Slicer).")
+                if np.may_share_memory(layers, given):
+                    layers = layers.copy()
                 layers[layer][~keep] = 0
 
     segments: List[Segment] = []

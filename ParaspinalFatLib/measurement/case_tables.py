@@ -103,7 +103,8 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
         if reference_roi is not None:
             refs = [_reference_on_slices(vox, reference_roi, range(r.window[0], r.window[1] + 1)) for r in rows]
         part = measure_groups(vox, sel, rid[sel], n_rows, method, [rois[r.roi].muscle for r in rows],
-                              area, n_sl, refs, codes_out)
+                              area, n_sl, refs, codes_out,
+                              labels=[f"segment '{rois[r.roi].segment.name}' ({r.level})" for r in rows])
         idx = np.asarray(members)
         for name, arr in part.items():
             if name not in cols:
@@ -197,7 +198,8 @@ def slice_table(rois: List[Roi], vox: RoiVoxels, area: float, method: Compositio
     if reference_roi is not None:
         refs = [_reference_on_slices(vox, reference_roi, [s]) for s in sl]
     cols = measure_groups(vox, sel, inverse.ravel(), uniq.size, method, [rois[r].muscle for r in roi_idx],
-                          area, np.ones(uniq.size), refs)
+                          area, np.ones(uniq.size), refs,
+                          labels=[f"segment '{rois[r].segment.name}' (slice {s})" for r, s in zip(roi_idx, sl)])
     normal = geometry.plane_normal(axis)
     step = float(normal @ geometry.direction_matrix[:, axis]) * geometry.spacing[axis]
     df = pd.DataFrame({
@@ -260,7 +262,7 @@ def roi_table(rois: List[Roi], vox: RoiVoxels, counts: np.ndarray, area: float, 
     vox_ml = geometry.voxel_volume_mm3() / 1000.0
     # area 1 and one "slice": the *_csa_mm2 columns are voxel counts, converted to mL below
     cols = measure_groups(vox, sel, vox.roi[sel], n, method, [r.muscle for r in rois],
-                          1.0, np.ones(n), refs)
+                          1.0, np.ones(n), refs, labels=[f"segment '{r.segment.name}' (whole ROI)" for r in rois])
     present = counts[:n] > 0
     n_present = present.sum(axis=1)
     total = counts[:n].sum(axis=1)

@@ -57,9 +57,10 @@ from ..errors import InputError
 from ..anatomy.level_names import level_sort_key
 from ..schemas import LOWER_LUMBAR_LABEL, LOWER_LUMBAR_LEVELS
 from ..validation import as_float_array, require_columns
+from .summary import join_warnings, labelled_row_warnings
 
 
-__all__ = ['GOUTALLIER_CUTOFFS', 'KJAER_CUTOFFS', 'GRADE_SOURCES', 'ALL_LEVELS_LABEL', 'GRADE_SUMMARY_COLUMNS', 'goutallier_grade', 'kjaer_grade', 'add_grades', 'grade_summary']
+__all__ = ['GOUTALLIER_CUTOFFS', 'KJAER_CUTOFFS', 'GRADE_SOURCES', 'ALL_LEVELS_LABEL', 'GRADE_SUMMARY_COLUMNS', 'check_cutoffs', 'goutallier_grade', 'kjaer_grade', 'add_grades', 'grade_summary']
 
 # -----------------------------------------------------------------------------
 # THIS PROJECT'S CONVENTION for quantitative Goutallier grading.
@@ -93,7 +94,7 @@ ALL_LEVELS_LABEL = "mean all levels"
 #: columns of :func:`grade_summary`
 GRADE_SUMMARY_COLUMNS: List[str] = [
     "subject", "muscle", "level", "side", "grade_fat_pct", "grade_source",
-    "goutallier", "kjaer", "n_levels",
+    "goutallier", "kjaer", "n_levels", "warnings",
 ]
 _SIDE_ORDER = {"left": 0, "right": 1, "combined": 2, "": 3}
 _RATIO_TOL = 1e-9
@@ -335,6 +336,11 @@ def grade_summary(
             1 in level rows (0 if ungraded); in mean rows the number of
             levels averaged (for the L3/4-L5/S1 row: how many of the three
             have a grade).
+        ``warnings`` (str)
+            The row warnings of the per-level rows behind the row (both
+            sides for ``combined``, every level for the means), each prefixed
+            with its segment and level; ``""`` when none.  A level whose fat
+            % is not measurable is NaN here and its reason is in this column.
 
     Raises
     ------
@@ -358,6 +364,7 @@ def grade_summary(
         "pw": pct * area,
         "area": area,
         "area_ok": np.isfinite(area) & (area >= 0),
+        "warn": labelled_row_warnings(levels),
     })
 
     per_side = _pool(work, keys + ["side"])
@@ -373,7 +380,7 @@ def grade_summary(
     def level_mean(rows: pd.DataFrame, label: str, need: Optional[int]) -> pd.DataFrame:
         g = rows.groupby(["subject", "muscle", "side"], sort=False, dropna=False)
         m = g.agg(**{c: (c, "mean") for c in _GRADE_COLUMNS},
-                  n_levels=(_GOUTALLIER.column, "count")).reset_index()
+                  n_levels=(_GOUTALLIER.column, "count"), warnings=("warnings", join_warnings)).reset_index()
         if need is not None:
             m.loc[m["n_levels"] < need, _GRADE_COLUMNS] = np.nan
         m["level"] = label
@@ -405,28 +412,66 @@ def grade_summary(
 # =============================================================================
 # helpers
 # =============================================================================
-def _check_cutoffs(cutoffs: Any, scale: _Scale) -> Tuple[float, ...]:
-    """``cutoffs`` as floats, or an :class:`InputError` naming the scale."""
-    n, name = scale.n_cutoffs, scale.name
+def check_cutoffs(cutoffs: Any, scale: str, option: str = "") -> Tuple[float, ...]:
+    """Check grade cut-offs: the right count of finite, strictly increasing fat % in 0-100.
+
+    Parameters
+    ----------
+    cutoffs : sequence of float
+        The cut-offs (lower bounds of grades 1, 2, ... in %).
+    scale : {"goutallier", "kjaer"}
+        The scale they belong to (4 and 2 cut-offs).
+    option : str, optional
+        How the caller's user spells the option (e.g. ``"goutallier_cutoffs
+        (--goutallier-cutoffs)"``); named in the messages after the scale.
+
+    Returns
+    -------
+    tuple of float
+        The cut-offs as floats.
+
+    Raises
+    ------
+    InputError
+        Unknown ``scale``; not a sequence of numbers; wrong count; NaN or
+        infinite; not strictly increasing; outside 0-100 %.  The message names
+        the scale (and ``option``) and the values given.
+    """
+    scales = {_GOUTALLIER.column: _GOUTALLIER, _KJAER.column: _KJAER}
+    if scale not in scales:
+        raise InputError(f"scale must be one of {', '.join(scales)}, got {scale!r}")
+    return _check_cutoffs(cutoffs, scales[scale], option)
+
+
+def _check_cutoffs(cutoffs: Any, scale: _Scale, option: str = "") -> Tuple[float, ...]:
+    """``cutoffs`` as floats, or an :class:`InputError` naming the scale (and the option)."""
+    n = scale.n_cutoffs
+    name = f"{scale.name} cut-offs" + (f" {option}" if option else "")
     try:
-        values = tuple(float(c) for c in cutoffs)
+        items = cutoffs.split(",") if isinstance(cutoffs, str) else cutoffs  # "10,25,40,60" as on the CLI
+        values = tuple(float(c) for c in items)
     except (TypeError, ValueError):
         raise InputError(
-            f"{name} cut-offs must be a sequence of {n} numbers (fat %), got {cutoffs!r}"
+            f"{name} must be a sequence of {n} numbers (fat %), got {cutoffs!r}"
         ) from None
     if len(values) != n:
         raise InputError(
-            f"{name} cut-offs: expected {n} values (lower bounds of grades 1..{n}, in %), "
+            f"{name}: expected {n} values (lower bounds of grades 1..{n}, in %), "
             f"got {len(values)}: {list(values)}"
         )
     if not all(np.isfinite(values)):
-        raise InputError(f"{name} cut-offs must be finite numbers, got {list(values)}")
+        raise InputError(f"{name} must be finite numbers, got {list(values)}")
     for a, b in zip(values[:-1], values[1:]):
         if not b > a:
             raise InputError(
-                f"{name} cut-offs must be strictly increasing, got {list(values)} "
+                f"{name} must be strictly increasing, got {list(values)} "
                 f"({b:g} does not exceed {a:g})"
             )
+    outside = [v for v in values if not 0.0 <= v <= 100.0]
+    if outside:
+        raise InputError(
+            f"{name} must lie between 0 and 100 % (they are fat percentages), got {list(values)}"
+        )
     return values
 
 
@@ -538,6 +583,7 @@ def _pool(work: pd.DataFrame, keys: List[str]) -> pd.DataFrame:
         n=("pct", "size"), n_ok=("ok", "sum"), n_src=("src", "nunique"),
         first=("pct", "first"), src=("src", "first"),
         pw=("pw", "sum"), w=("area", "sum"), w_ok=("area_ok", "all"), n_sides=("side", "nunique"),
+        warnings=("warn", join_warnings),
     )
     n = agg["n"].to_numpy()
     all_ok = (agg["n_ok"].to_numpy() == n)
@@ -550,7 +596,8 @@ def _pool(work: pd.DataFrame, keys: List[str]) -> pd.DataFrame:
     value = np.where(all_ok & ~mixed, value, np.nan)
     source = np.where(mixed, "mixed", np.where(all_ok, agg["src"].to_numpy(dtype=object), ""))
     return pd.DataFrame(
-        {"grade_fat_pct": value, "grade_source": source.astype(object), "n_sides": agg["n_sides"].to_numpy()},
+        {"grade_fat_pct": value, "grade_source": source.astype(object), "n_sides": agg["n_sides"].to_numpy(),
+         "warnings": agg["warnings"].to_numpy(dtype=object)},
         index=agg.index,
     )
 

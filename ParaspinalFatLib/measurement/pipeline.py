@@ -19,6 +19,7 @@ See :class:`MeasureOptions` for every option and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
 from dataclasses import dataclass, field
@@ -31,7 +32,9 @@ from ..io.images import check_same_grid, image_array, read_image
 from ..errors import InputError, ParaspinalFatWarning
 from ..geometry import Geometry
 from .case_tables import level_table, roi_table, slice_table
-from ..report.case_files import write_class_labelmap, write_qc_pictures
+from .grading import GRADE_SOURCES, check_cutoffs
+from .quantities import UNMEASURABLE_NOTE
+from ..report.case_files import check_labelmap_path, check_output_folder, write_class_labelmap, write_qc_pictures
 from ..composition.base import EXCLUDED
 from ..composition.ct import CT_FAT_WINDOW, CT_MUSCLE_WINDOW
 from ..composition.factory import make_method
@@ -69,6 +72,9 @@ class MeasureOptions:
         (-29, 151), i.e. the integer windows -190..-30 and -29..150 HU.
     myosteatosis_cutoff_hu : float, optional
         CT: flag rows whose muscle-window mean HU is below this.
+    ct_units_check : bool
+        CT: check from the image's histogram that its values are Hounsfield units
+        (refused otherwise); False only when you know they are.
     classifier : str
         T1/T2: ``gmm`` (default), ``kmeans``, ``otsu``, ``fcm`` or ``reference``.
     n_classes : int
@@ -151,6 +157,7 @@ class MeasureOptions:
     fat_window: Tuple[float, float] = CT_FAT_WINDOW
     muscle_window: Tuple[float, float] = CT_MUSCLE_WINDOW
     myosteatosis_cutoff_hu: Optional[float] = None
+    ct_units_check: bool = True
     classifier: str = "gmm"
     n_classes: int = 3
     reference_segment: Optional[str] = None
@@ -179,19 +186,177 @@ class MeasureOptions:
     name_table: Optional[Union[str, Path]] = None
     cranio_caudal: Tuple[float, float, float] = (0.0, 0.0, 1.0)
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     @classmethod
     def from_kwargs(cls, **kwargs) -> "MeasureOptions":
-        """Build options, rejecting unknown names with the list of valid ones."""
+        """Build options, rejecting unknown names with the list of valid ones.
+
+        Parameters
+        ----------
+        **kwargs
+            Option values by name (the fields of this class).
+
+        Returns
+        -------
+        MeasureOptions
+            The options, checked by :meth:`validate`.
+
+        Raises
+        ------
+        TypeError
+            An unknown option name.
+        InputError
+            An option value outside its meaning (see :meth:`validate`).
+        """
         valid = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(kwargs) - valid)
         if unknown:
             raise TypeError(f"unknown option(s) {unknown}; valid options: {sorted(valid)}")
-        opts = cls(**kwargs)
-        if int(opts.n_slices) < 1 or int(opts.n_slices) % 2 == 0:
-            raise InputError(f"n_slices must be an odd number >= 1, got {opts.n_slices}")
-        if opts.on_empty not in ("error", "keep"):
-            raise InputError(f"on_empty must be 'error' or 'keep', got {opts.on_empty!r}")
-        return opts
+        return cls(**kwargs)
+
+    def validate(self) -> None:
+        """Check every option value against its meaning; called when the options are made.
+
+        The one place where option values are checked before any file is read.
+        Each message names the option by its Python name and its command-line
+        flag, says what it means and gives the value, e.g. ``fat_threshold_pct
+        (--fat-threshold) must be between 0 and 100 %, got 150``.  NaN and
+        infinite numbers are refused everywhere.  Checked here: the fat
+        threshold (0-100 %), the Dixon noise floor (>= 0) and its fraction
+        ([0, 1)), the CT windows (two finite numbers), the myosteatosis
+        cut-off, ``n_classes`` (2 or 3), ``n_slices`` (odd, >= 1), both grade
+        cut-off sets (:func:`~.grading.check_cutoffs`: count, strictly
+        increasing, 0-100 %), ``grade_source``, ``on_empty``, ``muscles``,
+        ``segments``, ``levels`` (type; the level names are read by
+        :func:`~.planning.plan_rows`), ``classifier_params`` and
+        ``cranio_caudal``.  Checked by the composition method when it is made
+        (:func:`~ParaspinalFatLib.composition.factory.make_method`), so not
+        here: ``map_kind``, ``pdff_scale``, ``classifier`` and the order and
+        overlap of the CT windows.
+
+        Raises
+        ------
+        InputError
+            The first option found outside its meaning.
+        """
+        pct = _finite(self, "fat_threshold_pct")
+        if not 0.0 <= pct <= 100.0:
+            raise InputError(f"{_opt('fat_threshold_pct')} must be between 0 and 100 %, got {_show(pct)}")
+        if self.noise_floor is not None and _finite(self, "noise_floor") < 0:
+            raise InputError(f"{_opt('noise_floor')} must be >= 0 (a signal level of F+W in the images' "
+                             f"units), got {_show(self.noise_floor)}")
+        fraction = _finite(self, "noise_floor_fraction")
+        if not 0.0 <= fraction < 1.0:
+            raise InputError(f"{_opt('noise_floor_fraction')} must be a fraction in [0, 1) of the 99.5th "
+                             f"percentile of F+W (0.02 = 2 %), got {_show(fraction)}")
+        for name in ("fat_window", "muscle_window"):
+            window = getattr(self, name)
+            try:
+                lo, hi = (_number(v) for v in window)
+            except (TypeError, ValueError):
+                raise InputError(f"{_opt(name)} must be two numbers LOW,HIGH in HU, got {window!r}") from None
+            if not (np.isfinite(lo) and np.isfinite(hi)):
+                raise InputError(f"{_opt(name)} must be two finite numbers LOW,HIGH in HU, got {window!r}")
+        if self.myosteatosis_cutoff_hu is not None:
+            _finite(self, "myosteatosis_cutoff_hu")
+        if not isinstance(self.ct_units_check, (bool, np.bool_)):
+            raise InputError(f"{_opt('ct_units_check')} must be True or False, got {self.ct_units_check!r}")
+        if _integer(self, "n_classes") not in (2, 3):
+            raise InputError(f"{_opt('n_classes')} must be 2 (lean/fat) or 3 (lean/undefined/fat), "
+                             f"got {self.n_classes!r}")
+        n_slices = _integer(self, "n_slices")
+        if n_slices < 1 or n_slices % 2 == 0:
+            raise InputError(f"{_opt('n_slices')} must be an odd number >= 1 (slices centred on the level "
+                             f"slice), got {self.n_slices!r}")
+        for name, scale in (("goutallier_cutoffs", "goutallier"), ("kjaer_cutoffs", "kjaer")):
+            if getattr(self, name) is not None:
+                check_cutoffs(getattr(self, name), scale, option=f"({name}, {_CLI_FLAGS[name]})")
+        _one_of(self, "grade_source", GRADE_SOURCES)
+        _one_of(self, "on_empty", ("error", "keep"))
+        if not isinstance(self.muscles, str) and not _names(self.muscles):
+            raise InputError(f"{_opt('muscles')} must be 'auto', 'all' or a list of muscle names "
+                             f"(e.g. ['multifidus', 'psoas']), got {self.muscles!r}")
+        if self.segments is not None and (isinstance(self.segments, str) or not _names(self.segments, empty=True)):
+            raise InputError(f"{_opt('segments')} must be a list of segment names as in the file "
+                             f"(e.g. ['multifidus_left']), got {self.segments!r}")
+        if not isinstance(self.levels, str) and not _names(self.levels, empty=True):
+            raise InputError(f"{_opt('levels')} must be a list of disc levels (e.g. ['L4/5', 'L5/S1']) "
+                             f"or 'all', got {self.levels!r}")
+        if self.classifier_params is not None and not isinstance(self.classifier_params, dict):
+            raise InputError(f"classifier_params must be a dict of classifier parameters (e.g. {{'k': 3}}), "
+                             f"got {self.classifier_params!r}")
+        try:
+            axis = np.array([_number(v) for v in self.cranio_caudal], dtype=float)
+        except (TypeError, ValueError):
+            axis = np.zeros(0)
+        if axis.shape != (3,) or not np.all(np.isfinite(axis)) or not np.any(axis != 0):
+            raise InputError(f"cranio_caudal must be 3 finite numbers, not all 0 (the spine axis in LPS), "
+                             f"got {self.cranio_caudal!r}")
+
+
+#: command-line flag of each option that has one (named in the messages of :meth:`MeasureOptions.validate`)
+_CLI_FLAGS = {
+    "map_kind": "--map", "pdff_scale": "--pdff-scale", "fat_threshold_pct": "--fat-threshold",
+    "unit": "--unit", "levels": "--levels", "n_slices": "--n-slices", "noise_floor": "--noise-floor",
+    "fat_window": "--fat-window", "muscle_window": "--muscle-window",
+    "myosteatosis_cutoff_hu": "--myosteatosis-cutoff", "ct_units_check": "--no-ct-units-check",
+    "classifier": "--classifier", "n_classes": "--n-classes",
+    "reference_segment": "--reference-segment", "grade_source": "--grade-source",
+    "goutallier_cutoffs": "--goutallier-cutoffs", "kjaer_cutoffs": "--kjaer-cutoffs", "segments": "--segments",
+    "muscles": "--muscles", "on_empty": "--on-empty", "markups": "--markups",
+}
+
+
+def _opt(name: str) -> str:
+    """``"fat_threshold_pct (--fat-threshold)"``: an option as the user may have spelt it."""
+    flag = _CLI_FLAGS.get(name)
+    return f"{name} ({flag})" if flag else name
+
+
+def _show(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else repr(value)
+
+
+def _number(value) -> float:
+    """A real number as float (bool and text are not numbers)."""
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise TypeError(value)
+    return float(value)
+
+
+def _finite(opts: "MeasureOptions", name: str) -> float:
+    value = getattr(opts, name)
+    try:
+        number = _number(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{_opt(name)} must be a number, got {value!r}") from None
+    if not np.isfinite(number):
+        raise InputError(f"{_opt(name)} must be a finite number, got {_show(number)}")
+    return number
+
+
+def _integer(opts: "MeasureOptions", name: str) -> int:
+    number = _finite(opts, name)
+    if number != int(number):
+        raise InputError(f"{_opt(name)} must be a whole number, got {_show(number)}")
+    return int(number)
+
+
+def _one_of(opts: "MeasureOptions", name: str, allowed: Sequence[str]) -> None:
+    value = getattr(opts, name)
+    if not isinstance(value, str) or value not in allowed:
+        raise InputError(f"{_opt(name)} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _names(value, empty: bool = False) -> bool:
+    """True for a sequence of non-empty strings (and not a bare string); ``empty``: may have no item."""
+    try:
+        items = list(value)
+    except TypeError:
+        return False
+    return (empty or bool(items)) and all(isinstance(v, str) and v.strip() for v in items)
 
 
 @dataclass
@@ -210,7 +375,11 @@ class CaseMeasurement:
     landmarks : pandas.DataFrame
         The level points used: level, source, LPS x/y/z, slice index, offset.
     warnings : list of str
-        Non-fatal findings (also issued as Python warnings).
+        Non-fatal findings (also issued as Python warnings, as they happen).
+    grading : dict
+        The grading options the per-level grades were made with (keyword
+        arguments of :func:`.grading.grade_summary`: ``source`` and the
+        cut-offs given); :meth:`grades` uses them too.
     """
 
     levels: pd.DataFrame
@@ -218,22 +387,42 @@ class CaseMeasurement:
     rois: Optional[pd.DataFrame]
     landmarks: pd.DataFrame
     warnings: List[str] = field(default_factory=list)
+    grading: Dict[str, Any] = field(default_factory=dict)
 
     def summary(self, wide: bool = False) -> pd.DataFrame:
-        """Per-subject left/right/asymmetry/level-mean summary (see :func:`.summary.summarize`)."""
+        """Per-subject left/right/asymmetry/level-mean summary (see :func:`.summary.summarize`).
+
+        Parameters
+        ----------
+        wide : bool
+            One row per subject instead of the tidy table.
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
         return summarize(self.levels, wide=wide)
 
     def grades(self) -> pd.DataFrame:
-        """Grades per side, left+right combined and mean over levels (:func:`.grading.grade_summary`)."""
+        """Grades per side, left+right combined and mean over levels (:func:`.grading.grade_summary`).
+
+        Made with the same ``grade_source`` and cut-offs as the per-level
+        table's ``goutallier``/``kjaer`` columns (:attr:`grading`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            :data:`~.grading.GRADE_SUMMARY_COLUMNS`.
+        """
         from .grading import grade_summary
 
-        return grade_summary(self.levels)
+        return grade_summary(self.levels, **self.grading)
 
 
 # --------------------------------------------------------------------------- inputs
 def _read_pair(image, opts: MeasureOptions):
     """The main image (the fat image for Dixon) and, for Dixon, the water array."""
-    if opts.map_kind.lower() == "dixon":
+    if str(opts.map_kind).lower() == "dixon":
         if opts.fat is not None and image is not None and opts.fat is not image:
             raise InputError("map 'dixon': give the fat image once, as image or as fat=, not both")
         image = opts.fat if opts.fat is not None else image
@@ -241,10 +430,10 @@ def _read_pair(image, opts: MeasureOptions):
             raise InputError("map 'dixon' needs both a fat image (--fat) and a water image (--water)")
     elif image is None:
         raise InputError("no image given (--image)")
-    img = read_image(image, role="fat image" if opts.map_kind.lower() == "dixon" else "image")
+    img = read_image(image, role="fat image" if str(opts.map_kind).lower() == "dixon" else "image")
     geometry = Geometry.from_sitk(img)
     water = None
-    if opts.map_kind.lower() == "dixon":
+    if str(opts.map_kind).lower() == "dixon":
         w_img = read_image(opts.water, role="water image")
         check_same_grid(geometry, Geometry.from_sitk(w_img), f"fat image {_name(image)}",
                                  f"water image {_name(opts.water)}", assume_same_grid=opts.assume_same_grid)
@@ -334,19 +523,58 @@ def measure(image, segmentation, **options) -> CaseMeasurement:
     -----
     ParaspinalFatWarning
         Every warning raised while measuring (this class and its subclasses,
-        and a few plain ``UserWarning``) is re-issued with its own category
-        after the measurement, and its text kept in ``.warnings``.
+        and a few plain ``UserWarning``) is issued with its own category at
+        the moment it happens, under the caller's warning filters -- so the
+        warnings that explain a failing run come before its error -- and its
+        text is kept in ``.warnings`` whatever the filters.  Per-level rows
+        whose fat/lean split is not measurable (NaN) are listed in one
+        warning.
     """
     opts = MeasureOptions.from_kwargs(**options)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    if opts.fat_labelmap:  # unusable output paths are refused before measuring
+        check_labelmap_path(opts.fat_labelmap, "fat_labelmap")
+    if opts.qc_dir:
+        check_output_folder(opts.qc_dir, "qc_dir")
+    seen: List[str] = []
+    with _relayed_warnings(seen):
         result = _measure(image, segmentation, opts)
     # every warning raised on the way (PDFF scale, segmentation, levels) is also kept in .warnings
-    for w in caught:
-        if str(w.message) not in result.warnings:
-            result.warnings.append(str(w.message))
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for text in seen:
+        if text not in result.warnings:
+            result.warnings.append(text)
     return result
+
+
+@contextlib.contextmanager
+def _relayed_warnings(seen: List[str]):
+    """Record the text of every warning raised inside, and pass each on at once.
+
+    Inside, every warning is caught (filter ``"always"``) so that its text is
+    kept even when the caller ignores it; it is then issued again, at the
+    moment it happens, under the caller's own filters and display (so a failing
+    run shows the warnings that explain it before its error, and the caller's
+    ``"error"`` filter turns it into an exception right there).
+    """
+    outer_filters = list(warnings.filters)
+    outer_show = warnings.showwarning
+
+    def relay(message, category, filename, lineno, file=None, line=None):
+        text = str(message)
+        if text not in seen:
+            seen.append(text)
+        inner_filters, inner_show = list(warnings.filters), warnings.showwarning
+        warnings.filters[:] = outer_filters
+        warnings.showwarning = outer_show
+        try:
+            warnings.warn_explicit(message, category, filename, lineno)
+        finally:
+            warnings.filters[:] = inner_filters
+            warnings.showwarning = inner_show
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = relay
+        yield
 
 
 def _measure(image, segmentation, opts: MeasureOptions) -> CaseMeasurement:
@@ -356,19 +584,23 @@ def _measure(image, segmentation, opts: MeasureOptions) -> CaseMeasurement:
     from ..io.resample import resample_to_grid
     from ..anatomy.landmarks import find_landmarks
     from ..anatomy.muscle_names import load_name_table
+    from ..anatomy.sides import add_side_warnings, check_sides
 
     table = load_name_table(opts.name_table) if opts.name_table else None
     method = make_method(
         opts.map_kind, array, water, pdff_scale=opts.pdff_scale, fat_threshold_pct=opts.fat_threshold_pct,
         unit=opts.unit, noise_floor=opts.noise_floor, noise_floor_fraction=opts.noise_floor_fraction,
         fat_window=opts.fat_window, muscle_window=opts.muscle_window,
-        myosteatosis_cutoff_hu=opts.myosteatosis_cutoff_hu, classifier=opts.classifier,
+        myosteatosis_cutoff_hu=opts.myosteatosis_cutoff_hu, ct_units_check=opts.ct_units_check,
+        classifier=opts.classifier,
         n_classes=opts.n_classes, reference_segment=opts.reference_segment,
         classifier_params=opts.classifier_params, source=f"image {_name(image)}",
     )
     exclude = [opts.reference_segment] if opts.reference_segment else []
     rois = select_rois(seg, opts.segments, table, exclude=exclude, muscles=opts.muscles)
     landmarks = find_landmarks(segmentation=seg, markups=opts.markups, table=table)
+    sides = check_sides(seg, table=table, landmarks=landmarks, segments=[r.segment for r in rois],
+                        cranio_caudal=opts.cranio_caudal)
     seg_grid = resample_to_grid(seg, geometry)
     axis = geometry.slice_axis(opts.cranio_caudal)
     area = geometry.pixel_area_mm2(axis)
@@ -384,27 +616,68 @@ def _measure(image, segmentation, opts: MeasureOptions) -> CaseMeasurement:
         rois, counts[: len(rois)], landmarks, geometry, axis, levels=opts.levels, n_slices=int(opts.n_slices),
         on_empty=opts.on_empty, allow_no_levels=bool(opts.per_slice or opts.whole_roi),
         seg_source=seg.source, notes=notes,
+        level_sources=None if landmarks else _level_sources_text(seg, table, opts),
     )
     subject = _subject_id(image, opts)
-    grading = {"source": opts.grade_source}
+    grading: Dict[str, Any] = {"source": opts.grade_source}
     if opts.goutallier_cutoffs is not None:
-        grading["goutallier_cutoffs"] = tuple(opts.goutallier_cutoffs)
+        grading["goutallier_cutoffs"] = check_cutoffs(opts.goutallier_cutoffs, "goutallier")
     if opts.kjaer_cutoffs is not None:
-        grading["kjaer_cutoffs"] = tuple(opts.kjaer_cutoffs)
+        grading["kjaer_cutoffs"] = check_cutoffs(opts.kjaer_cutoffs, "kjaer")
     codes = np.full(vox.roi.size, EXCLUDED - 1, dtype=np.int8)  # EXCLUDED - 1: not in any row
     levels_df = level_table(rows, rois, vox, counts, area, method, subject, reference_roi, codes, grading)
     slices_df = (slice_table(rois, vox, area, method, subject, geometry, axis, reference_roi)
                  if opts.per_slice else None)
     rois_df = roi_table(rois, vox, counts, area, method, subject, geometry, reference_roi) if opts.whole_roi else None
+    levels_df = add_side_warnings(levels_df, sides)
+    slices_df = add_side_warnings(slices_df, sides)
+    rois_df = add_side_warnings(rois_df, sides)
     marks_df = _landmark_table(landmarks, geometry, axis)
     if opts.fat_labelmap:
         write_class_labelmap(opts.fat_labelmap, vox, codes, geometry, img)
     if opts.qc_dir:
         write_qc_pictures(opts.qc_dir, array, geometry, axis, rows, rois, vox, codes, levels_df, marks_df,
                           method, subject)
-    for note in notes:
-        warnings.warn(note, ParaspinalFatWarning, stacklevel=2)
-    return CaseMeasurement(levels_df, slices_df, rois_df, marks_df, notes)
+    _warn_unmeasurable(levels_df)
+    return CaseMeasurement(levels_df, slices_df, rois_df, marks_df, list(notes), grading)
+
+
+def _warn_unmeasurable(levels_df: pd.DataFrame) -> None:
+    """One warning listing the per-level rows whose fat/lean split is not measurable (NaN)."""
+    if not len(levels_df):
+        return
+    hit = levels_df["warnings"].astype(str).str.contains(UNMEASURABLE_NOTE, regex=False)
+    if not hit.any():
+        return
+    names = [f"{seg} ({lv})" for seg, lv in zip(levels_df.loc[hit, "segment"], levels_df.loc[hit, "level"])]
+    shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    warnings.warn(
+        f"{len(names)} per-level row(s) have no measurable fat/lean split; their fat/lean areas, fat % and "
+        f"grades are NaN (see the 'warnings' column): {shown}",
+        ParaspinalFatWarning, stacklevel=3,
+    )
+
+
+def _level_sources_text(seg: Segmentation, table, opts: MeasureOptions) -> str:
+    """What was searched for disc levels and found nothing (for the level error messages)."""
+    from ..anatomy.segment_names import parse_segment_name
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # name findings are reported where the names are listed
+        spine = [s.name for s in seg.segments
+                 if parse_segment_name(s.name, table=table).kind in ("vertebra", "disc", "sacrum")]
+    if spine:
+        shown = ", ".join(repr(n) for n in spine[:6]) + (f" and {len(spine) - 6} more" if len(spine) > 6 else "")
+        parts = [f"the disc/vertebra segments {shown} of {seg.source} gave no disc level (a disc mask named "
+                 f"with its level, or two adjacent whole vertebrae, is needed; see the warnings)"]
+    else:
+        parts = [f"no disc or vertebra segments in {seg.source}"]
+    if opts.markups:
+        parts.append(f"the markups file {opts.markups} gave no disc level (points labelled with disc levels "
+                     f"such as L4/5, or two adjacent vertebrae such as L4 and L5, are needed; see the warnings)")
+    else:
+        parts.append("no markups file (--markups)")
+    return "; ".join(parts)
 
 
 def measure_case(image, segmentation, **options) -> pd.DataFrame:
@@ -441,13 +714,19 @@ def measure_case(image, segmentation, **options) -> pd.DataFrame:
     TypeError
         An unknown option name.
     InputError
-        An invalid option (even ``n_slices``, ``on_empty`` other than
-        ``"error"``/``"keep"``, unknown map kind or level), a missing or
+        An option value outside its meaning (see
+        :meth:`MeasureOptions.validate`: e.g. a fat threshold outside 0-100 %,
+        even ``n_slices``, NaN anywhere; unknown map kind or level), a missing or
         unreadable image or segmentation, grids that cannot be paired, or
         requested segments/muscles that are not in the segmentation.
     LevelError
         A segment without a level in its name while no level source (disc or
-        vertebra masks, markups) exists, or conflicting level sources.
+        vertebra masks, markups) gave a level (the message says what was
+        searched), conflicting level sources, or nothing to measure per
+        level: every level asked lies outside the image or was not found
+        (the message names the levels asked and found) -- unless only the
+        per-slice / whole-ROI tables were asked for (``per_slice`` /
+        ``whole_roi`` without a level source, or ``levels=[]``).
     MeasurementError
         A segment is empty, or has no voxel on its level slice while
         ``on_empty="error"``.

@@ -6,7 +6,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
-from ..errors import InputError, LevelError, MeasurementError, ParaspinalFatWarning
+from ..errors import InputError, LevelError, LevelWarning, MeasurementError, ParaspinalFatWarning, SegmentationWarning
 from ..geometry import Geometry
 from ..anatomy.level_names import canonical_level, level_sort_key
 from ..anatomy.segment_names import parse_segment_name
@@ -151,6 +151,7 @@ def plan_rows(
     allow_no_levels: bool,
     seg_source: str,
     notes: List[str],
+    level_sources: Optional[str] = None,
 ) -> List[Row]:
     """Plan the per-level rows: which slice window each ROI is measured on.
 
@@ -158,7 +159,8 @@ def plan_rows(
     wins (the slice with the most voxels); otherwise one row per wanted level
     found in ``landmarks``, on the slice nearest to the mid-disc point along the
     slice normal, ``n_slices`` wide.  Raises :class:`LevelError` /
-    :class:`MeasurementError` naming the segment when a level or voxels are missing.
+    :class:`MeasurementError` naming the segment when a level or voxels are missing,
+    and :class:`LevelError` when no row at all can be planned.
 
     Parameters
     ----------
@@ -179,7 +181,8 @@ def plan_rows(
     levels : sequence of str or "all"
         Levels measured from ``landmarks``, in any spelling (``"L4-L5"``);
         ``"all"`` (any case) = every landmark.  They do not restrict ROIs
-        whose name carries a level.
+        whose name carries a level.  An empty sequence asks for no per-level
+        row of 3-D ROIs (only with ``allow_no_levels``).
     n_slices : int
         Width of the slice window centred on the level slice; the window is
         ``slice - n_slices // 2 .. slice + n_slices // 2``, clipped to the
@@ -188,15 +191,20 @@ def plan_rows(
         ``"error"``: an ROI without voxels in its window raises; any other
         value keeps the row (it is then measured with zero voxels).
     allow_no_levels : bool
-        Without any landmark, skip ROIs that carry no level (with a note)
-        instead of raising :class:`LevelError` (for per-slice or whole-ROI
-        output).
+        The caller also makes per-slice or whole-ROI tables: without any
+        landmark (or with ``levels`` empty), skip ROIs that carry no level
+        (with a note) instead of raising :class:`LevelError`.
     seg_source : str
         Segmentation file name used in the messages.
     notes : list of str
-        Non-fatal findings are appended to it (in place): wanted levels not
-        found, a named-level ROI spanning several slices, levels outside the
-        image (not measured), skipped ROIs.
+        Non-fatal findings are appended to it (in place) and issued at once
+        as warnings: wanted levels not found, a named-level ROI spanning
+        several slices, levels outside the image (not measured), skipped ROIs.
+    level_sources : str, optional
+        What was searched for levels and why it gave nothing, for the
+        messages (e.g. ``"vertebra segments vertebrae_L4 gave no disc level;
+        no markups file (--markups)"``).  Default: ``"no disc or vertebra
+        segments, no markups file"``.
 
     Returns
     -------
@@ -214,11 +222,25 @@ def plan_rows(
         not a level.
     LevelError
         An ROI without a level in its name, no landmark at all, and
-        ``allow_no_levels`` false.
+        ``allow_no_levels`` false; or no row at all could be planned (the
+        levels asked were not found or lie outside the image) -- the message
+        names the levels asked, the levels found and what to do.
     MeasurementError
         An ROI whose name carries a level has no voxel at all, or an ROI has
         no voxel in a level window while ``on_empty == "error"``.
+
+    Warns
+    -----
+    LevelWarning
+        Levels asked but not found; levels outside the image; ROIs skipped
+        for want of a level source.
+    SegmentationWarning
+        An ROI whose name carries a level spans several slices.
     """
+    def note(text: str, category=LevelWarning) -> None:
+        notes.append(text)
+        warnings.warn(text, category, stacklevel=3)
+
     n_slices_grid = counts.shape[1]
     half = int(n_slices) // 2
     if isinstance(levels, str):
@@ -232,18 +254,26 @@ def plan_rows(
             if c is None:
                 raise InputError(f"cannot read level {lv!r}; write levels like L4/5 or L5/S1")
             wanted.append(c)
+    asked = "all (every level found)" if wanted is None else (", ".join(wanted) or "none")
+    sources = level_sources or "no disc or vertebra segments, no markups file"
     rows: List[Row] = []
     unleveled: List[str] = []
+    outside: Dict[str, str] = {}
     level_slices: Dict[str, Tuple[int, float]] = {}
     for level, mark in landmarks.items():
         level_slices[level] = geometry.nearest_slice(mark.point_lps, axis)
-    if wanted is not None and any(r.level is None for r in rois):
+    found = sorted(level_slices, key=level_sort_key)
+    for level in found:
+        s = level_slices[level][0]
+        if not 0 <= s < n_slices_grid:
+            outside[level] = f"slice {s} of 0..{n_slices_grid - 1}"
+    noted_outside: List[str] = []
+    needs_levels = any(r.level is None for r in rois)
+    if wanted is not None and needs_levels:
         absent = [lv for lv in wanted if lv not in level_slices]
         if landmarks and absent:
-            notes.append(
-                f"level(s) {absent} not found by any level source "
-                f"(found: {sorted(level_slices, key=level_sort_key)})"
-            )
+            note(f"level(s) {absent} not found by any level source (found: {found})")
+    skip_unleveled = allow_no_levels and (not landmarks or wanted == [])
     for number, roi in enumerate(rois):
         present = np.flatnonzero(counts[number])
         if roi.level is not None:
@@ -254,31 +284,34 @@ def plan_rows(
                 )
             s = int(present[np.argmax(counts[number, present])])
             if present.size > 1:
-                notes.append(
+                note(
                     f"segment '{roi.segment.name}' carries level {roi.level} in its name but spans "
-                    f"{present.size} slices; measured on slice {s}, the one with the largest area"
+                    f"{present.size} slices; measured on slice {s}, the one with the largest area",
+                    SegmentationWarning,
                 )
             rows.append(Row(number, roi.level, "segment_name", s, 0.0, (s, s)))
             continue
+        if skip_unleveled:
+            unleveled.append(roi.segment.name)
+            continue
         if not landmarks:
-            if allow_no_levels:
-                unleveled.append(roi.segment.name)
-                continue
+            labelled = ("with their levels (e.g. 'L4/5')" if wanted is None or not wanted
+                        else f"{', '.join(wanted)}")
             raise LevelError(
                 f"{seg_source}: segment '{roi.segment.name}' has no level in its name and no level "
-                f"source was found (no disc or vertebra segments, no markups file): name the "
-                f"segment with its level (e.g. 'MF_L_L4/5'), add vertebra/disc masks, or give a "
-                f"markups file with points labelled L3/4, L4/5, L5/S1 (--markups)"
+                f"source gave a level ({sources}): name the segment with its level (e.g. "
+                f"'MF_L_L4/5'), add vertebra/disc masks, or give a markups file with points labelled "
+                f"{labelled} (--markups)"
             )
-        for level in sorted(level_slices, key=level_sort_key):
+        for level in found:
             if wanted is not None and level not in wanted:
                 continue
             s, offset = level_slices[level]
-            if not 0 <= s < n_slices_grid:
-                notes.append(
-                    f"level {level} (from {landmarks[level].source}) lies outside the image "
-                    f"(slice {s} of 0..{n_slices_grid - 1}); not measured"
-                )
+            if level in outside:
+                if level not in noted_outside:
+                    noted_outside.append(level)
+                    note(f"level {level} (from {landmarks[level].source}) lies outside the image "
+                         f"({outside[level]}); not measured")
                 continue
             first, last = max(0, s - half), min(n_slices_grid - 1, s + half)
             if counts[number, first: last + 1].sum() == 0 and on_empty == "error":
@@ -289,8 +322,32 @@ def plan_rows(
                 )
             rows.append(Row(number, level, landmarks[level].source, s, float(offset), (first, last)))
     if unleveled:
-        notes.append(
-            f"segment(s) {unleveled} have no level in their name and no level source was found: no "
+        why = ("no levels were asked (levels empty)" if landmarks and wanted == []
+               else f"no level source was found ({sources})")
+        note(
+            f"segment(s) {unleveled} have no level in their name and {why}: no "
             f"per-level rows (the per-slice / whole-ROI tables have them)"
+        )
+    if not rows and not skip_unleveled:
+        if found:
+            shown = ", ".join(
+                f"{lv} ({landmarks[lv].source}"
+                + (f", outside the image: {outside[lv]})" if lv in outside else ")")
+                for lv in found
+            )
+        else:
+            shown = f"none ({sources})"
+        inside = [lv for lv in found if lv not in outside]
+        if inside:
+            advice = (f"ask for levels that were found inside the image (--levels {','.join(inside)} "
+                      f"or --levels all)")
+        elif found:
+            advice = ("the image does not cover the levels found: check that image and segmentation belong "
+                      "together, or name the level of 2-D ROIs in the segment names")
+        else:
+            advice = "add disc or vertebra masks, or a markups file with points labelled by level (--markups)"
+        raise LevelError(
+            f"{seg_source}: nothing to measure per level: levels asked {asked} (--levels); levels found: "
+            f"{shown}; so there is no per-level row. To fix: {advice}"
         )
     return rows

@@ -19,7 +19,7 @@ from ..composition.base import FAT, LEAN, UNDEFINED, CompositionMethod, GroupCon
 from .voxels import RoiVoxels
 
 
-__all__ = ['QUANTILES', 'grouped_stats', 'measure_groups']
+__all__ = ['QUANTILES', 'UNMEASURABLE_NOTE', 'grouped_stats', 'measure_groups', 'method_columns', 'unmeasurable_note']
 
 #: output name -> quantile
 QUANTILES = {"median": 0.5, "p05": 0.05, "p95": 0.95}
@@ -109,6 +109,7 @@ def measure_groups(
     n_slices: np.ndarray,
     reference_values: Optional[List[Optional[np.ndarray]]] = None,
     codes_out: Optional[np.ndarray] = None,
+    labels: Optional[Sequence[str]] = None,
 ) -> Dict[str, np.ndarray]:
     """Statistics and composition of the selected voxels per group.
 
@@ -138,6 +139,8 @@ def measure_groups(
     codes_out : numpy.ndarray of int8, optional
         Length of the gathered voxels; the class codes of the selected voxels
         are written into it (for the fat/lean labelmap and QC pictures).
+    labels : sequence of str, optional
+        Per group, how refusal messages name it (``"segment 'MF_L' (L4/5)"``).
 
     Returns
     -------
@@ -160,7 +163,7 @@ def measure_groups(
     raw_finite = np.isfinite(raw) if water is None else np.isfinite(raw) & np.isfinite(water)
     n_nan = np.bincount(groups[~raw_finite], minlength=n_groups)
     n_below = np.bincount(groups[raw_finite & method.below_noise(raw, water)], minlength=n_groups)
-    ctx = GroupContext(list(names), reference_values)
+    ctx = GroupContext(list(names), reference_values, None if labels is None else list(labels))
     codes, thresholds, notes = method.classify(values, groups, n_groups, ctx)
     if codes_out is not None:
         codes_out[slice(None) if select is None else select] = codes
@@ -180,12 +183,15 @@ def measure_groups(
     }
     nan = np.full(n_groups, np.nan)
     if method.has_composition:
+        # a group without any classified voxel has no fat/lean split: NaN, never 0 (see unmeasurable_note)
+        measurable = classified > 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            cols["fat_csa_mm2"] = count[FAT] * area_mm2 / n_slices
-            cols["lean_csa_mm2"] = count[LEAN] * area_mm2 / n_slices
-            cols["undefined_csa_mm2"] = count[UNDEFINED] * area_mm2 / n_slices
-            cols["fat_area_ratio"] = np.where(classified > 0, count[FAT] / np.maximum(classified, 1), np.nan)
+            for col, code in (("fat_csa_mm2", FAT), ("lean_csa_mm2", LEAN), ("undefined_csa_mm2", UNDEFINED)):
+                cols[col] = np.where(measurable, count[code] * area_mm2 / n_slices, np.nan)
+            cols["fat_area_ratio"] = np.where(measurable, count[FAT] / np.maximum(classified, 1), np.nan)
         cols["fat_fraction_pct"] = st["mean"] if method.fat_fraction_is_mean_value else nan.copy()
+        for g in np.flatnonzero(~measurable):
+            notes[g].append(unmeasurable_note(int(n[g]), int(n_nan[g]), int(n_below[g]), method))
     else:
         for c in ("fat_csa_mm2", "lean_csa_mm2", "undefined_csa_mm2", "fat_area_ratio", "fat_fraction_pct"):
             cols[c] = nan.copy()
@@ -193,6 +199,46 @@ def measure_groups(
     cols.update(thresholds)
     cols["warnings"] = np.array(["; ".join(w) for w in notes], dtype=object)
     return cols
+
+
+#: start of the row warning of a group whose fat/lean split is not measurable
+UNMEASURABLE_NOTE = "fat/lean composition not measurable"
+
+
+def unmeasurable_note(n_voxels: int, n_nan: int, n_below_noise: int, method: CompositionMethod) -> str:
+    """Row warning of a group in which no voxel could be classified as fat, lean or undefined.
+
+    Such a group's fat/lean/undefined CSA and fat area ratio are NaN (not 0),
+    and so are its grades and every summary value built on them; ``csa_mm2``
+    stays measured (the ROI has its voxels).
+
+    Parameters
+    ----------
+    n_voxels, n_nan, n_below_noise : int
+        The group's voxel counts (all, NaN/inf, below the Dixon noise floor).
+    method : CompositionMethod
+        The method (its ``noise_floor`` parameter is named when voxels were
+        below it).
+
+    Returns
+    -------
+    str
+        The message, starting with :data:`UNMEASURABLE_NOTE`.
+    """
+    if n_voxels == 0:
+        return f"{UNMEASURABLE_NOTE} (NaN): the ROI has no voxel on the measured slice(s)"
+    parts = []
+    if n_nan:
+        parts.append(f"{n_nan} NaN/inf")
+    if n_below_noise:
+        floor = method.params.get("noise_floor")
+        where = f" F+W < {floor:g}" if isinstance(floor, (int, float)) else ""
+        parts.append(f"{n_below_noise} below the noise floor{where}")
+    if n_nan + n_below_noise >= n_voxels:
+        return (f"{UNMEASURABLE_NOTE} (NaN): all {n_voxels} voxels are excluded ({', '.join(parts)}); "
+                f"is the ROI on zero padding or outside the scanned volume?")
+    excluded = f" ({', '.join(parts)} excluded)" if parts else ""
+    return f"{UNMEASURABLE_NOTE} (NaN): none of the {n_voxels} voxels could be classified{excluded}"
 
 
 def method_columns(method: CompositionMethod, n: int) -> Dict[str, list]:

@@ -92,11 +92,8 @@ def gather_roi_voxels(
         found = segmentation.labelled_voxels(layer)
         if found.flat.size == 0:
             continue
-        labels = found.labels
-        lut = np.full(int(max(max(mapping), int(labels.max()))) + 1, -1, dtype=np.intp)
-        for value, number in mapping.items():
-            lut[value] = number
-        roi = lut[labels]
+        # a lookup sized to the labels present, not to the largest label value (2**31 costs nothing)
+        roi = found.map_labels(mapping)
         keep = roi >= 0
         select = None if keep.all() else keep
         rois.append(roi if select is None else roi[select])

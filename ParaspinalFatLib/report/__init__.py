@@ -3,7 +3,8 @@
 Modules
 -------
 case_files
-    Atomic CSV writing, the QC pictures of the measured rows, the fat/lean labelmap.
+    CSV writing (atomic, as a set: ``OutputSet``; formula-safe cells), output-path checks,
+    the QC pictures of the measured rows, the fat/lean labelmap.
 qc_pictures
     Rendering of one level slice and of the sagittal overview (matplotlib, optional).
 qc_layout

@@ -483,3 +483,33 @@ def test_result_record():
     manual = TissueThresholds("manual", 2, [450], (), {}, 0, True)
     assert manual.thresholds == (450.0,)
     np.testing.assert_array_equal(classify([449.0, 450.0], manual), [LEAN, FAT])
+
+
+# ----------------------------------------------------------------------------- does the data support n_classes
+def test_class_support_counts_the_populations():
+    from ParaspinalFatLib.composition.classifiers import BIC_MIN_GAIN, class_support
+    rng = np.random.default_rng(30)
+    one = rng.normal(300, 25, 1500)
+    two = np.concatenate([rng.normal(300, 20, 750), rng.normal(1000, 60, 750)])
+    three = np.concatenate([rng.normal(300, 20, 825), rng.normal(650, 25, 225), rng.normal(1000, 30, 450)])
+    for values, expected in ((one, 1), (two, 2), (three, 3)):
+        sup = class_support(values)
+        assert sup.n_supported == expected and sup.n_voxels == values.size
+        for k in (2, 3):
+            supported = sup.bic_gain[k] >= BIC_MIN_GAIN and sup.ashman_d[k] >= tc.ASHMAN_D_MIN
+            assert supported == (k <= expected), (expected, k, sup)
+    assert class_support(two, max_classes=2).n_supported == 2 and 3 not in class_support(two, 2).bic_gain
+    # the 2-component BIC gain is the one of the mixture against one Gaussian, computed here by hand
+    fit = fit_thresholds(two, "gmm", 2, max_iter=300, tol=1e-6)
+    m, s, w = (np.asarray(x) for x in (fit.class_means, fit.class_sds, fit.class_weights))
+    ll2 = np.log((w / (s * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((two[:, None] - m) / s) ** 2)).sum(1)).sum()
+    ll1 = (-0.5 * ((two - two.mean()) / two.std()) ** 2 - np.log(two.std() * np.sqrt(2 * np.pi))).sum()
+    n = two.size
+    assert class_support(two).bic_gain[2] == pytest.approx((-2 * ll1 + 2 * np.log(n)) - (-2 * ll2 + 5 * np.log(n)),
+                                                           rel=1e-9)
+
+
+def test_class_support_gives_no_verdict_on_too_little_data():
+    from ParaspinalFatLib.composition.classifiers import class_support
+    assert class_support(np.array([1.0, 2.0, np.nan])).n_voxels == 0
+    assert class_support(np.full(50, 7.0)).n_voxels == 0

@@ -125,3 +125,26 @@ def test_voxel_ff_noise_floor_and_threshold_boundary():
     codes2, _, _ = DixonMethod({"fat_threshold_pct": 50.0, "noise_floor": 10.0}).classify(ff, groups, 1,
                                                                                         GroupContext(["m"]))
     assert codes2[:3].tolist() == [LEAN, FAT, LEAN]
+
+
+@pytest.mark.parametrize("n_zero", [1, 5, 17])
+def test_zero_signal_is_below_noise_even_with_a_zero_noise_floor(ph, masks, image_like, n_zero):
+    """F + W = 0 has no fat fraction: with noise_floor=0 it is counted in n_below_noise, not lost."""
+    rng = np.random.default_rng(n_zero)
+    shape = sitk.GetArrayFromImage(ph.image).shape
+    fat = rng.uniform(20, 200, shape).astype(np.float32)
+    water = rng.uniform(50, 900, shape).astype(np.float32)
+    m = masks["ES_R_L3/4"]
+    idx = tuple(np.argwhere(m)[:n_zero].T)
+    fat[idx] = 0.0
+    water[idx] = 0.0
+    res = measure(None, ph.segmentation, map_kind="dixon", fat=image_like(fat), water=image_like(water),
+                  noise_floor=0.0)
+    row = res.levels.set_index("segment").loc["ES_R_L3/4"]
+    f, w = fat[m].astype(float), water[m].astype(float)
+    keep = (f + w) > 0
+    ff = 100 * f[keep] / (f[keep] + w[keep])
+    assert row["n_below_noise"] == n_zero and row["n_nan"] == 0
+    assert row["fat_fraction_pct"] == pytest.approx(ff.mean(), rel=1e-12)
+    classified = (row["fat_csa_mm2"] + row["lean_csa_mm2"] + row["undefined_csa_mm2"]) / row["pixel_area_mm2"]
+    assert classified + row["n_below_noise"] == pytest.approx(row["n_voxels"])

@@ -149,3 +149,22 @@ def test_overlap_note_needs_both_bic_gain_and_separation():
     assert f"needs >= {BIC_MIN_GAIN:g}" in note
     assert overlap_note(two, "otsu") == ""
     assert overlap_note(np.array([1.0, np.nan]), "kmeans") == ""  # too few voxels for a mixture: no verdict
+
+
+def test_class_support_note_wording_for_each_situation():
+    from ParaspinalFatLib.composition.intensity import class_support_note
+    rng = np.random.default_rng(13)
+    one = rng.normal(300, 25, 1500)
+    two = np.concatenate([rng.normal(300, 20, 750), rng.normal(1000, 60, 750)])
+    three = np.concatenate([rng.normal(300, 20, 825), rng.normal(650, 25, 225), rng.normal(1000, 30, 450)])
+    assert class_support_note(one, 2, "reference").startswith(
+        "reference: the intensities show no clearly separate fat population (2-Gaussian mixture vs fewer: BIC gain")
+    assert class_support_note(one, 2, "reference").endswith(
+        "the fat area rests on the reference ROI's threshold alone: check that this ROI really holds no fat "
+        "(or only fat)")
+    assert "the 3 classes split a single tissue" in class_support_note(one, 3, "fcm")
+    note = class_support_note(two, 3, "kmeans")
+    assert note.startswith("kmeans: the intensities show 2 populations, not the 3 classes asked for (3-Gaussian "
+                           "mixture vs fewer: BIC gain") and note.endswith("use n_classes=2")
+    assert class_support_note(two, 2, "kmeans") == "" and class_support_note(three, 3, "gmm") == ""
+    assert class_support_note(three, 2, "otsu") == ""

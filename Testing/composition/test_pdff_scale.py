@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from ParaspinalFatLib.composition.pdff_scale import PDFF_SCALES, detect_pdff_scale, normalise_scale_name
+from ParaspinalFatLib.composition.pdff_scale import (PDFF_SCALES, check_roi_fat_fractions, detect_pdff_scale,
+                                                     normalise_scale_name)
 from ParaspinalFatLib.errors import MeasurementError, ParaspinalFatWarning
 
 
@@ -35,3 +36,64 @@ def test_values_outside_the_declared_or_any_scale_refused():
         detect_pdff_scale(image * 1000)
     with pytest.raises(MeasurementError, match="no finite voxel"):
         detect_pdff_scale(np.full((2, 2, 2), np.nan))
+
+
+# ----------------------------------------------------------------------------- a scale that contradicts the data
+def test_declared_scale_below_5_percent_names_the_scale_the_data_look_like():
+    image = np.random.default_rng(4).uniform(0, 40, (8, 16, 16))  # a 0-100 map without fat, declared 0-1000
+    hi = float(np.percentile(image, 99.5))
+    with pytest.raises(MeasurementError) as err:
+        detect_pdff_scale(image, "0-1000", "map.nrrd")
+    assert str(err.value) == (
+        f"map.nrrd: under the declared PDFF scale 0-1000 the whole map is below 5 % (99.5th percentile {hi:.4g} = "
+        f"{hi / 10:.3g} %), but subcutaneous fat and marrow are 30-95 % and even fat-free muscle has voxels of "
+        f"several %; the values look like scale 0-100 (then the 99.5th percentile is {hi:.3g} %): declare "
+        f"--pdff-scale 0-100 (pdff_scale='0-100')")
+    with pytest.warns(ParaspinalFatWarning, match="no part of the map reaches 20 %"):  # >= 5 %: kept, warned
+        assert detect_pdff_scale(image * 1.25 + 1.0, "0-1000") == ("0-1000", "declared")
+
+
+def test_declared_scale_without_fat_tissue_warns_only_when_a_smaller_scale_fits():
+    image = np.random.default_rng(5).uniform(0, 92, (8, 16, 16))  # 0-100 with fat declared 0-1000: 9.2 %
+    with pytest.warns(ParaspinalFatWarning, match="no part of the map reaches 20 %.*stored as 0-100"):
+        assert detect_pdff_scale(image, "0-1000") == ("0-1000", "declared")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detect_pdff_scale(image / 92 * 12, "0-100")  # 0-12 cannot be a 0-1 map: no warning
+        detect_pdff_scale(image * 10, "0-1000")
+
+
+def _roi(values_by_group):
+    values = np.concatenate(values_by_group)
+    groups = np.concatenate([np.full(len(v), g) for g, v in enumerate(values_by_group)])
+    return values, groups
+
+
+@pytest.mark.parametrize("values,refused", [
+    (np.full(20, 105.0), False),                               # mean exactly 105 %: noise, kept
+    (np.full(20, 105.01), True),                               # mean above 105 %
+    (np.r_[np.full(5, 110.5), np.full(15, 90.0)], True),       # 25 % of the voxels above 110 %
+    (np.r_[np.full(4, 110.5), np.full(16, 90.0)], False),      # 20 %: kept
+    (np.r_[np.full(5, 110.0), np.full(15, 90.0)], False),      # at 110 % is not above
+    (np.full(19, 140.0), False),                               # fewer than 20 voxels: not judged
+    (np.r_[np.full(20, 140.0), np.full(5, np.nan)], True),     # NaN ignored
+])
+def test_roi_fat_fraction_rule(values, refused):
+    ok = np.full(30, 40.0)
+    v, g = _roi([ok, values])
+    if refused:
+        with pytest.raises(MeasurementError, match=r"^seg B: mean voxel fat fraction .* under the detected PDFF "
+                                                   r"scale 0-100: .* stored as 0-1000 \(then this ROI's mean is"):
+            check_roi_fat_fractions(v, g, ["seg A", "seg B"], "0-100", "detected (99.5th percentile 140)")
+    else:
+        check_roi_fat_fractions(v, g, ["seg A", "seg B"], "0-100", "declared")
+
+
+def test_roi_rule_suggests_the_smallest_scale_that_fits():
+    v, g = _roi([np.full(30, 130.0)])
+    with pytest.raises(MeasurementError, match=r"declared PDFF scale 0-1: .*stored as 0-100 \(then this ROI's "
+                                               r"mean is 1\.3 %\): declare --pdff-scale 0-100"):
+        check_roi_fat_fractions(v, g, ["x"], "0-1", "declared")
+    with pytest.raises(MeasurementError, match="is this really a fat-fraction map"):
+        check_roi_fat_fractions(v, g, ["x"], "0-1000", "declared")

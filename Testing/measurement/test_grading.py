@@ -411,3 +411,63 @@ def test_combined_grade_counts_undefined_voxels_in_the_area():
     comb = out[(out["side"] == "combined") & (out["level"] == "L4/5")].iloc[0]
     assert comb["grade_fat_pct"] == pytest.approx(100 * 45 / 200)  # 22.5 %
     assert comb["goutallier"] == 1
+
+
+# --------------------------------------------------------------------------- cut-off checks and row warnings
+@pytest.mark.parametrize("scale, cut, option, words", [
+    ("goutallier", (10, 25, 40, 160), "(goutallier_cutoffs, --goutallier-cutoffs)",
+     "Goutallier cut-offs (goutallier_cutoffs, --goutallier-cutoffs) must lie between 0 and 100 %"),
+    ("goutallier", (-1, 25, 40, 60), "", "Goutallier cut-offs must lie between 0 and 100 %"),
+    ("kjaer", (10, 100.5), "(k)", "Kjaer cut-offs (k) must lie between 0 and 100 %"),
+    ("kjaer", "50,10", "", "Kjaer cut-offs must be strictly increasing, got [50.0, 10.0]"),
+    ("kjaer", "ten,fifty", "", "Kjaer cut-offs must be a sequence of 2 numbers"),
+])
+def test_check_cutoffs_names_scale_and_option_and_refuses_outside_0_100(scale, cut, option, words):
+    from ParaspinalFatLib.measurement.grading import check_cutoffs
+
+    with pytest.raises(InputError) as exc:
+        check_cutoffs(cut, scale, option=option)
+    assert words in str(exc.value)
+
+
+def test_check_cutoffs_accepts_the_ends_and_cli_text():
+    from ParaspinalFatLib.measurement.grading import check_cutoffs
+
+    assert check_cutoffs((0, 25, 40, 100), "goutallier") == (0.0, 25.0, 40.0, 100.0)
+    assert check_cutoffs("10,50", "kjaer") == (10.0, 50.0)
+    with pytest.raises(InputError, match="scale must be one of goutallier, kjaer"):
+        check_cutoffs((10, 50), "lovett")
+    with pytest.raises(InputError, match="between 0 and 100"):
+        goutallier_grade([20.0], (10, 25, 40, 101))
+
+
+def test_grade_summary_joins_the_row_warnings_it_summarises():
+    df = hand_table()
+    df["segment"] = [f"seg{i}" for i in range(len(df))]
+    df["warnings"] = ""
+    df.loc["r3", "warnings"] = "thresholds not fitted"        # A multifidus right L4/5
+    df.loc["r11", "warnings"] = "fat/lean composition not measurable (NaN): all 9 voxels are excluded"
+    out = grade_summary(df)
+    assert out.columns[-1] == "warnings"
+
+    def w(subject, muscle, level, side):
+        r = out[(out.subject == subject) & (out.muscle == muscle) & (out.level == level) & (out.side == side)]
+        assert len(r) == 1
+        return r["warnings"].iloc[0]
+
+    assert w("A", "multifidus", "L4/5", "right") == "seg3 (L4/5): thresholds not fitted"
+    assert w("A", "multifidus", "L4/5", "combined") == "seg3 (L4/5): thresholds not fitted"
+    assert w("A", "multifidus", "L4/5", "left") == ""
+    assert w("A", "multifidus", "L3/4", "combined") == ""
+    assert w("A", "multifidus", ALL_LEVELS_LABEL, "right") == "seg3 (L4/5): thresholds not fitted"
+    assert w("A", "multifidus", "mean L3/4-L5/S1", "left") == ""
+    reason = "seg11 (L5/S1): fat/lean composition not measurable (NaN): all 9 voxels are excluded"
+    assert w("B", "erector_spinae", "L5/S1", "right") == reason
+    assert np.isnan(out[(out.subject == "B") & (out.level == "L5/S1") & (out.side == "right")]["goutallier"]).all()
+    assert w("B", "erector_spinae", ALL_LEVELS_LABEL, "right") == reason
+    assert (out.loc[out.muscle == "psoas", "warnings"] == "").all()
+    # a table without a warnings column (or after a CSV round trip, NaN) gives empty texts
+    assert (grade_summary(hand_table())["warnings"] == "").all()
+    df.loc["r3", "warnings"] = np.nan
+    assert w("A", "multifidus", "L4/5", "right") == "seg3 (L4/5): thresholds not fitted"  # old `out`
+    assert (grade_summary(df).query("muscle == 'multifidus'")["warnings"] == "").all()

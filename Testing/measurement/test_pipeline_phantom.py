@@ -389,3 +389,38 @@ def test_unknown_segment_names_are_reported_not_silently_dropped():
     table = measure_case(ph.image, renamed, pdff_scale="0-100",
                          segments=["Segment_7 L4/5", "ES_R_L4/5"])
     assert set(table["segment"]) == {"Segment_7 L4/5", "ES_R_L4/5"}
+
+
+def test_measure_options_are_validated_however_they_are_made():
+    import dataclasses
+
+    from ParaspinalFatLib.measurement.pipeline import MeasureOptions
+
+    opts = MeasureOptions()  # the defaults are valid
+    assert opts.fat_threshold_pct == 50.0 and opts.n_slices == 1
+    with pytest.raises(InputError, match=r"fat_threshold_pct \(--fat-threshold\) must be between 0 and 100 %, got 150"):
+        MeasureOptions(fat_threshold_pct=150)
+    with pytest.raises(InputError, match=r"n_slices \(--n-slices\) must be an odd number >= 1"):
+        dataclasses.replace(opts, n_slices=2)
+    with pytest.raises(InputError, match=r"noise_floor_fraction must be a fraction in \[0, 1\)"):
+        MeasureOptions.from_kwargs(noise_floor_fraction=2)
+    MeasureOptions.from_kwargs(fat_threshold_pct=0, noise_floor=0.0, noise_floor_fraction=0.0, n_slices=5,
+                               goutallier_cutoffs=(0, 25, 40, 100), kjaer_cutoffs="10,50", n_classes=2.0,
+                               levels=[], segments=[], muscles=["multifidus"])
+
+
+def test_grades_of_the_result_use_its_grading_options():
+    ph = make_phantom(mode="2d")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = measure(ph.image, ph.segmentation, goutallier_cutoffs="5,15,20,30", kjaer_cutoffs=(12, 20),
+                      grade_source="fat_area_pct")
+    assert res.grading == {"source": "fat_area_pct", "goutallier_cutoffs": (5.0, 15.0, 20.0, 30.0),
+                           "kjaer_cutoffs": (12.0, 20.0)}
+    g = res.grades()
+    sided = g[g["side"].isin(["left", "right"]) & ~g["level"].str.startswith("mean")]
+    merged = sided.merge(res.levels, on=["muscle", "side", "level"], suffixes=("", "_lvl"))
+    assert len(merged) == 18
+    np.testing.assert_array_equal(merged["goutallier"], merged["goutallier_lvl"].astype(float))
+    np.testing.assert_array_equal(merged["kjaer"], merged["kjaer_lvl"].astype(float))
+    assert (merged["grade_source"] == "fat_area_pct").all()

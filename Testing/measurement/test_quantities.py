@@ -37,3 +37,46 @@ def test_hand_checkable_group():
     assert res["sd"][0] == pytest.approx(np.sqrt(((1 - 4) ** 2 + 4 + 1 + 36) / 3))
     assert np.isnan(res["sd"][1])  # one voxel: no sample SD
     assert res["n_above"].tolist() == [2, 1]
+
+
+def _method(kind, **params):
+    from ParaspinalFatLib.composition.factory import make_method
+
+    image = np.linspace(0, 100, 1000).reshape(10, 10, 10)
+    return make_method(kind, image, image, pdff_scale="0-100", **params)
+
+
+def test_group_without_classified_voxel_has_nan_split_and_a_row_warning():
+    from ParaspinalFatLib.measurement.quantities import UNMEASURABLE_NOTE, measure_groups
+    from ParaspinalFatLib.measurement.voxels import RoiVoxels
+
+    # group 0: 4 voxels F+W = 0 (below the floor 10); group 1: 2 below, 2 kept (FF 80 %, 20 %);
+    # group 2: 1 NaN + 1 below; group 3: no voxel
+    f = np.array([0, 0, 0, 0, 0, 1, 80, 20, np.nan, 1], dtype=float)
+    w = np.array([0, 0, 0, 0, 0, 2, 20, 80, 5, 1], dtype=float)
+    groups = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+    vox = RoiVoxels(groups, np.zeros(10, np.intp), f, 4, 1, water=w)
+    method = _method("dixon", noise_floor=10.0)
+    cols = measure_groups(vox, None, groups, 4, method, ["multifidus"] * 4, 2.0, np.ones(4))
+    assert cols["n_voxels"].tolist() == [4, 4, 2, 0]
+    assert cols["csa_mm2"].tolist() == [8.0, 8.0, 4.0, 0.0]
+    for c in ("fat_csa_mm2", "lean_csa_mm2", "undefined_csa_mm2", "fat_area_ratio", "fat_fraction_pct"):
+        assert np.isnan(cols[c][[0, 2, 3]]).all(), c
+    assert (cols["fat_csa_mm2"][1], cols["lean_csa_mm2"][1], cols["fat_area_ratio"][1]) == (2.0, 2.0, 0.5)
+    assert cols["fat_fraction_pct"][1] == pytest.approx(50.0)
+    assert cols["warnings"][0] == (f"{UNMEASURABLE_NOTE} (NaN): all 4 voxels are excluded (4 below the noise floor "
+                                   f"F+W < 10); is the ROI on zero padding or outside the scanned volume?")
+    assert cols["warnings"][1] == ""
+    assert cols["warnings"][2].startswith(f"{UNMEASURABLE_NOTE} (NaN): all 2 voxels are excluded (1 NaN/inf, 1 below")
+    assert cols["warnings"][3] == f"{UNMEASURABLE_NOTE} (NaN): the ROI has no voxel on the measured slice(s)"
+
+
+def test_scalar_map_gets_no_unmeasurable_warning():
+    from ParaspinalFatLib.measurement.quantities import measure_groups
+    from ParaspinalFatLib.measurement.voxels import RoiVoxels
+
+    v = np.array([np.nan, np.nan, 3.0])
+    g = np.array([0, 0, 1])
+    cols = measure_groups(RoiVoxels(g, np.zeros(3, np.intp), v, 2, 1), None, g, 2, _method("scalar"),
+                          ["x", "y"], 1.0, np.ones(2))
+    assert cols["warnings"].tolist() == ["", ""] and np.isnan(cols["fat_csa_mm2"]).all()

@@ -55,3 +55,45 @@ def test_bilateral_roi_survives_a_csv_round_trip():
     back = pd.read_csv(io.StringIO(buf.getvalue()))
     assert back["side"].isna().all()
     assert _get(summarize(back), "psoas", "L4/5", "csa_mm2").lr_mean == 1000
+
+
+def test_unmeasurable_side_gives_nan_asymmetry_and_carries_the_row_warning():
+    rows = [_row("multifidus", side, lv, csa, ff) for side in ("left", "right")
+            for lv, csa, ff in (("L3/4", 600, 10), ("L4/5", 660, 15), ("L5/S1", 720, 20))]
+    df = pd.DataFrame(rows)
+    df["warnings"] = ""
+    bad = (df.side == "left") & (df.level == "L4/5")
+    for col in ("fat_csa_mm2", "lean_csa_mm2", "undefined_csa_mm2", "fat_area_ratio", "fat_fraction_pct", "mean"):
+        df.loc[bad, col] = np.nan
+    df.loc[bad, "warnings"] = "fat/lean composition not measurable (NaN): all 660 voxels are excluded"
+    s = summarize(df)
+    reason = "multifidus_left_L4/5 (L4/5): fat/lean composition not measurable (NaN): all 660 voxels are excluded"
+    for metric in ("lean_csa_mm2", "fat_csa_mm2", "fat_fraction_pct", "fat_area_ratio"):
+        r = _get(s, "multifidus", "L4/5", metric)
+        assert np.isnan(r.left) and np.isfinite(r.right)
+        assert np.isnan(r.asymmetry_pct) and np.isnan(r.lr_mean)
+        assert r.warnings == reason
+        m = _get(s, "multifidus", LOWER_LUMBAR_LABEL, metric)
+        assert np.isnan(m.left) and np.isfinite(m.right) and m.warnings == reason
+    r = _get(s, "multifidus", "L4/5", "csa_mm2")
+    assert r.asymmetry_pct == 0.0 and r.warnings == reason  # CSA is measured on both sides
+    assert _get(s, "multifidus", "L3/4", "csa_mm2").warnings == ""
+    wide = summarize(df, wide=True)
+    assert wide.loc[0, "warnings"] == reason
+    assert np.isnan(wide.loc[0, "multifidus L4/5 asymmetry_pct lean_csa_mm2"])
+
+
+def test_warnings_of_both_sides_and_levels_are_joined_once_each():
+    rows = [_row("psoas", side, lv, 1000, 5) for side in ("left", "right") for lv in ("L3/4", "L4/5", "L5/S1")]
+    df = pd.DataFrame(rows)
+    df["warnings"] = ["psoas on T1: unreliable"] * 6
+    s = summarize(df)
+    r = _get(s, "psoas", "L4/5", "csa_mm2")
+    assert r.warnings == ("psoas_left_L4/5 (L4/5): psoas on T1: unreliable; "
+                          "psoas_right_L4/5 (L4/5): psoas on T1: unreliable")
+    m = _get(s, "psoas", LOWER_LUMBAR_LABEL, "csa_mm2")
+    assert m.warnings.count("; ") == 5
+    buf = io.StringIO()
+    df.assign(warnings="").to_csv(buf, index=False)  # empty warnings come back from a CSV as NaN
+    back = pd.read_csv(io.StringIO(buf.getvalue()))
+    assert back["warnings"].isna().all() and (summarize(back)["warnings"] == "").all()
