@@ -36,7 +36,8 @@ from ..errors import InputError
 __all__ = [
     'LEAN', 'UNDEFINED', 'FAT', 'EXCLUDED', 'CLASS_NAMES',
     'COMMON_COLUMNS', 'VALUE_STATISTICS', 'SPLIT_COLUMNS', 'EXTRA_COLUMNS', 'THRESHOLD_COLUMNS', 'FIXED_UNITS',
-    'GroupContext', 'CompositionMethod', 'FatFractionMethod', 'image_sample',
+    'GroupContext', 'CompositionMethod', 'FatFractionMethod', 'image_sample', 'bounded_sample',
+    'BOUNDED_SAMPLE_MAX',
 ]
 
 #: class code of lean (muscle) voxels (below the fat threshold / in the muscle window)
@@ -306,8 +307,10 @@ class FatFractionMethod(CompositionMethod):
 def image_sample(image: np.ndarray) -> np.ndarray:
     """A strided subsample (about 2 million voxels at most) of a 3-D image, as float64.
 
-    Enough for robust percentiles of the whole image (PDFF scale, Dixon noise
-    floor) without reading every voxel of a large volume.
+    Enough for robust percentiles of the whole image (Dixon noise floor, the CT
+    Hounsfield check) without reading every voxel of a large volume.  Only the
+    sampled voxels are converted to float64.  (The PDFF scale detection uses
+    :func:`bounded_sample`.)
 
     Parameters
     ----------
@@ -321,6 +324,70 @@ def image_sample(image: np.ndarray) -> np.ndarray:
     """
     step = max(1, int(round((image.size / 2_000_000) ** (1 / 3))))
     return np.asarray(image[::step, ::step, ::step], dtype=np.float64).ravel()
+
+
+#: most voxels in a :func:`bounded_sample` (the PDFF scale detection sample); smaller images are used whole
+BOUNDED_SAMPLE_MAX = 1_000_000
+
+
+def bounded_sample(image: np.ndarray, max_voxels: int = BOUNDED_SAMPLE_MAX) -> np.ndarray:
+    """A deterministic sample of at most ``max_voxels`` voxels of an image, as float64.
+
+    An image of at most ``max_voxels`` voxels is used whole (exact percentiles).
+    A larger one is sampled on a grid spread evenly along every axis: along
+    each axis a number of evenly spaced indices (the centres of equal parts of
+    the axis), chosen so that their product is as close to ``max_voxels`` as
+    whole numbers allow.  The sample size therefore grows with the image up to
+    ``max_voxels`` and stays near it (no saw-tooth of a rounded integer
+    stride), the cost is bounded, and only the sampled voxels are converted to
+    float64 (the image keeps its own type).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Voxel array (any number of dimensions, any real type).
+    max_voxels : int
+        Most voxels in the sample (>= 1).
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        The sampled voxels, flattened (NaN/inf kept).
+    """
+    image = np.asarray(image)
+    max_voxels = max(1, int(max_voxels))
+    if image.size <= max_voxels:
+        return np.asarray(image, dtype=np.float64).ravel()
+    shape = [int(n) for n in image.shape]
+    order = sorted(range(len(shape)), key=lambda a: shape[a])  # short axes first: the rest takes up the slack
+    chosen = _grid_counts([shape[a] for a in order], max_voxels)
+    counts = list(shape)
+    for axis, count in zip(order, chosen):
+        counts[axis] = count
+    index = np.ix_(*[((2 * np.arange(c, dtype=np.intp) + 1) * n) // (2 * c) for c, n in zip(counts, shape)])
+    return np.asarray(image[index], dtype=np.float64).ravel()
+
+
+def _grid_counts(sizes: List[int], budget: int) -> List[int]:
+    """Counts ``1 <= c <= size`` per axis, about equal fractions of each axis, product <= ``budget`` and largest.
+
+    The first axis takes the floor or the ceiling of its share (whichever lets the other axes fill the
+    budget best, found the same way): at most 2**ndim products are compared, in integers (exact).
+    """
+    if not sizes:
+        return []
+    total = float(np.prod(sizes, dtype=np.float64))
+    share = sizes[0] * (budget / total) ** (1.0 / len(sizes))
+    best: List[int] = []
+    best_product = 0
+    for count in sorted({min(sizes[0], max(1, int(share))), min(sizes[0], max(1, int(share) + 1))}):
+        if count > budget:
+            continue
+        counts = [count] + _grid_counts(sizes[1:], budget // count)
+        product = int(np.prod(counts, dtype=np.int64))
+        if best_product < product <= budget:
+            best, best_product = counts, product
+    return best
 
 
 def _jsonable(obj):

@@ -133,12 +133,11 @@ def histogram_peaks(values: np.ndarray) -> List[HistogramPeak]:
     if idx.size == 0:
         return []
     _w, _h, left, right = peak_widths(smooth, idx, rel_height=0.5)
-    v_sorted = np.sort(v)
     out = []
     for a, b in zip(left, right):
         x_lo = float(edges[0] + (a + 0.5) * width)
         x_hi = float(edges[0] + (b + 0.5) * width)
-        n = np.searchsorted(v_sorted, x_hi, side="right") - np.searchsorted(v_sorted, x_lo, side="left")
+        n = np.count_nonzero((v >= x_lo) & (v <= x_hi))  # a pass per peak: no sort of the whole sample
         share = float(n) / v.size
         if share >= MAJOR_PEAK_SHARE:
             out.append(HistogramPeak((x_lo + x_hi) / 2.0, x_lo, x_hi, share))

@@ -11,7 +11,7 @@ import warnings
 from typing import Optional, Tuple
 import numpy as np
 from ..errors import MeasurementError, ParaspinalFatWarning
-from .base import image_sample
+from .base import bounded_sample
 
 
 __all__ = ['PDFF_SCALES', 'MIN_IMAGE_P995_PCT', 'ROI_MEAN_MAX_PCT', 'ROI_HIGH_VOXEL_PCT', 'ROI_HIGH_VOXEL_SHARE',
@@ -45,8 +45,9 @@ ROI_MIN_VOXELS = 20
 
 
 def _robust_range(image: np.ndarray) -> Tuple[float, float]:
-    """0.5th and 99.5th percentiles of the finite voxels of a strided subsample."""
-    sample = image_sample(image)
+    """0.5th and 99.5th percentiles of the finite voxels (of the whole image up to 1 M voxels, else of a
+    deterministic sample of about 1 M voxels: :func:`.base.bounded_sample`)."""
+    sample = bounded_sample(image)
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         raise MeasurementError("the PDFF image has no finite voxel")
@@ -59,7 +60,9 @@ def detect_pdff_scale(image: np.ndarray, declared: Optional[str] = None, source:
     """Detect (or check a declared) PDFF storage scale.
 
     The robust maximum (99.5th percentile of finite voxels over the whole image,
-    which normally contains subcutaneous fat near full scale) decides: <= 1.5 ->
+    which normally contains subcutaneous fat near full scale; images above 1 M
+    voxels are judged on an evenly spread sample of about 1 M voxels,
+    :func:`~.base.bounded_sample`) decides: <= 1.5 ->
     ``0-1``; <= 150 -> ``0-100``; <= 1500 -> ``0-1000``.  A declared scale is
     checked against the same bounds.  A detected scale is always reported with a
     :class:`ParaspinalFatWarning`: a 0-1000 map of fat-poor tissue (no

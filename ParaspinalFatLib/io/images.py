@@ -222,29 +222,34 @@ class _ImageBuffer:
         self.__array_interface__ = dict(view.__array_interface__)
 
 
-def image_array(img: sitk.Image) -> np.ndarray:
+def image_array(img: sitk.Image, keep_integers: bool = False) -> np.ndarray:
     """Voxel array ``[k, j, i]`` of ``img``; integer types are kept exact, floats untouched.
 
     Float maps are never cast to integers and are not copied: the array is a
     read-only view that keeps ``img`` alive (safe after ``img`` goes out of
     scope).  Integer images are returned as float64 copies so that means/SDs
-    are computed in floating point.
+    are computed in floating point -- unless ``keep_integers``, which returns
+    them as a read-only view in their own type too (the measurement converts
+    only the voxels it gathers: an int16 CT as float64 would take 4x its size).
 
     Parameters
     ----------
     img : SimpleITK.Image
         Scalar image (as returned by :func:`read_image`).
+    keep_integers : bool, optional
+        Return integer images as a read-only zero-copy view in their own type.
 
     Returns
     -------
     numpy.ndarray
         Array of shape ``(size_k, size_j, size_i)`` (numpy ``[k, j, i]``
         order, i.e. ``Geometry.shape``), in the image's own units (no
-        rescaling).  Float32/float64 images: a read-only zero-copy view with
-        the image's dtype.  Integer images: a writeable float64 copy.
+        rescaling).  Float32/float64 images (and integer images with
+        ``keep_integers``): a read-only zero-copy view with the image's dtype.
+        Integer images otherwise: a writeable float64 copy.
     """
     view = np.asarray(_ImageBuffer(img))
-    if np.issubdtype(view.dtype, np.floating):
+    if keep_integers or np.issubdtype(view.dtype, np.floating):
         view.flags.writeable = False
         return view
     return view.astype(np.float64)

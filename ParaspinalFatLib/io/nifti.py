@@ -38,7 +38,8 @@ from ..errors import InputError, ParaspinalFatWarning
 from ..geometry import Geometry, axis_shear
 
 
-__all__ = ['is_nifti_file', 'check_nifti_complete', 'read_image_file', 'NiftiSpatialHeader',
+__all__ = ['is_nifti_file', 'check_nifti_complete', 'gzip_trailer_proves_size', 'read_image_file',
+           'NiftiSpatialHeader',
            'ShearedGrid', 'nifti_spatial_header', 'nifti_true_geometry', 'nifti_header_file']
 
 def nifti_header_facts(head: bytes, p: Path) -> Tuple[str, int, int, int, bool]:
@@ -209,15 +210,91 @@ def is_nifti_file(path) -> bool:
     return looks_like_nifti_header(head[:8], head)
 
 
+#: Smallest possible gzip member: 10-byte header, 2-byte empty deflate stream, 8-byte trailer.
+_GZIP_MIN_MEMBER = 20
+
+
+def gzip_trailer_proves_size(path, expected: int) -> bool:
+    """Whether the gzip trailer of a file proves it decompresses to ``expected`` bytes.
+
+    Reads only the last 4 bytes of the file: the ``ISIZE`` field of the gzip
+    trailer (RFC 1952, section 2.3.1), the uncompressed size of the last
+    member modulo ``2**32``, little-endian.  ``True`` only when that field
+    equals ``expected`` and ``0 < expected < 2**32``; ``False`` means "cannot
+    tell" (the caller then decompresses the file), never "truncated".
+
+    Why a match proves the file complete, without decompressing it:
+
+    * A complete single-member file ends with its trailer, whose ``ISIZE`` is
+      its uncompressed size: it matches exactly when the file holds
+      ``expected`` bytes.  (``expected`` must be below ``2**32``: above, a file
+      missing a multiple of 4 GiB would match too.)
+    * A file cut **exactly at a member boundary** (multi-member gzip:
+      ``pigz --independent``, BGZF, concatenated ``.gz``) ends with the complete
+      trailer of its last whole member, whose ``ISIZE`` is that member's own
+      size ``s``.  When data is missing, ``s`` is at most the bytes present,
+      which are fewer than ``expected``, so ``s < expected < 2**32`` and the
+      field cannot match: such a cut is never accepted.
+    * A file cut **anywhere else** (inside the compressed data, inside a
+      member's header or trailer) ends with 4 bytes that are not an ``ISIZE``
+      field: Huffman-coded data or header bytes, which match a given 32-bit
+      value with probability about ``2**-32``.  (Inside a *stored* deflate
+      block, used for incompressible data, they are raw voxel bytes; matching
+      needs four consecutive bytes of such noise-like data to spell the file's
+      size, equally improbable.)
+    * A complete multi-member file (last member smaller than the whole),
+      trailing zero padding or trailing garbage does not match: the caller's
+      full decompression then decides, as before.
+
+    Damage that keeps the length (a flipped bit in the compressed data or in
+    the CRC) is not detected here: SimpleITK's own reader (zlib) verifies the
+    CRC and raises on it, unlike truncation, which it zero-fills silently.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A gzip file.
+    expected : int
+        The uncompressed size the file must have (for a NIfTI file:
+        ``vox_offset`` plus the voxel bytes declared by its header).
+
+    Returns
+    -------
+    bool
+        ``True`` when the trailer proves the size; ``False`` when it cannot
+        decide (no match, ``expected`` outside ``1 .. 2**32 - 1``, file shorter
+        than a gzip member).
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    """
+    if not 0 < int(expected) < 1 << 32:
+        return False
+    with open(os.fspath(path), "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() < _GZIP_MIN_MEMBER:
+            return False
+        f.seek(-4, os.SEEK_END)
+        isize = struct.unpack("<I", f.read(4))[0]
+    return isize == int(expected)
+
+
 def check_nifti_complete(path) -> None:
     """Refuse a truncated or damaged NIfTI file, which SimpleITK would read silently.
 
     Raise InputError when a single-file NIfTI holds fewer voxel bytes than declared,
     or its gzip stream is truncated/corrupt.  SimpleITK reads such files without
     an error and fills the missing voxels with zeros.  The header is parsed from
-    the (decompressed) file bytes and the voxel bytes are counted; a gzip file is
-    decompressed to the end, which also verifies its CRC.  For a ``.hdr``/``.img``
-    pair only the header is checked (SimpleITK checks the ``.img`` size itself).
+    the (decompressed) file bytes and the voxel bytes are counted.  A gzip file
+    whose trailer proves it holds exactly the declared bytes
+    (:func:`gzip_trailer_proves_size`: last 4 bytes, no decompression) is
+    accepted at once; any other gzip file (multi-member, 4 GiB or more, extra
+    or trailing bytes) is decompressed to the end, which also verifies its CRC.
+    (SimpleITK verifies the CRC itself when it reads the file.)  For a
+    ``.hdr``/``.img`` pair only the header is checked (SimpleITK checks the
+    ``.img`` size itself).
 
     Parameters
     ----------
@@ -240,6 +317,8 @@ def check_nifti_complete(path) -> None:
             _, _, vox_offset, nbytes, single = nifti_header_facts(head, p)
             if not single:
                 return  # .hdr/.img pair: SimpleITK checks the .img itself
+            if gz and gzip_trailer_proves_size(p, vox_offset + nbytes):
+                return
             if gz:
                 total = len(head)
                 while True:

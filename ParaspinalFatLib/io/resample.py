@@ -4,13 +4,15 @@ Segmentations are often stored on their own grid (cropped, another resolution,
 or the grid of another series of the same frame of reference).
 :func:`resample_to_grid` maps every layer onto a target grid in physical (LPS)
 space with nearest-neighbour sampling, warns when segment voxels are lost and
-refuses a segmentation that does not overlap the target at all.
+refuses a segmentation that does not overlap the target at all.  A segmentation
+cropped from the target grid (:func:`crop_offset`) is pasted at its offset,
+which gives the same voxels as the resampling.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 import numpy as np
 from ..errors import InputError
 from ..geometry import Geometry
@@ -20,7 +22,7 @@ from ..errors import SegmentationWarning
 from .file_notes import caller_stacklevel
 
 
-__all__ = ['resample_to_grid']
+__all__ = ['resample_to_grid', 'crop_offset', 'CROP_TOLERANCE_VOXELS']
 
 def resample_to_grid(segmentation: Segmentation, geometry: Geometry) -> Segmentation:
     """Resample every layer onto another voxel grid (nearest neighbour).
@@ -28,7 +30,11 @@ def resample_to_grid(segmentation: Segmentation, geometry: Geometry) -> Segmenta
     Each target voxel takes the label of the source voxel whose centre is
     nearest in physical (LPS) space (SimpleITK ``ResampleImageFilter`` with
     ``sitkNearestNeighbor``); target voxels outside the source grid get 0.
-    The integer voxel type is kept.
+    The integer voxel type is kept.  When the source grid is the target grid
+    cropped (or extended) by a whole number of voxels (:func:`crop_offset`:
+    same axes, directions and spacing), the layers are pasted at that offset
+    instead, clipping what falls outside: the same voxels, without resampling
+    the whole target grid.
 
     Parameters
     ----------
@@ -65,10 +71,108 @@ def resample_to_grid(segmentation: Segmentation, geometry: Geometry) -> Segmenta
     layers = segmentation.layers
     if src.same_grid(geometry):
         return segmentation
-    import SimpleITK as sitk  # runtime dependency
-
     dtype = compact_dtype(layers)
     out = np.zeros((layers.shape[0],) + tuple(geometry.shape), dtype=dtype)
+    offset = crop_offset(src, geometry)
+    if offset is not None:
+        had_voxels, all_inside = _paste(layers, offset, out)
+    else:
+        had_voxels, all_inside = _resample_layers(layers, src, geometry, out), False
+    if had_voxels and not out.any():
+        raise InputError(
+            f"{segmentation.source}: segmentation does not overlap the image: the segmentation "
+            f"grid covers {_extent_text(src)} but the image covers {_extent_text(geometry)} "
+            "(LPS mm). Check that both files belong to the same scan (same frame of reference); "
+            "a lost origin or an RAS/LPS mix-up in one of them moves it away."
+        )
+    if had_voxels and not all_inside:
+        _warn_outside(segmentation, geometry)
+    new = segmentation.with_layers(out, geometry)
+    new.metadata = dict(segmentation.metadata)
+    new.metadata["resampled_from"] = src.describe()
+    return new
+
+
+#: Largest deviation (voxels) of a grid mapping from an integer shift that still counts as a
+#: shift.  Nearest-neighbour sampling rounds at 0.5 voxel, so any mapping within this of the
+#: shift samples exactly the shifted voxels.
+CROP_TOLERANCE_VOXELS = 1e-2
+
+
+def crop_offset(source: Geometry, target: Geometry) -> Optional[Tuple[int, int, int]]:
+    """The integer voxel shift from ``target`` to ``source`` when one grid is the other cropped.
+
+    The source grid is a crop (or an extension) of the target grid when every
+    target voxel index ``t`` maps (through physical space) to the source
+    continuous index ``t + offset`` for one integer ``offset``: same axis order
+    and directions (no flip, no permutation), same spacing, origins a whole
+    number of voxels apart.  The mapping is checked at the eight corners of
+    the target grid (it is affine, so the corners bound it) against
+    :data:`CROP_TOLERANCE_VOXELS`; the source may extend beyond the target on
+    any side.  Nearest-neighbour resampling onto ``target`` is then the same as
+    pasting the source at ``-offset`` (see :func:`resample_to_grid`).
+
+    Parameters
+    ----------
+    source : Geometry
+        Grid of the segmentation.
+    target : Geometry
+        Grid to move it onto.
+
+    Returns
+    -------
+    tuple of 3 int or None
+        ``(di, dj, dk)``: the source index of target voxel ``(0, 0, 0)``
+        (ITK order i, j, k); ``None`` when the grids are not shifted copies of
+        each other (a flip, rotation, other spacing or a sub-voxel shift).
+    """
+    try:
+        m = np.linalg.inv(source.ijk_to_lps) @ target.ijk_to_lps  # target ijk -> source ijk
+    except np.linalg.LinAlgError:
+        return None
+    if not np.all(np.isfinite(m)):
+        return None
+    shift = np.rint(m[:3, 3])
+    hi = np.asarray(target.size, dtype=float) - 1.0
+    corners = np.array([[a, b, c] for a in (0.0, hi[0]) for b in (0.0, hi[1])
+                        for c in (0.0, hi[2])])
+    deviation = corners @ (m[:3, :3] - np.eye(3)).T + (m[:3, 3] - shift)
+    if float(np.abs(deviation).max()) > CROP_TOLERANCE_VOXELS:
+        return None
+    return (int(shift[0]), int(shift[1]), int(shift[2]))
+
+
+def _paste(layers: np.ndarray, offset: Tuple[int, int, int], out: np.ndarray) -> Tuple[bool, bool]:
+    """Copy the source layers into ``out`` (zeros) shifted by ``-offset``, clipping.
+
+    Returns (any labelled voxel in the source, whole source grid inside the target).
+    """
+    src_slices, dst_slices = [], []
+    all_inside = True
+    # numpy axes (k, j, i) against ITK offsets (i, j, k)
+    for n_src, n_dst, d in zip(layers.shape[1:], out.shape[1:], offset[::-1]):
+        lo, hi = max(0, -d), min(n_dst, n_src - d)  # target range whose source index t + d exists
+        all_inside = all_inside and d <= 0 and n_src - d <= n_dst
+        if hi <= lo:
+            return bool(layers.any()), False
+        dst_slices.append(slice(lo, hi))
+        src_slices.append(slice(lo + d, hi + d))
+    had_voxels = False
+    for li in range(layers.shape[0]):
+        layer = layers[li]
+        if not layer.any():
+            continue
+        had_voxels = True
+        out[(li,) + tuple(dst_slices)] = layer[tuple(src_slices)]
+    return had_voxels, all_inside
+
+
+def _resample_layers(layers: np.ndarray, src: Geometry, geometry: Geometry,
+                     out: np.ndarray) -> bool:
+    """Nearest-neighbour resampling of every non-empty layer into ``out``; any labelled voxel."""
+    import SimpleITK as sitk  # runtime dependency
+
+    dtype = out.dtype
     had_voxels = False
     for li in range(layers.shape[0]):
         layer = layers[li]
@@ -86,19 +190,7 @@ def resample_to_grid(segmentation: Segmentation, geometry: Geometry) -> Segmenta
         res.SetDefaultPixelValue(0)
         res.SetOutputPixelType(img.GetPixelID())
         out[li] = sitk.GetArrayFromImage(res.Execute(img))
-    if had_voxels and not out.any():
-        raise InputError(
-            f"{segmentation.source}: segmentation does not overlap the image: the segmentation "
-            f"grid covers {_extent_text(src)} but the image covers {_extent_text(geometry)} "
-            "(LPS mm). Check that both files belong to the same scan (same frame of reference); "
-            "a lost origin or an RAS/LPS mix-up in one of them moves it away."
-        )
-    if had_voxels:
-        _warn_outside(segmentation, geometry)
-    new = segmentation.with_layers(out, geometry)
-    new.metadata = dict(segmentation.metadata)
-    new.metadata["resampled_from"] = src.describe()
-    return new
+    return had_voxels
 
 
 # ============================================================================ helpers

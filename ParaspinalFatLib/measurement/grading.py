@@ -57,7 +57,7 @@ from ..errors import InputError
 from ..anatomy.level_names import level_sort_key
 from ..schemas import LOWER_LUMBAR_LABEL, LOWER_LUMBAR_LEVELS
 from ..validation import as_float_array, require_columns
-from .summary import join_warnings, labelled_row_warnings
+from .summary import labelled_row_warnings
 
 
 __all__ = ['GOUTALLIER_CUTOFFS', 'KJAER_CUTOFFS', 'GRADE_SOURCES', 'ALL_LEVELS_LABEL', 'GRADE_SUMMARY_COLUMNS', 'check_cutoffs', 'goutallier_grade', 'kjaer_grade', 'add_grades', 'grade_summary']
@@ -352,57 +352,73 @@ def grade_summary(
     _require_level_columns(levels, ("subject", "muscle", "side", "level", "csa_mm2"), "grade_summary")
     pct, src = _grade_input(levels, source)
     area = _finite_area(levels)
-    keys = ["subject", "muscle", "level"]
-    work = pd.DataFrame({
-        "subject": levels["subject"].to_numpy(dtype=object),
-        "muscle": levels["muscle"].to_numpy(dtype=object),
-        "level": levels["level"].to_numpy(dtype=object),
-        "side": _side_labels(levels["side"]),
-        "pct": pct,
-        "src": src,
-        "ok": np.isfinite(pct),
-        "pw": pct * area,
-        "area": area,
-        "area_ok": np.isfinite(area) & (area >= 0),
-        "warn": labelled_row_warnings(levels),
-    })
+    subject = levels["subject"].to_numpy(dtype=object)
+    muscle = levels["muscle"].to_numpy(dtype=object)
+    level = levels["level"].to_numpy(dtype=object)
+    side = _side_labels(levels["side"])
+    codes = [_codes(subject), _codes(muscle), _codes(level)]
+    warn = labelled_row_warnings(levels)
+    with np.errstate(invalid="ignore", over="ignore"):
+        pw = pct * area
+    rows = _Rows(pct=pct, src=_codes(src), src_label=src, ok=np.isfinite(pct), pw=pw, area=area,
+                 area_ok=np.isfinite(area) & (area >= 0), warn=warn)
 
-    per_side = _pool(work, keys + ["side"])
-    lr = work[work["side"].isin(["left", "right"])]
-    combined = _pool(lr, keys)
-    combined = combined[combined["n_sides"].to_numpy() == 2].copy()
-    combined["side"] = "combined"
-    level_rows = pd.concat([per_side.reset_index(), combined.reset_index()], ignore_index=True)
-    for column, grade in _grades(scales, level_rows["grade_fat_pct"]).items():
-        level_rows[column] = grade
-    level_rows["n_levels"] = np.isfinite(level_rows[_GOUTALLIER.column].to_numpy(dtype=float)).astype(int)
+    # level rows: each side pooled, then left + right pooled where both were measured
+    side_codes = _codes(side)
+    per_side, per_side_rows = _pool(rows, codes + [side_codes], np.arange(len(levels)))
+    lr = np.flatnonzero((side == "left") | (side == "right"))
+    combined, combined_rows = _pool(rows, codes + [side_codes], lr, by_side=False)
+    two_sides = combined["n_sides"] == 2
+    first = np.r_[per_side_rows, combined_rows[two_sides]]  # a row of the table behind each level row
+    lv_side = np.r_[side[per_side_rows], np.full(int(two_sides.sum()), "combined", dtype=object)].astype(object)
+    lv_pct = np.r_[per_side["grade_fat_pct"], combined["grade_fat_pct"][two_sides]]
+    lv_source = np.r_[per_side["grade_source"], combined["grade_source"][two_sides]].astype(object)
+    lv_warn = per_side["warnings"] + [w for w, keep in zip(combined["warnings"], two_sides) if keep]
+    lv_grades = _grades(scales, lv_pct)
+    lv_n = np.isfinite(lv_grades[_GOUTALLIER.column]).astype(int)
 
-    def level_mean(rows: pd.DataFrame, label: str, need: Optional[int]) -> pd.DataFrame:
-        g = rows.groupby(["subject", "muscle", "side"], sort=False, dropna=False)
-        m = g.agg(**{c: (c, "mean") for c in _GRADE_COLUMNS},
-                  n_levels=(_GOUTALLIER.column, "count"), warnings=("warnings", join_warnings)).reset_index()
-        if need is not None:
-            m.loc[m["n_levels"] < need, _GRADE_COLUMNS] = np.nan
-        m["level"] = label
-        m["grade_fat_pct"] = np.nan
-        m["grade_source"] = ""
-        return m
+    # per subject x muscle x side: mean grades over all levels and over L3/4-L5/S1
+    lv_side_codes = _codes(lv_side)
+    lv_level = level[first]
+    level_rows = _LevelRows(first=first, subject=codes[0][first], muscle=codes[1][first], side=lv_side,
+                            side_code=lv_side_codes, grades=lv_grades, warn=np.array(lv_warn, dtype=object))
+    mean_parts = [_level_mean(level_rows, np.arange(len(first)), None)]
+    in_lower = np.array([isinstance(lv, str) and lv in LOWER_LUMBAR_LEVELS for lv in lv_level.tolist()], dtype=bool)
+    if in_lower.any():
+        mean_parts.append(_level_mean(level_rows, np.flatnonzero(in_lower), len(LOWER_LUMBAR_LEVELS)))
+    labels = [ALL_LEVELS_LABEL, LOWER_LUMBAR_LABEL]
+    row_of = first.tolist() + [r for m in mean_parts for r in m["row"].tolist()]
+    out_level = lv_level.tolist() + [labels[k] for k, m in enumerate(mean_parts) for _ in range(len(m["row"]))]
+    out_side = lv_side.tolist() + [x for m in mean_parts for x in m["side"].tolist()]
+    n_mean = sum(len(m["row"]) for m in mean_parts)
+    nan_mean = np.full(n_mean, np.nan)
+    out_pct = np.r_[lv_pct, nan_mean]
+    out_source = lv_source.tolist() + [""] * n_mean
+    out_grades = {c: np.r_[lv_grades[c], np.concatenate([m[c] for m in mean_parts])] for c in _GRADE_COLUMNS}
+    out_n = np.r_[lv_n, np.concatenate([m["n_levels"] for m in mean_parts])].astype(int)
+    out_warn = lv_warn + [w for m in mean_parts for w in m["warnings"]]
 
-    parts = [level_rows, level_mean(level_rows, ALL_LEVELS_LABEL, None)]
-    lower = level_rows[level_rows["level"].isin(list(LOWER_LUMBAR_LEVELS))]
-    if len(lower):
-        parts.append(level_mean(lower, LOWER_LUMBAR_LABEL, len(LOWER_LUMBAR_LEVELS)))
-    out = pd.concat([p[GRADE_SUMMARY_COLUMNS] for p in parts], ignore_index=True)
-
-    measured = [lv for lv in pd.unique(level_rows["level"]) if not _is_missing(lv)]
+    # order: subject, muscle, level (cranial to caudal, no level, the two means), side
+    measured = [lv for lv in pd.unique(lv_level) if not _is_missing(lv)]
     rank = {lv: i for i, lv in enumerate(sorted(measured, key=_level_key))}
     missing_rank = len(measured)  # rows without a level: after the levels, before the means
     rank[ALL_LEVELS_LABEL] = missing_rank + 1
     rank[LOWER_LUMBAR_LABEL] = missing_rank + 2
-    out["_lrank"] = [missing_rank if _is_missing(lv) else rank[lv] for lv in out["level"]]
-    out["_srank"] = [_SIDE_ORDER.get(s, len(_SIDE_ORDER)) for s in out["side"]]
-    out = out.sort_values(["subject", "muscle", "_lrank", "_srank"], kind="mergesort")
-    out = out.drop(columns=["_lrank", "_srank"]).reset_index(drop=True)
+    lrank = np.array([missing_rank if _is_missing(lv) else rank[lv] for lv in out_level], dtype=np.int64)
+    srank = np.array([_SIDE_ORDER.get(x, len(_SIDE_ORDER)) for x in out_side], dtype=np.int64)
+    row_of = np.array(row_of, dtype=np.int64)
+    order = np.lexsort((srank, lrank, _sort_codes(levels["muscle"])[row_of], _sort_codes(levels["subject"])[row_of]))
+    order_l = order.tolist()
+    subj_l, mus_l = subject[row_of[order]].tolist(), muscle[row_of[order]].tolist()
+    columns = [subj_l, mus_l, [out_level[i] for i in order_l], [out_side[i] for i in order_l],
+               out_pct[order].tolist(), [out_source[i] for i in order_l],
+               out_grades[_GOUTALLIER.column][order].tolist(), out_grades[_KJAER.column][order].tolist(),
+               out_n[order].tolist(), [out_warn[i] for i in order_l]]
+    out = pd.DataFrame.from_records(list(zip(*columns)), columns=GRADE_SUMMARY_COLUMNS)
+    if len(out) and not measured:  # no level at all: the dtype the former concatenation gave
+        out["level"] = out["level"].astype(object)
+    if len(out) and not len(lr):
+        out = _as_concatenated_with_no_pairs(out, {"subject": subject, "muscle": muscle, "level": level})
     for col in ["grade_fat_pct"] + _GRADE_COLUMNS:
         out[col] = out[col].astype(float)
     out["n_levels"] = out["n_levels"].astype(int)
@@ -572,34 +588,171 @@ def _side_labels(side: pd.Series) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
-def _pool(work: pd.DataFrame, keys: List[str]) -> pd.DataFrame:
+class _Rows(NamedTuple):
+    """Per row of the per-level table: what :func:`_pool` pools."""
+
+    pct: np.ndarray       # fat % graded (NaN: none)
+    src: np.ndarray       # code of its source label
+    src_label: np.ndarray  # the source label
+    ok: np.ndarray        # pct is finite
+    pw: np.ndarray        # pct x area
+    area: np.ndarray      # the area pct refers to
+    area_ok: np.ndarray   # area finite and >= 0
+    warn: np.ndarray      # labelled row warnings
+
+
+def _codes(values: Any) -> np.ndarray:
+    """Group codes of ``values`` as ``groupby(dropna=False)`` groups them (missing values one group)."""
+    return pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)[0]
+
+
+def _sort_codes(values: pd.Series) -> np.ndarray:
+    """Codes ordering ``values`` as ``sort_values`` does (missing values last)."""
+    codes, uniques = pd.factorize(values, sort=True)
+    return np.where(codes < 0, len(uniques), codes)
+
+
+def _groups(keys: List[np.ndarray], rows: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Group of each of ``rows`` by the codes ``keys``, numbered in order of first appearance.
+
+    Returns the group number of each row and the groups' first rows.
+    """
+    combined = np.zeros(len(rows), dtype=np.int64)
+    for k in keys:
+        c = k[rows]
+        combined = pd.factorize(combined * (int(c.max()) + 1 if len(c) else 1) + c)[0]  # stays < len(rows)
+    group = combined
+    first = np.full(int(group.max()) + 1 if len(group) else 0, len(rows), dtype=np.int64)
+    np.minimum.at(first, group, np.arange(len(rows)))
+    return group, rows[first]
+
+
+def _group_sums(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """NaN-skipping sum per group, bit for bit as pandas' ``groupby().sum()`` gives it.
+
+    ``group`` numbers the groups in order of first appearance.  Up to two
+    values per group the compensated sum pandas uses is the plain sum; when a
+    group is bigger (rare: three ROIs of one muscle and side) pandas sums
+    them all, as the same rows (its result depends on their layout).
+    """
+    size = np.bincount(group, minlength=n_groups)
+    if (size > 2).any():
+        return pd.Series(values).groupby(group, sort=False).sum().to_numpy(dtype=float)
+    out = np.zeros(n_groups)
+    np.add.at(out, group, np.where(np.isnan(values), 0.0, values))  # in row order: (0 + a) + b
+    return out
+
+
+def _join_by_group(group: np.ndarray, warn: np.ndarray, n_groups: int) -> List[str]:
+    """:func:`join_warnings` of the rows of each group, in row order."""
+    texts: Dict[int, List[str]] = {}
+    for i in np.flatnonzero(warn != "").tolist():
+        seen = texts.setdefault(int(group[i]), [])
+        if warn[i] not in seen:
+            seen.append(warn[i])
+    return ["; ".join(texts[g]) if g in texts else "" for g in range(n_groups)]
+
+
+def _pool(rows: _Rows, keys: List[np.ndarray], which: np.ndarray, by_side: bool = True):
     """Fat % of the ROIs of each group read as one ROI (area-weighted).
 
-    NaN when any ROI of the group is ungraded, when sources differ
-    (``grade_source = "mixed"``) or, for several ROIs, when an area is missing.
+    Groups are the rows ``which`` of the table with equal ``keys`` (subject,
+    muscle, level and side; without the side unless ``by_side``), in order
+    of first appearance.  NaN when any ROI of the group is ungraded, when
+    sources differ (``grade_source = "mixed"``) or, for several ROIs, when an
+    area is missing.  Returns the per-group columns and each group's first row.
     """
-    g = work.groupby(keys, sort=False, dropna=False)
-    agg = g.agg(
-        n=("pct", "size"), n_ok=("ok", "sum"), n_src=("src", "nunique"),
-        first=("pct", "first"), src=("src", "first"),
-        pw=("pw", "sum"), w=("area", "sum"), w_ok=("area_ok", "all"), n_sides=("side", "nunique"),
-        warnings=("warn", join_warnings),
-    )
-    n = agg["n"].to_numpy()
-    all_ok = (agg["n_ok"].to_numpy() == n)
-    mixed = all_ok & (agg["n_src"].to_numpy() > 1)
-    w = agg["w"].to_numpy(dtype=float)
-    weighted_ok = agg["w_ok"].to_numpy(dtype=bool) & (w > 0)
+    group, first = _groups(keys if by_side else keys[:3], which)
+    n_groups = len(first)
+    n = np.bincount(group, minlength=n_groups)
+    n_ok = np.bincount(group, weights=rows.ok[which], minlength=n_groups)
+    all_ok = n_ok == n
+    src = rows.src[which]
+    src_lo = np.full(n_groups, np.iinfo(np.int64).max, dtype=np.int64)
+    src_hi = np.full(n_groups, -1, dtype=np.int64)
+    np.minimum.at(src_lo, group, src)
+    np.maximum.at(src_hi, group, src)
+    mixed = all_ok & (src_hi > src_lo)
+    w = _group_sums(rows.area[which], group, n_groups)
+    pw = _group_sums(rows.pw[which], group, n_groups)
+    area_bad = np.bincount(group, weights=~rows.area_ok[which], minlength=n_groups) > 0
+    weighted_ok = ~area_bad & (w > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        weighted = agg["pw"].to_numpy(dtype=float) / w
-    value = np.where(n == 1, agg["first"].to_numpy(dtype=float), np.where(weighted_ok, weighted, np.nan))
+        weighted = pw / w
+    value = np.where(n == 1, rows.pct[first], np.where(weighted_ok, weighted, np.nan))
     value = np.where(all_ok & ~mixed, value, np.nan)
-    source = np.where(mixed, "mixed", np.where(all_ok, agg["src"].to_numpy(dtype=object), ""))
-    return pd.DataFrame(
-        {"grade_fat_pct": value, "grade_source": source.astype(object), "n_sides": agg["n_sides"].to_numpy(),
-         "warnings": agg["warnings"].to_numpy(dtype=object)},
-        index=agg.index,
-    )
+    source = np.where(mixed, "mixed", np.where(all_ok, rows.src_label[first], ""))
+    side_codes = keys[3][which]
+    sides_lo = np.full(n_groups, np.iinfo(np.int64).max, dtype=np.int64)
+    sides_hi = np.full(n_groups, -1, dtype=np.int64)
+    np.minimum.at(sides_lo, group, side_codes)
+    np.maximum.at(sides_hi, group, side_codes)
+    return {
+        "grade_fat_pct": value, "grade_source": source.astype(object),
+        "n_sides": np.where(sides_hi > sides_lo, 2, 1),  # only read for left/right pools
+        "warnings": _join_by_group(group, rows.warn[which], n_groups),
+    }, first
+
+
+class _LevelRows(NamedTuple):
+    """The level rows of :func:`grade_summary` (per subject x muscle x level x side)."""
+
+    first: np.ndarray      # a table row behind each (its subject, muscle and level)
+    subject: np.ndarray    # group codes of the subject
+    muscle: np.ndarray     # group codes of the muscle
+    side: np.ndarray       # side label (with "combined")
+    side_code: np.ndarray  # its group code
+    grades: Dict[str, np.ndarray]
+    warn: np.ndarray
+
+
+def _level_mean(lv: _LevelRows, which: np.ndarray, need: Optional[int]) -> Dict[str, Any]:
+    """Mean grades of the level rows ``which`` per subject x muscle x side (first appearance order).
+
+    The grades are small integers, so their sums are exact in any order and
+    equal pandas' ``groupby().mean()``.  With ``need``, a mean over fewer
+    graded levels is NaN.
+    """
+    group, first = _groups([lv.subject, lv.muscle, lv.side_code], which)
+    n_groups = len(first)
+    out: Dict[str, Any] = {}
+    for column in _GRADE_COLUMNS:
+        x = lv.grades[column][which]
+        have = ~np.isnan(x)
+        count = np.bincount(group, weights=have, minlength=n_groups)
+        total = np.bincount(group, weights=np.where(have, x, 0.0), minlength=n_groups)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[column] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        if column == _GOUTALLIER.column:
+            out["n_levels"] = count.astype(np.int64)
+    if need is not None:
+        for column in _GRADE_COLUMNS:
+            out[column] = np.where(out["n_levels"] < need, np.nan, out[column])
+    out["row"] = lv.first[first]
+    out["side"] = lv.side[first]
+    out["warnings"] = _join_by_group(group, lv.warn[which], n_groups)
+    return out
+
+
+def _as_concatenated_with_no_pairs(out: pd.DataFrame, keys: Dict[str, np.ndarray]) -> pd.DataFrame:
+    """``out`` with the column dtypes it has when an empty frame of left + right pools is concatenated to it.
+
+    The table of :func:`grade_summary` always had these dtypes when no row
+    has a left or right side (e.g. object, not int64, subjects); kept so that
+    its dtypes do not change.
+    """
+    import warnings
+
+    empty = {c: pd.DataFrame({c: v})[c].iloc[:0] for c, v in keys.items()}  # dtypes of the key columns
+    side = pd.DataFrame(index=pd.RangeIndex(0))
+    side["side"] = "combined"
+    empty["side"] = side["side"]
+    for c in ("grade_source", "warnings"):
+        empty[c] = pd.Series([], dtype=object)
+    template = pd.DataFrame({c: empty[c] if c in empty else out[c].iloc[:0] for c in out.columns})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # pandas < 3: empty entries in a concatenation
+        return pd.concat([out, template], ignore_index=True)
 
 
 def _is_missing(value: Any) -> bool:

@@ -437,8 +437,8 @@ def _read_pair(image, opts: MeasureOptions):
         w_img = read_image(opts.water, role="water image")
         check_same_grid(geometry, Geometry.from_sitk(w_img), f"fat image {_name(image)}",
                                  f"water image {_name(opts.water)}", assume_same_grid=opts.assume_same_grid)
-        water = image_array(w_img)
-    return image, img, geometry, image_array(img), water
+        water = image_array(w_img, keep_integers=True)
+    return image, img, geometry, image_array(img, keep_integers=True), water
 
 
 def _read_segmentation(segmentation, geometry: Geometry, image, opts: MeasureOptions) -> Segmentation:

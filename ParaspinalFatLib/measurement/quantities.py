@@ -12,9 +12,10 @@ from every statistic and counted in ``n_nan``.
 
 from __future__ import annotations
 
-from typing import Dict, Optional
-import numpy as np
 from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
 from ..composition.base import FAT, LEAN, UNDEFINED, CompositionMethod, GroupContext
 from .voxels import RoiVoxels
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 from ..anatomy.level_names import level_sort_key
@@ -52,41 +52,11 @@ def summarize(levels: pd.DataFrame, wide: bool = False, metrics: Optional[Sequen
         its ``warnings`` column joins the warnings of all the subject's rows).
     """
     side = levels["side"].astype(object)
-    levels = levels.assign(side=side.where(side.notna(), "").astype(str),  # "" comes back from a CSV as NaN
-                           _warn=labelled_row_warnings(levels))
+    side = side.where(side.notna(), "").astype(str).to_numpy(dtype=object)  # "" comes back from a CSV as NaN
+    warn = labelled_row_warnings(levels)
     if metrics is None:
         metrics = [m for m in SUMMARY_METRICS if m in levels and levels[m].notna().any()]
-    unit_of = {
-        "csa_mm2": "mm2", "fat_csa_mm2": "mm2", "lean_csa_mm2": "mm2", "fat_area_ratio": "fraction",
-        "fat_fraction_pct": "%",
-    }
-    recs = []
-    for (subject, muscle), grp in levels.groupby(["subject", "muscle"], sort=True):
-        level_names = sorted(set(grp["level"]), key=level_sort_key)
-        for metric in metrics:
-            unit = unit_of.get(metric) or (grp["unit"].iloc[0] if "unit" in grp else "")
-            per_level = {}
-            for level in level_names:
-                sub = grp[grp["level"] == level]
-                left = _side_value(sub, "left", metric)
-                right = _side_value(sub, "right", metric)
-                both = _side_value(sub, "", metric)
-                per_level[level] = (left, right, both)
-                recs.append(_summary_record(subject, muscle, level, metric, unit, left, right, both, 1,
-                                            join_warnings(sub["_warn"])))
-            have = [lv for lv in LOWER_LUMBAR_LEVELS if lv in per_level]
-            if have:
-                if len(have) == len(LOWER_LUMBAR_LEVELS):
-                    # np.mean, not nanmean: a level that is not measurable makes the profile NaN
-                    left, right, both = (
-                        float(np.mean([per_level[lv][i] for lv in have])) for i in range(3)
-                    )
-                else:
-                    left = right = both = np.nan
-                recs.append(_summary_record(subject, muscle, LOWER_LUMBAR_LABEL, metric, unit,
-                                            left, right, both, len(have),
-                                            join_warnings(grp.loc[grp["level"].isin(have), "_warn"])))
-    tidy = pd.DataFrame.from_records(recs, columns=SUMMARY_COLUMNS)
+    tidy = _tidy_summary(levels, side, warn, list(metrics))
     if not wide:
         return tidy
     long = tidy.melt(
@@ -97,7 +67,7 @@ def summarize(levels: pd.DataFrame, wide: bool = False, metrics: Optional[Sequen
     out = long.pivot_table(index="subject", columns="column", values="value", aggfunc="first", dropna=False)
     out.columns.name = None
     out = out.reset_index()
-    by_subject = {subject: join_warnings(grp["_warn"]) for subject, grp in levels.groupby("subject", sort=False)}
+    by_subject = _joined_by_key(levels["subject"], warn)
     out["warnings"] = [by_subject.get(subject, "") for subject in out["subject"]]
     return out
 
@@ -160,27 +130,206 @@ def join_warnings(texts) -> str:
     return "; ".join(seen)
 
 
-def _side_value(sub: pd.DataFrame, side: str, metric: str) -> float:
-    rows = sub.loc[sub["side"] == side]
-    if len(rows) == 0:
-        return np.nan
-    vals = rows[metric].to_numpy(dtype=float)
-    if len(rows) == 1:
-        return float(vals[0])
-    # several ROIs of one muscle/side/level: pool them as one ROI
-    if metric.endswith("csa_mm2"):
-        return float(np.nansum(vals)) if np.isfinite(vals).any() else np.nan
-    weights = _pool_weights(rows, metric)
-    ok = np.isfinite(vals) & np.isfinite(weights) & (weights > 0)
-    if not ok.any():
-        return np.nan
-    return float(np.sum(vals[ok] * weights[ok]) / np.sum(weights[ok]))
+_UNIT_OF = {
+    "csa_mm2": "mm2", "fat_csa_mm2": "mm2", "lean_csa_mm2": "mm2", "fat_area_ratio": "fraction",
+    "fat_fraction_pct": "%",
+}
+_SIDE_CODES = ("left", "right", "")  # columns of the per-cell side values: left, right, no side
 
 
-def _pool_weights(rows: pd.DataFrame, metric: str) -> np.ndarray:
+def _tidy_summary(levels: pd.DataFrame, side: np.ndarray, warn: np.ndarray, metrics: List[str]) -> pd.DataFrame:
+    """The tidy summary (:data:`SUMMARY_COLUMNS`), computed over the whole table at once.
+
+    Rows: per subject x muscle (sorted), per metric, the levels of that muscle
+    (cranial to caudal) then the L3/4-L5/S1 mean.  ``side`` holds ``"left"``,
+    ``"right"``, ``""`` or another text (ignored) per row; ``warn`` the
+    :func:`labelled_row_warnings`.
+    """
+    n = len(levels)
+    # subject x muscle groups in groupby(sort=True) order; rows with a missing key belong to none
+    subj_codes, subj_uniques = pd.factorize(levels["subject"], sort=True)
+    mus_codes, mus_uniques = pd.factorize(levels["muscle"], sort=True)
+    valid = (subj_codes >= 0) & (mus_codes >= 0)
+    if n == 0 or not valid.any():
+        return pd.DataFrame.from_records([], columns=SUMMARY_COLUMNS)
+    group_ids, gid = np.unique(subj_codes[valid] * len(mus_uniques) + mus_codes[valid], return_inverse=True)
+    rows = np.flatnonzero(valid)
+    n_groups = len(group_ids)
+    # levels: every distinct value (a missing level is one more) ranked cranial to caudal
+    level_col = levels["level"]
+    lev_codes, lev_uniques = pd.factorize(level_col)
+    level_objs = list(lev_uniques)
+    lev_codes = lev_codes[rows]
+    no_level = lev_codes < 0  # such a row names a level no row equals: no values, no warnings
+    if no_level.any():
+        lev_codes = np.where(lev_codes < 0, len(level_objs), lev_codes)
+        level_objs.append(level_col.iloc[int(rows[np.argmax(lev_codes == len(level_objs))])])
+    order = sorted(range(len(level_objs)), key=lambda j: level_sort_key(level_objs[j]))
+    rank = np.empty(len(level_objs), dtype=np.int64)
+    rank[order] = np.arange(len(level_objs))
+    level_by_rank = [level_objs[j] for j in order]
+    # cells: one per subject x muscle x level present, sorted by group then level
+    cell_keys, cell = np.unique(gid * len(level_objs) + rank[lev_codes], return_inverse=True)
+    cell_gid = cell_keys // len(level_objs)
+    cell_level = [level_by_rank[r] for r in (cell_keys % len(level_objs)).tolist()]
+    n_cells = len(cell_keys)
+    # the L3/4, L4/5 and L5/S1 cell of each group (-1 where that level is absent)
+    lower = np.full((n_groups, len(LOWER_LUMBAR_LEVELS)), -1, dtype=np.int64)
+    for c, lv in enumerate(cell_level):
+        if isinstance(lv, str) and lv in LOWER_LUMBAR_LEVELS:
+            lower[cell_gid[c], LOWER_LUMBAR_LEVELS.index(lv)] = c
+    n_have = (lower >= 0).sum(axis=1)
+    lower_groups = np.flatnonzero(n_have > 0)
+    all_three = n_have[lower_groups] == len(LOWER_LUMBAR_LEVELS)
+    # warnings: per cell and per group's lower lumbar rows, in table order
+    cell_warn = _joined_by_key(np.where(no_level, -1, cell), warn[rows], n_cells)
+    is_lower = np.isin(cell, lower[lower >= 0])
+    group_lower_warn = _joined_by_key(np.where(is_lower, gid, -1), warn[rows], n_groups)
+    # pools: the rows of one cell and side, in table order
+    side_code = np.full(len(rows), len(_SIDE_CODES), dtype=np.int64)
+    for k, name in enumerate(_SIDE_CODES):
+        side_code[side[rows] == name] = k
+    keep = (side_code < len(_SIDE_CODES)) & ~no_level
+    pool_rows = rows[keep]
+    pool_key = cell[keep] * len(_SIDE_CODES) + side_code[keep]
+    by_pool = np.argsort(pool_key, kind="stable")
+    pool_rows, pool_key = pool_rows[by_pool], pool_key[by_pool]
+    starts = np.flatnonzero(np.r_[True, pool_key[1:] != pool_key[:-1]]) if len(pool_key) else np.zeros(0, int)
+    sizes = np.diff(np.r_[starts, len(pool_key)])
+    pool_at = pool_key[starts]
+
+    unit_col = levels["unit"] if "unit" in levels.columns else None
+    first_row = np.full(n_groups, n, dtype=np.int64)
+    np.minimum.at(first_row, gid, rows)
+    group_unit = ([unit_col.iloc[int(i)] for i in first_row] if unit_col is not None else [""] * n_groups)
+    weights = {}
+    n_rows_out = n_cells + len(lower_groups)
+    out_gid = np.r_[cell_gid, lower_groups]
+    out_level = cell_level + [LOWER_LUMBAR_LABEL] * len(lower_groups)
+    out_pos = np.r_[cell_keys % len(level_objs), np.full(len(lower_groups), len(level_objs))]
+    out_n_levels = np.r_[np.ones(n_cells, dtype=np.int64), n_have[lower_groups]]
+    out_warn = list(cell_warn) + [group_lower_warn[g] for g in lower_groups.tolist()]
+    parts = []
+    for m_index, metric in enumerate(metrics):
+        values = levels[metric].to_numpy(dtype=float)
+        if metric.endswith("csa_mm2"):
+            pooled = _pooled_sums(values, pool_rows, starts, sizes)
+        else:
+            kind = "ratio" if metric == "fat_area_ratio" else "voxels"
+            if kind not in weights:
+                weights[kind] = _pool_weights(levels, metric)
+            pooled = _pooled_means(values, weights[kind], pool_rows, starts, sizes)
+        per_cell = np.full((n_cells * len(_SIDE_CODES)), np.nan)
+        per_cell[pool_at] = pooled
+        per_cell = per_cell.reshape(n_cells, len(_SIDE_CODES))
+        mean3 = np.full((len(lower_groups), len(_SIDE_CODES)), np.nan)
+        if all_three.any():
+            # np.mean, not nanmean: a level that is not measurable makes the profile NaN
+            cells3 = lower[lower_groups[all_three]]
+            mean3[all_three] = np.mean(per_cell[cells3], axis=1)
+        value = np.concatenate([per_cell, mean3])
+        unit = _UNIT_OF.get(metric)
+        units = [unit] * n_groups if unit else group_unit
+        interval = np.array([metric == "mean" and u == "HU" for u in units], dtype=bool)[out_gid]
+        left, right, both = value[:, 0], value[:, 1], value[:, 2]
+        lr_mean, asym = _lr_mean_and_asymmetry(left, right, both, interval)
+        parts.append((np.full(n_rows_out, m_index), left, right, lr_mean, asym, [units[g] for g in out_gid.tolist()]))
+    # order: group, metric, level (the L3/4-L5/S1 mean last)
+    metric_idx = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, int)
+    pick = np.lexsort((np.tile(out_pos, len(parts)), metric_idx, np.tile(out_gid, len(parts))))
+    unit_all = [u for p in parts for u in p[5]]
+    subj_key = [subj_uniques[int(k) // len(mus_uniques)] for k in group_ids]
+    mus_key = [mus_uniques[int(k) % len(mus_uniques)] for k in group_ids]
+    gid_all = np.tile(out_gid, len(parts))[pick].tolist()
+    unit_idx = np.tile(np.arange(n_rows_out), len(parts))[pick].tolist()
+    metric_pick = metric_idx[pick].tolist()
+    columns = [
+        [subj_key[g] for g in gid_all], [mus_key[g] for g in gid_all], [out_level[u] for u in unit_idx],
+        [metrics[m] for m in metric_pick], [unit_all[i] for i in pick.tolist()],
+    ] + [np.concatenate([p[k] for p in parts])[pick].tolist() for k in (1, 2, 3, 4)] + [
+        out_n_levels[unit_idx].tolist() if len(unit_idx) else [], [out_warn[u] for u in unit_idx],
+    ]
+    return pd.DataFrame.from_records(list(zip(*columns)), columns=SUMMARY_COLUMNS)
+
+
+def _joined_by_key(keys, warn: np.ndarray, n_keys: Optional[int] = None):
+    """:func:`join_warnings` of the rows of each key, in row order.
+
+    With ``n_keys`` the keys are codes 0..n_keys-1 (negative: no key) and a
+    list is returned; else a dict keyed by the values of ``keys`` (missing
+    values skipped).
+    """
+    keys = np.asarray(keys, dtype=object) if n_keys is None else np.asarray(keys)
+    texts: Dict[Any, List[str]] = {}
+    for i in np.flatnonzero(warn != "").tolist():
+        k = keys[i]
+        if n_keys is None and _is_missing(k):
+            continue
+        if n_keys is not None and k < 0:
+            continue
+        seen = texts.setdefault(int(k) if n_keys is not None else k, [])
+        if warn[i] not in seen:
+            seen.append(warn[i])
+    if n_keys is None:
+        return {k: "; ".join(v) for k, v in texts.items()}
+    return ["; ".join(texts[k]) if k in texts else "" for k in range(n_keys)]
+
+
+def _is_missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
+def _segment_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``np.sum`` of each segment ``values[starts[i]:starts[i + 1]]``, bit for bit.
+
+    ``np.add.reduceat`` adds in another order than ``np.sum`` from three
+    values on, so longer segments (rare: three ROIs of one muscle and side)
+    are summed one by one.
+    """
+    if len(starts) == 0:
+        return np.zeros(0)
+    sums = np.add.reduceat(values, starts)
+    bounds = np.r_[starts, len(values)]
+    for i in np.flatnonzero(np.diff(bounds) > 2).tolist():
+        sums[i] = np.sum(values[bounds[i]:bounds[i + 1]])
+    return sums
+
+
+def _pooled_sums(values: np.ndarray, pool_rows: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Per pool: its one value, or the NaN-skipping sum of areas (NaN when none is finite)."""
+    v = values[pool_rows]
+    out = v[starts].copy()
+    many = sizes > 1
+    if many.any():
+        finite = np.logical_or.reduceat(np.isfinite(v), starts)
+        sums = _segment_sums(np.where(np.isnan(v), 0.0, v), starts)  # np.nansum
+        out[many] = np.where(finite, sums, np.nan)[many]
+    return out
+
+
+def _pooled_means(values: np.ndarray, weights: np.ndarray, pool_rows: np.ndarray, starts: np.ndarray,
+                  sizes: np.ndarray) -> np.ndarray:
+    """Per pool: its one value, or the weighted mean over the rows with a finite value and weight > 0."""
+    v = values[pool_rows]
+    out = v[starts].copy()
+    many = np.flatnonzero(sizes > 1)
+    if len(many):
+        w = weights[pool_rows]
+        pool = np.repeat(np.arange(len(starts)), sizes)
+        ok = np.isfinite(v) & np.isfinite(w) & (w > 0) & (sizes > 1)[pool]
+        out[many] = np.nan
+        if ok.any():
+            okpool = pool[ok]
+            first = np.flatnonzero(np.r_[True, okpool[1:] != okpool[:-1]])
+            vw, ww = v[ok] * w[ok], w[ok]
+            out[okpool[first]] = _segment_sums(vw, first) / _segment_sums(ww, first)
+    return out
+
+
+def _pool_weights(levels: pd.DataFrame, metric: str) -> np.ndarray:
     """Weights that make a weighted mean of ROI values equal the value of their union."""
     def col(name):
-        return rows[name].to_numpy(dtype=float) if name in rows else np.zeros(len(rows))
+        return levels[name].to_numpy(dtype=float) if name in levels else np.zeros(len(levels))
 
     if metric == "fat_area_ratio":  # fat / classified voxels
         und = col("undefined_csa_mm2")
@@ -189,19 +338,12 @@ def _pool_weights(rows: pd.DataFrame, metric: str) -> np.ndarray:
     return col("n_voxels") - col("n_nan") - col("n_below_noise")
 
 
-def _summary_record(subject, muscle, level, metric, unit, left, right, both, n_levels, warnings_text=""):
-    if np.isfinite(left) and np.isfinite(right):
+def _lr_mean_and_asymmetry(left: np.ndarray, right: np.ndarray, both: np.ndarray, interval: np.ndarray):
+    """``lr_mean`` and ``asymmetry_pct`` per row (see :func:`summarize`)."""
+    paired = np.isfinite(left) & np.isfinite(right)
+    with np.errstate(all="ignore"):
         lr_mean = (left + right) / 2.0
-        interval_scale = metric == "mean" and unit == "HU"
-        if interval_scale or lr_mean == 0:
-            asym = np.nan
-        else:
-            asym = abs(left - right) / abs(lr_mean) * 100.0
-    else:
-        lr_mean = both if np.isfinite(both) else np.nan
-        asym = np.nan
-    return {
-        "subject": subject, "muscle": muscle, "level": level, "metric": metric, "unit": unit,
-        "left": left, "right": right, "lr_mean": lr_mean, "asymmetry_pct": asym, "n_levels": n_levels,
-        "warnings": warnings_text,
-    }
+        asym = np.abs(left - right) / np.abs(lr_mean) * 100.0
+    asym = np.where(paired & ~interval & (lr_mean != 0), asym, np.nan)
+    lr_mean = np.where(paired, lr_mean, np.where(np.isfinite(both), both, np.nan))
+    return lr_mean, asym

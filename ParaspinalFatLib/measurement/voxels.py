@@ -4,6 +4,8 @@ The non-zero voxels of each layer are found once
 (:meth:`Segmentation.labelled_voxels`, restricted to the labels' bounding box)
 and mapped to ROI numbers through a lookup table, so the cost does not grow
 with the number of ROIs.  Masks touching the image border are kept as they are.
+Only the gathered voxels of an integer image are converted to float64 (the image
+itself keeps its own type; no whole-volume copy).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ class RoiVoxels:
     slice_index : numpy.ndarray of intp
         Index of the voxel along the slice axis.
     value : numpy.ndarray
-        Image value (raw, not converted).
+        Image value in the image's units (not rescaled): float images keep their
+        own type; integer images' values are converted to float64 here, voxel by
+        voxel, so that statistics are computed in floating point.
     n_rois, n_slices : int
         Sizes of the ROI and slice ranges.
     water : numpy.ndarray or None
@@ -67,7 +71,8 @@ def gather_roi_voxels(
     Parameters
     ----------
     image : numpy.ndarray
-        Intensity array ``[k, j, i]``.
+        Intensity array ``[k, j, i]`` in its own type (an integer image is not
+        converted as a whole: only its gathered voxels become float64).
     segmentation : Segmentation
         Label layers on the same grid as ``image``.
     roi_keys : sequence of (layer, label_value)
@@ -98,13 +103,18 @@ def gather_roi_voxels(
         select = None if keep.all() else keep
         rois.append(roi if select is None else roi[select])
         slices.append(found.index(2 - slice_axis, select))
-        values.append(found.take(image, select))
+        values.append(_real(found.take(image, select)))
         parts.append((found, select))
         if water is not None:
-            waters.append(found.take(water, select))
+            waters.append(_real(found.take(water, select)))
     if rois:
         return RoiVoxels(np.concatenate(rois), np.concatenate(slices), np.concatenate(values), len(roi_keys),
                          n_slices, np.concatenate(waters) if water is not None else None, parts)
     empty = np.zeros(0, np.intp)
-    return RoiVoxels(empty, empty, np.zeros(0, image.dtype), len(roi_keys), n_slices,
-                     np.zeros(0, water.dtype) if water is not None else None)
+    return RoiVoxels(empty, empty, _real(np.zeros(0, image.dtype)), len(roi_keys), n_slices,
+                     _real(np.zeros(0, water.dtype)) if water is not None else None)
+
+
+def _real(values: np.ndarray) -> np.ndarray:
+    """Gathered values of a floating-point image as they are; of any other (integer) image as float64."""
+    return values if np.issubdtype(values.dtype, np.floating) else values.astype(np.float64)

@@ -7,7 +7,7 @@ import pytest
 from ParaspinalFatLib.composition import base, classifiers
 from ParaspinalFatLib.composition.base import (
     CLASS_NAMES, COMMON_COLUMNS, EXCLUDED, EXTRA_COLUMNS, FAT, FIXED_UNITS, LEAN, SPLIT_COLUMNS, THRESHOLD_COLUMNS,
-    UNDEFINED, VALUE_STATISTICS, CompositionMethod, GroupContext, image_sample,
+    UNDEFINED, VALUE_STATISTICS, CompositionMethod, GroupContext, bounded_sample, image_sample,
 )
 from ParaspinalFatLib.composition.factory import METHOD_CLASSES
 from ParaspinalFatLib.composition.scalar import ScalarMethod
@@ -92,3 +92,62 @@ def test_image_sample_strides_large_images_only(shape, step):
     assert sample.dtype == np.float64 and sample.ndim == 1
     assert sample.size <= 2_000_000
     np.testing.assert_array_equal(sample, image[::step, ::step, ::step].ravel())
+
+
+def test_image_sample_of_an_integer_image_equals_the_sample_of_its_float64_copy():
+    # the pipeline keeps integer images in their own type: the sample is converted, with the same values
+    image = np.random.default_rng(4).integers(-1024, 3071, (70, 110, 130)).astype(np.int16)  # 1.0 M voxels
+    sample = image_sample(image)
+    assert sample.dtype == np.float64
+    np.testing.assert_array_equal(sample, image_sample(image.astype(np.float64)))
+
+
+@pytest.mark.parametrize("shape", [(4, 5, 6), (36, 100, 120), (10, 100, 1000)])
+def test_bounded_sample_is_the_whole_image_up_to_the_cap(shape):
+    image = np.arange(np.prod(shape), dtype=np.int32).reshape(shape) - 7
+    sample = bounded_sample(image)
+    assert sample.dtype == np.float64
+    np.testing.assert_array_equal(sample, image.ravel().astype(np.float64))
+
+
+def test_bounded_sample_size_grows_without_a_saw_tooth():
+    # images of 512 x 512 x n slices: the sample never exceeds the cap and stays near it (the rounded
+    # integer stride of image_sample read 5.2 M voxels whole and 10.5 M at 1.3 M)
+    sizes = []
+    for n in range(4, 401, 3):
+        shape = (n, 512, 512)
+        sample = bounded_sample(np.broadcast_to(np.float32(1.0), shape))
+        assert sample.size <= 1_000_000
+        sizes.append(sample.size)
+    assert min(sizes) >= 0.97 * 1_000_000
+    assert 990 <= bounded_sample(np.zeros((2, 700, 1000)), max_voxels=1000).size <= 1000
+    assert bounded_sample(np.zeros((2, 3, 4)), max_voxels=1).size == 1
+
+
+@pytest.mark.parametrize("shape", [(60, 512, 512), (3, 1000, 1000), (500, 40, 60), (1, 1, 5_000_000)])
+def test_bounded_sample_is_spread_evenly_along_every_axis(shape):
+    n = int(np.prod(shape))
+    image = np.arange(n, dtype=np.int64).reshape(shape)
+    sample = bounded_sample(image)
+    assert 0.97 * 1_000_000 <= sample.size <= 1_000_000
+    flat = sample.astype(np.int64)
+    assert np.all(np.diff(flat) > 0)  # distinct voxels, in array order
+    np.testing.assert_array_equal(sample, flat)  # exact integers
+    # every axis: the sampled indices are the centres of equal parts of the axis
+    for axis, size in enumerate(shape):
+        index = np.unique(np.unravel_index(flat, shape)[axis])
+        count = index.size
+        assert count * int(np.prod([np.unique(np.unravel_index(flat, shape)[a]).size
+                                    for a in range(len(shape)) if a != axis])) == sample.size
+        centres = np.floor((np.arange(count) + 0.5) * size / count).astype(np.int64)
+        np.testing.assert_array_equal(index, centres)
+    # deterministic
+    np.testing.assert_array_equal(bounded_sample(image), sample)
+
+
+def test_bounded_sample_keeps_nan_and_converts_only_the_sample():
+    image = np.ones((20, 300, 300), np.float32)
+    image[10] = np.nan
+    sample = bounded_sample(image)
+    assert sample.dtype == np.float64 and image.dtype == np.float32
+    assert np.isnan(sample).any() and np.isfinite(sample).any()

@@ -148,3 +148,13 @@ def test_zero_signal_is_below_noise_even_with_a_zero_noise_floor(ph, masks, imag
     assert row["fat_fraction_pct"] == pytest.approx(ff.mean(), rel=1e-12)
     classified = (row["fat_csa_mm2"] + row["lean_csa_mm2"] + row["undefined_csa_mm2"]) / row["pixel_area_mm2"]
     assert classified + row["n_below_noise"] == pytest.approx(row["n_voxels"])
+
+
+def test_noise_floor_of_integer_images_equals_that_of_their_float64_copies():
+    # the pipeline keeps integer Dixon images in their own type: only the sampled voxels are converted
+    rng = np.random.default_rng(9)
+    fat = rng.integers(0, 300, (40, 180, 200)).astype(np.uint16)  # 1.44 M voxels
+    water = rng.integers(0, 700, (40, 180, 200)).astype(np.uint16)
+    got = DixonMethod.from_options(fat, water).params
+    assert got == DixonMethod.from_options(fat.astype(np.float64), water.astype(np.float64)).params
+    assert got["noise_floor"] > 0.0

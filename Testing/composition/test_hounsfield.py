@@ -74,3 +74,17 @@ def test_ct_method_checks_the_image_unless_told_not_to():
         CtMethod.from_options(image=raw, source="ct.nrrd")
     assert CtMethod.from_options(image=raw, ct_units_check=False).params["ct_units_check"] is False
     assert "ct_units_check" not in CtMethod.from_options(image=raw - 1024).params
+
+
+def test_an_int16_ct_is_judged_like_its_float64_copy():
+    # the pipeline keeps an integer CT in its own type: the check converts only its sample
+    rng = np.random.default_rng(21)
+    image = np.full((40, 160, 160), -1000, np.int16)
+    image[:, 30:130, 30:130] = -100
+    image[:, 50:110, 50:110] = np.round(rng.normal(40, 15, (40, 60, 60))).astype(np.int16)
+    got = check_hounsfield_units(image)
+    assert got == check_hounsfield_units(image.astype(np.float64))
+    assert [round(p.position / 10) * 10 for p in got] == [-1000, -100, 40]
+    raw = (image.astype(np.int32) + 1024).astype(np.uint16)  # stored values, rescale not applied
+    with pytest.raises(MeasurementError, match="not a CT in Hounsfield units"):
+        check_hounsfield_units(raw)

@@ -232,3 +232,19 @@ def test_dicom_series_slice_spacing_from_positions(realdata):
     img = read_image(realdata / "dcmqi" / "ct-3slice")  # SliceThickness says 1.25; positions 1.0 apart
     assert img.GetSize()[2] == 3
     assert img.GetSpacing()[2] == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16, np.int32, np.uint8])
+def test_image_array_keep_integers_is_a_readonly_view_in_the_own_type(dtype):
+    from ParaspinalFatLib.io.images import image_array
+
+    rng = np.random.default_rng(5)
+    arr = rng.integers(0, 120, (4, 5, 6)).astype(dtype)
+    img = sitk.GetImageFromArray(arr)
+    kept = image_array(img, keep_integers=True)
+    converted = image_array(img)
+    del img  # the view keeps the image alive
+    assert kept.dtype == dtype and not kept.flags.writeable
+    np.testing.assert_array_equal(kept, arr)
+    assert converted.dtype == np.float64 and converted.flags.writeable
+    np.testing.assert_array_equal(converted, arr.astype(np.float64))

@@ -7,6 +7,9 @@ not by calling the code under test.
 """
 from __future__ import annotations
 
+import io
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -471,3 +474,252 @@ def test_grade_summary_joins_the_row_warnings_it_summarises():
     df.loc["r3", "warnings"] = np.nan
     assert w("A", "multifidus", "L4/5", "right") == "seg3 (L4/5): thresholds not fitted"  # old `out`
     assert (grade_summary(df).query("muscle == 'multifidus'")["warnings"] == "").all()
+
+
+# =============================================================================
+# frozen reference: grade_summary before issue #11 (pandas groupby/agg with
+# Python aggregations), copied verbatim with its helpers; the vectorised
+# grade_summary must give the same frames bit for bit
+# =============================================================================
+def _reference_grade_summary(levels, source="auto", goutallier_cutoffs=GOUTALLIER_CUTOFFS,
+                             kjaer_cutoffs=KJAER_CUTOFFS):
+    from typing import Optional
+
+    from ParaspinalFatLib.measurement.grading import check_cutoffs
+    from ParaspinalFatLib.measurement.summary import join_warnings, labelled_row_warnings
+    from ParaspinalFatLib.schemas import LOWER_LUMBAR_LABEL, LOWER_LUMBAR_LEVELS
+
+    gcut, kcut = check_cutoffs(goutallier_cutoffs, "goutallier"), check_cutoffs(kjaer_cutoffs, "kjaer")
+    grade_columns = ["goutallier", "kjaer"]
+    for c in ("subject", "muscle", "side", "level", "csa_mm2"):
+        if c not in levels.columns:
+            raise InputError(f"missing column {c}")
+    pct, src = _reference_grade_input(levels, source)
+    area = _reference_finite_area(levels)
+    keys = ["subject", "muscle", "level"]
+    work = pd.DataFrame({
+        "subject": levels["subject"].to_numpy(dtype=object),
+        "muscle": levels["muscle"].to_numpy(dtype=object),
+        "level": levels["level"].to_numpy(dtype=object),
+        "side": _reference_side_labels(levels["side"]),
+        "pct": pct,
+        "src": src,
+        "ok": np.isfinite(pct),
+        "pw": pct * area,
+        "area": area,
+        "area_ok": np.isfinite(area) & (area >= 0),
+        "warn": labelled_row_warnings(levels),
+    })
+
+    per_side = _reference_pool(work, keys + ["side"])
+    lr = work[work["side"].isin(["left", "right"])]
+    combined = _reference_pool(lr, keys)
+    combined = combined[combined["n_sides"].to_numpy() == 2].copy()
+    combined["side"] = "combined"
+    level_rows = pd.concat([per_side.reset_index(), combined.reset_index()], ignore_index=True)
+    level_rows["goutallier"] = goutallier_grade(level_rows["grade_fat_pct"], gcut)
+    level_rows["kjaer"] = kjaer_grade(level_rows["grade_fat_pct"], kcut)
+    level_rows["n_levels"] = np.isfinite(level_rows["goutallier"].to_numpy(dtype=float)).astype(int)
+
+    def level_mean(rows: pd.DataFrame, label: str, need: Optional[int]) -> pd.DataFrame:
+        g = rows.groupby(["subject", "muscle", "side"], sort=False, dropna=False)
+        m = g.agg(**{c: (c, "mean") for c in grade_columns},
+                  n_levels=("goutallier", "count"), warnings=("warnings", join_warnings)).reset_index()
+        if need is not None:
+            m.loc[m["n_levels"] < need, grade_columns] = np.nan
+        m["level"] = label
+        m["grade_fat_pct"] = np.nan
+        m["grade_source"] = ""
+        return m
+
+    parts = [level_rows, level_mean(level_rows, ALL_LEVELS_LABEL, None)]
+    lower = level_rows[level_rows["level"].isin(list(LOWER_LUMBAR_LEVELS))]
+    if len(lower):
+        parts.append(level_mean(lower, LOWER_LUMBAR_LABEL, len(LOWER_LUMBAR_LEVELS)))
+    out = pd.concat([p[GRADE_SUMMARY_COLUMNS] for p in parts], ignore_index=True)
+
+    measured = [lv for lv in pd.unique(level_rows["level"]) if not _reference_is_missing(lv)]
+    rank = {lv: i for i, lv in enumerate(sorted(measured, key=_reference_level_key))}
+    missing_rank = len(measured)
+    rank[ALL_LEVELS_LABEL] = missing_rank + 1
+    rank[LOWER_LUMBAR_LABEL] = missing_rank + 2
+    side_order = {"left": 0, "right": 1, "combined": 2, "": 3}
+    out["_lrank"] = [missing_rank if _reference_is_missing(lv) else rank[lv] for lv in out["level"]]
+    out["_srank"] = [side_order.get(s, len(side_order)) for s in out["side"]]
+    out = out.sort_values(["subject", "muscle", "_lrank", "_srank"], kind="mergesort")
+    out = out.drop(columns=["_lrank", "_srank"]).reset_index(drop=True)
+    for col in ["grade_fat_pct"] + grade_columns:
+        out[col] = out[col].astype(float)
+    out["n_levels"] = out["n_levels"].astype(int)
+    return out
+
+
+def _reference_grade_input(levels, source):
+    n = len(levels)
+    col = lambda name: np.array(pd.to_numeric(levels[name]), dtype=float)  # noqa: E731
+    ff = col("fat_fraction_pct") if "fat_fraction_pct" in levels.columns else np.full(n, np.nan)
+    area_pct = np.full(n, np.nan)
+    if source != "fat_fraction_pct" and "fat_area_ratio" in levels.columns:
+        area_pct = 100.0 * col("fat_area_ratio")
+    ff_ok = np.isfinite(ff)
+    area_ok = np.isfinite(area_pct)
+    if source == "fat_fraction_pct":
+        pct = np.where(ff_ok, ff, np.nan)
+        src = np.where(ff_ok, "fat_fraction_pct", "")
+    elif source == "fat_area_pct":
+        pct = np.where(area_ok, area_pct, np.nan)
+        src = np.where(area_ok, "fat_area_pct", "")
+    else:
+        pct = np.where(ff_ok, ff, np.where(area_ok, area_pct, np.nan))
+        src = np.where(ff_ok, "fat_fraction_pct", np.where(area_ok, "fat_area_pct", ""))
+    return pct.astype(float), src.astype(object)
+
+
+def _reference_finite_area(levels):
+    col = lambda name: np.array(pd.to_numeric(levels[name]), dtype=float)  # noqa: E731
+    csa = col("csa_mm2")
+    if "fat_csa_mm2" in levels.columns and "lean_csa_mm2" in levels.columns:
+        fl = col("fat_csa_mm2") + col("lean_csa_mm2")
+        if "undefined_csa_mm2" in levels.columns:
+            und = col("undefined_csa_mm2")
+            fl = fl + np.where(np.isfinite(und), und, 0.0)
+        return np.where(np.isfinite(fl), fl, csa)
+    return csa
+
+
+def _reference_side_labels(side):
+    out = []
+    for s in side.tolist():
+        if s is None or (isinstance(s, float) and np.isnan(s)) or s is pd.NA:
+            out.append("")
+        else:
+            out.append(str(s))
+    return np.array(out, dtype=object)
+
+
+def _reference_pool(work, keys):
+    from ParaspinalFatLib.measurement.summary import join_warnings
+
+    g = work.groupby(keys, sort=False, dropna=False)
+    agg = g.agg(
+        n=("pct", "size"), n_ok=("ok", "sum"), n_src=("src", "nunique"),
+        first=("pct", "first"), src=("src", "first"),
+        pw=("pw", "sum"), w=("area", "sum"), w_ok=("area_ok", "all"), n_sides=("side", "nunique"),
+        warnings=("warn", join_warnings),
+    )
+    n = agg["n"].to_numpy()
+    all_ok = (agg["n_ok"].to_numpy() == n)
+    mixed = all_ok & (agg["n_src"].to_numpy() > 1)
+    w = agg["w"].to_numpy(dtype=float)
+    weighted_ok = agg["w_ok"].to_numpy(dtype=bool) & (w > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weighted = agg["pw"].to_numpy(dtype=float) / w
+    value = np.where(n == 1, agg["first"].to_numpy(dtype=float), np.where(weighted_ok, weighted, np.nan))
+    value = np.where(all_ok & ~mixed, value, np.nan)
+    source = np.where(mixed, "mixed", np.where(all_ok, agg["src"].to_numpy(dtype=object), ""))
+    return pd.DataFrame(
+        {"grade_fat_pct": value, "grade_source": source.astype(object), "n_sides": agg["n_sides"].to_numpy(),
+         "warnings": agg["warnings"].to_numpy(dtype=object)},
+        index=agg.index,
+    )
+
+
+def _reference_is_missing(value):
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
+def _reference_level_key(level):
+    from ParaspinalFatLib.anatomy.level_names import level_sort_key
+
+    if isinstance(level, str):
+        return level_sort_key(level)
+    return (float("inf"), str(level))
+
+
+_GEN_LEVELS = ["T12/L1", "L1/2", "L2/3", "L3/4", "L4/5", "L5/S1", "L3/4", "L4/5", "L5/S1", "L4", "S1"]
+_GEN_WARNINGS = ["fat/lean composition not measurable (NaN): all voxels are excluded",
+                 "psoas on T1: unreliable", "level from vertebrae; disc missing"]
+
+
+def _random_level_table(rng, n):
+    """A seeded per-level table: repeats, missing levels and sides, NaN, CT and PDFF rows, warnings."""
+    subjects = [f"s{i}" for i in range(int(rng.choice([1, 1, 2, 3])))]
+    muscles = list(rng.choice(["multifidus", "erector_spinae", "psoas", "quadratus_lumborum", "m5"],
+                              size=int(rng.integers(1, 6)), replace=False))
+    lv = list(rng.choice(_GEN_LEVELS, size=int(rng.integers(1, 7))))
+    sides = ["left", "right", ""] if rng.random() < 0.5 else ["left", "right"]
+    subj, mus, lev, sid = (rng.choice(x, size=n) for x in (subjects, muscles, lv, sides))
+    if rng.random() < 0.2 and n > 12:  # a big pool of ROIs of one muscle/side/level
+        idx = rng.choice(n, size=int(rng.integers(3, min(n, 150) + 1)), replace=False)
+        subj[idx], mus[idx], lev[idx], sid[idx] = subjects[0], muscles[0], lv[0], "left"
+    csa = rng.integers(0, 3000, size=n) * rng.choice([0.5, 1.0, 1.625])
+    ratio = rng.random(n)
+    ratio[rng.random(n) < 0.1] = rng.choice([0.0, 1.0])
+    ct = rng.random(n) < rng.choice([0.0, 0.3, 1.0])  # CT rows: no fat fraction, fat area %
+    table = pd.DataFrame({
+        "subject": subj, "segment": [f"{m}_{s}_{x}_{i}" for i, (m, s, x) in enumerate(zip(mus, sid, lev))],
+        "muscle": mus, "side": sid, "level": lev, "csa_mm2": csa,
+        "fat_csa_mm2": csa * ratio, "lean_csa_mm2": csa * (1 - ratio),
+        "undefined_csa_mm2": np.where(rng.random(n) < 0.3, rng.random(n) * 10, 0.0),
+        "fat_area_ratio": ratio, "fat_fraction_pct": np.where(ct, np.nan, rng.random(n) * 100),
+        "unit": np.where(ct, "HU", "%"), "warnings": "",
+    })
+    if rng.random() < 0.5:  # values exactly at the default cut-offs
+        at = rng.random(n) < 0.2
+        table.loc[at, "fat_fraction_pct"] = rng.choice([10.0, 25.0, 40.0, 50.0, 60.0], size=int(at.sum()))
+    warned = rng.random(n) < 0.15
+    table.loc[warned, "warnings"] = rng.choice(_GEN_WARNINGS, size=int(warned.sum()))
+    bad = rng.random(n) < 0.1  # not measurable
+    table.loc[bad, ["fat_csa_mm2", "lean_csa_mm2", "undefined_csa_mm2", "fat_area_ratio", "fat_fraction_pct"]] = np.nan
+    table.loc[bad, "warnings"] = _GEN_WARNINGS[0]
+    for col in ("csa_mm2", "fat_csa_mm2", "lean_csa_mm2", "undefined_csa_mm2", "fat_fraction_pct"):
+        r = rng.random(n)
+        table.loc[r < 0.03, col] = np.nan
+        table.loc[(r >= 0.03) & (r < 0.05), col] = rng.choice([np.inf, 0.0, -0.0])
+    if rng.random() < 0.1:
+        table["subject"] = [int(x[1:]) + 100 for x in table["subject"]]
+    if rng.random() < 0.1:
+        table.loc[rng.random(n) < 0.1, "side"] = rng.choice(["midline", "both"])
+    if rng.random() < 0.1:
+        table["level"] = table["level"].astype(object)
+        table.loc[rng.random(n) < 0.1, "level"] = np.nan
+    if rng.random() < 0.05:
+        table["subject"] = table["subject"].astype(object)
+        table.loc[rng.random(n) < 0.1, "subject"] = np.nan
+    for col in ("warnings", "segment", "undefined_csa_mm2", "fat_fraction_pct"):
+        if rng.random() < 0.08:
+            table = table.drop(columns=[col])
+    table = table.sample(frac=1.0, random_state=int(rng.integers(0, 2 ** 31))).reset_index(drop=True)
+    if rng.random() < 0.25:  # CSV round trip: "" sides and warnings come back as NaN
+        buf = io.StringIO()
+        table.to_csv(buf, index=False)
+        table = pd.read_csv(io.StringIO(buf.getvalue()))
+    return table
+
+
+def test_grade_summary_equals_the_frozen_implementation_on_generated_tables():
+    from ParaspinalFatLib.measurement.grading import GRADE_SOURCES
+
+    rng = np.random.default_rng(11)
+    checked = 0
+    for i in range(80):
+        n = int(rng.choice([1, 2, 3, 6, 18, 18, 40, 60])) if i % 15 else 200
+        table = _random_level_table(rng, n)
+        source = str(rng.choice(GRADE_SOURCES))
+        if source == "fat_fraction_pct" and "fat_fraction_pct" not in table.columns:
+            source = "auto"
+        kw = {"source": source}
+        if rng.random() < 0.4:
+            kw["goutallier_cutoffs"] = tuple(np.sort(rng.choice(np.arange(1.0, 99.0), 4, replace=False)))
+            kw["kjaer_cutoffs"] = tuple(np.sort(rng.choice(np.arange(1.0, 99.0), 2, replace=False)))
+        before = table.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            new = grade_summary(table, **kw)
+        ref = _reference_grade_summary(table.copy(), **kw)
+        pd.testing.assert_frame_equal(table, before)
+        pd.testing.assert_frame_equal(new, ref, check_exact=True, obj=f"case {i} {kw}")
+        checked += 1
+    empty = _random_level_table(rng, 18).iloc[:0]
+    pd.testing.assert_frame_equal(grade_summary(empty), _reference_grade_summary(empty), check_exact=True)
+    assert checked == 80

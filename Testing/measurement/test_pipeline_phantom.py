@@ -424,3 +424,72 @@ def test_grades_of_the_result_use_its_grading_options():
     np.testing.assert_array_equal(merged["goutallier"], merged["goutallier_lvl"].astype(float))
     np.testing.assert_array_equal(merged["kjaer"], merged["kjaer_lvl"].astype(float))
     assert (merged["grade_source"] == "fat_area_pct").all()
+
+
+def _as_sitk(array, like):
+    img = sitk.GetImageFromArray(array)
+    img.CopyInformation(like)
+    return img
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16, np.int32])
+def test_integer_image_is_measured_exactly_like_its_float64_copy(dtype):
+    # integer images are kept in their own type (only the gathered voxels become float64): every number
+    # of every table is the same as for the image converted to float64 beforehand
+    ph = make_phantom(mode="3d", pdff_scale="0-1000", crop_segmentation=False)
+    stored = np.round(sitk.GetArrayFromImage(ph.image)).astype(dtype)
+    options = dict(map_kind="pdff", per_slice=True, whole_roi=True, levels="all")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = measure(_as_sitk(stored, ph.image), ph.segmentation, **options)
+        expected = measure(_as_sitk(stored.astype(np.float64), ph.image), ph.segmentation, **options)
+    for name in ("levels", "slices", "rois", "landmarks"):
+        pd.testing.assert_frame_equal(getattr(got, name), getattr(expected, name), check_exact=True)
+    assert got.warnings == expected.warnings
+    # and against plain numpy on the stored integers: mean PDFF (%) of each ROI on its level slice
+    table = got.levels.set_index("segment")
+    for name in ("multifidus_left", "psoas_right"):
+        seg = ph.segmentation.segment(name)
+        for _, row in table.loc[[name]].iterrows():
+            voxels = stored[row["slice_index"]][ph.segmentation.layers[seg.layer][row["slice_index"]]
+                                                == seg.label_value].astype(np.float64)
+            assert row["n_voxels"] == voxels.size
+            assert row["mean"] == pytest.approx(voxels.mean() / 10.0, rel=1e-12)
+
+
+def test_int16_ct_and_integer_dixon_are_measured_exactly_like_their_float64_copies():
+    ph = make_phantom(mode="3d", pdff_scale="0-100", crop_segmentation=False)
+    pct = sitk.GetArrayFromImage(ph.image).astype(np.float64)
+    hu = np.round(40.0 - 1.4 * pct).astype(np.int16)  # muscle ~ +30 HU, fat ~ -85 HU
+    fat = np.round(5.0 * pct).astype(np.uint16)
+    water = np.round(5.0 * (100.0 - pct)).astype(np.uint16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ct = [measure(_as_sitk(a, ph.image), ph.segmentation, map_kind="ct", whole_roi=True)
+              for a in (hu, hu.astype(np.float64))]
+        dixon = [measure(None, ph.segmentation, map_kind="dixon", fat=_as_sitk(f, ph.image),
+                         water=_as_sitk(w, ph.image), per_slice=True)
+                 for f, w in ((fat, water), (fat.astype(np.float64), water.astype(np.float64)))]
+    for got, expected in (ct, dixon):
+        for name in ("levels", "slices", "rois"):
+            if getattr(expected, name) is not None:
+                pd.testing.assert_frame_equal(getattr(got, name), getattr(expected, name), check_exact=True)
+    assert ct[0].levels["fat_area_ratio"].notna().all()
+    assert dixon[0].levels["ff_signal_weighted_pct"].notna().all()
+
+
+def test_gathered_voxels_of_an_integer_image_are_float64_and_the_image_is_not_converted():
+    from ParaspinalFatLib.measurement.voxels import gather_roi_voxels
+
+    ph = make_phantom(mode="3d", pdff_scale="0-1000", crop_segmentation=False)
+    stored = np.round(sitk.GetArrayFromImage(ph.image)).astype(np.int16)
+    stored.flags.writeable = False  # read-only, as the pipeline passes it
+    seg = ph.segmentation.segment("psoas_left")
+    keys = [(seg.layer, seg.label_value)]
+    mask = ph.segmentation.layers[seg.layer] == seg.label_value
+    vox = gather_roi_voxels(stored, ph.segmentation, keys, 2)
+    assert vox.value.dtype == np.float64
+    np.testing.assert_array_equal(vox.value, stored[mask].astype(np.float64))  # C order, like the gathering
+    as_float32 = gather_roi_voxels(stored.astype(np.float32), ph.segmentation, keys, 2)
+    assert as_float32.value.dtype == np.float32  # float images keep their own type, as before
+    np.testing.assert_array_equal(as_float32.value, vox.value)
