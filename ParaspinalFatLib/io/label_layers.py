@@ -157,11 +157,13 @@ def present_values(layer: np.ndarray) -> Dict[int, int]:
         return {}
     if layer.dtype.itemsize <= 2 and np.issubdtype(layer.dtype, np.unsignedinteger):
         # bincount casts its input to intp: in slabs, so that a uint8 volume does not
-        # get a whole 8-bytes-per-voxel copy (memory bound: one slab)
+        # get a whole 8-bytes-per-voxel copy (memory bound: one slab); only the non-zero
+        # voxels of a slab are counted (background is most of a labelmap; 0 is not reported)
         counts = np.zeros(1 << (8 * layer.dtype.itemsize), np.int64)
         step = 1 << 22
         for start in range(0, flat.size, step):
-            counts += np.bincount(flat[start:start + step], minlength=counts.size)
+            part = flat[start:start + step]
+            counts += np.bincount(part[part != 0], minlength=counts.size)
         nz = np.nonzero(counts)[0]
         return {int(v): int(counts[v]) for v in nz if v != 0}
     values, counts = np.unique(flat, return_counts=True)
