@@ -140,8 +140,10 @@ def _label_lookup(values: Sequence[int]):
     sorted_values = values[order]
 
     def apply(block):  # very large label values: binary search
-        pos = np.clip(np.searchsorted(sorted_values, block), 0, n - 1)
-        hit = sorted_values[pos] == block
+        # keys in the block's own type: int64 keys against uint64 labels would compare as float64
+        keys = sorted_values.astype(np.uint64) if block.dtype == np.uint64 else sorted_values
+        pos = np.clip(np.searchsorted(keys, block), 0, n - 1)
+        hit = keys[pos] == block
         return np.where(hit, order[pos] + 1, 0).astype(dtype)
 
     return apply

@@ -135,26 +135,6 @@ def _perp(v, axis) -> np.ndarray:
     return v - float(v @ axis) * axis
 
 
-def _compact_ids(labels: np.ndarray, values: Sequence[int]) -> np.ndarray:
-    """Compact id (1..n in the order of ``values``; 0 = other) of every label."""
-    n = len(values)
-    dtype = np.uint8 if n < 255 else (np.uint16 if n < 65535 else np.int32)
-    vmax = int(max(values))
-    if labels.dtype.itemsize <= 2:
-        lut = np.zeros(1 << (8 * labels.dtype.itemsize), dtype=dtype)
-        lut[np.asarray(values, dtype=np.int64)] = np.arange(1, n + 1, dtype=dtype)
-        unsigned = np.uint8 if labels.dtype.itemsize == 1 else np.uint16
-        return lut[labels.view(unsigned)]
-    if vmax <= (1 << 22):
-        lut = np.zeros(vmax + 2, dtype=dtype)
-        lut[np.asarray(values, dtype=np.int64)] = np.arange(1, n + 1, dtype=dtype)
-        return lut[np.minimum(labels, vmax + 1)]  # labels are >= 0 (checked by Segmentation)
-    order = np.argsort(np.asarray(values, dtype=np.int64))
-    sorted_values = np.asarray(values, dtype=np.int64)[order]
-    pos = np.clip(np.searchsorted(sorted_values, labels), 0, n - 1)
-    return np.where(sorted_values[pos] == labels, order[pos] + 1, 0).astype(dtype)
-
-
 def _centroids(segmentation: Segmentation, segments: Iterable[Segment]) -> Dict[Tuple[int, int], np.ndarray]:
     """LPS centroids of segments, keyed by ``(layer, label_value)``; empty segments left out.
 
@@ -175,13 +155,13 @@ def _centroids(segmentation: Segmentation, segments: Iterable[Segment]) -> Dict[
         if found.flat.size == 0:
             continue
         n = len(values) + 1
-        ids = _compact_ids(found.labels, values)
+        ids = found.map_labels({int(v): i + 1 for i, v in enumerate(values)}, missing=0)
         nk, nj, ni = found.box_shape
         nrows = nk * nj
         row_ends = np.searchsorted(found.flat, np.arange(nrows + 1, dtype=np.int64) * ni)
         key_type = np.int32 if nrows * n < (1 << 31) else np.int64
         key = np.repeat(np.arange(nrows, dtype=key_type) * key_type(n), np.diff(row_ends))
-        key += ids
+        key += ids.astype(key_type, copy=False)
         starts = np.concatenate(([0], np.flatnonzero(key[1:] != key[:-1]) + 1))
         run_key = key[starts].astype(np.int64)
         run_len = np.diff(np.append(starts, key.size)).astype(np.int64)

@@ -698,3 +698,20 @@ def test_tptbox_whole_vertebra_centroid_and_cut_neighbours(realdata):
     assert abs((found["L3"].point_lps - body_centre) @ n) < 2.0
     assert abs(geom.nearest_slice(found["L3"].point_lps, axis)[0] - geom.nearest_slice(body_centre, axis)[0]) <= 1
     assert (found["L3"].point_lps - body_centre)[1] > 5.0  # the arch pulls the centroid posteriorly
+
+
+def test_centroids_of_uint64_labels_above_2_to_the_53_are_not_merged():
+    """Labels 2**60 + 1 and 2**60 + 2 differ only beyond float64's 53-bit mantissa."""
+    labels = np.zeros((4, 5, 6), dtype=np.uint64)
+    a, b = np.uint64(2**60 + 1), np.uint64(2**60 + 2)
+    labels[1, 1:3, 1] = a  # voxels (1,1,1), (1,2,1): centroid index (k,j,i) = (1, 1.5, 1)
+    labels[3, 4, 2:6] = b  # centroid index (3, 4, 3.5)
+    geom = Geometry((6, 5, 4), (1.0, 2.0, 3.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    seg = Segmentation(labels[np.newaxis], geom, [Segment("vertebrae_L4", 0, int(a)),
+                                                   Segment("vertebrae_L5", 0, int(b))])
+    cents = segment_centroids(seg)
+    # index_to_physical takes (i, j, k); spacing (1, 2, 3), origin 0, identity direction
+    assert cents["vertebrae_L4"][1] == 2 and cents["vertebrae_L5"][1] == 4
+    np.testing.assert_allclose(cents["vertebrae_L4"][0], [1.0, 3.0, 3.0])
+    np.testing.assert_allclose(cents["vertebrae_L5"][0], [3.5, 8.0, 9.0])
+    np.testing.assert_allclose(cents["vertebrae_L5"][0], geom.index_to_physical((3.5, 4.0, 3.0)))
