@@ -31,6 +31,8 @@ def _side_paths(output: Path):
         "summary_wide": output.with_name(f"{stem}_summary_wide.csv"),
         "grades": output.with_name(f"{stem}_grades.csv"),
         "landmarks": output.with_name(f"{stem}_levels.csv"),
+        "bone": output.with_name(f"{stem}_bone.csv"),
+        "smi": output.with_name(f"{stem}_smi.csv"),
     }
 
 
@@ -79,8 +81,38 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--levels", default="L3/4,L4/5,L5/S1",
                    help="disc levels for 3-D muscle masks, comma separated, or 'all' (default L3/4,L4/5,L5/S1)")
     p.add_argument("--n-slices", type=int, default=1, help="average over N slices centred on the level (odd)")
-    p.add_argument("--markups", help="Slicer markups (.mrk.json / .fcsv) with points labelled by level")
-    p.add_argument("--label-names", help="names for a labelmap: .ctbl/.txt colour table, .json or .csv")
+    p.add_argument("--markups", help="Slicer markups (.mrk.json / .fcsv): points labelled by level (disc L4/5 "
+                                     "or vertebrae L4, L5), or a line per disc named by its level")
+    p.add_argument("--level-slices", metavar="LEVEL=SLICE,...",
+                   help="level positions as slice indices, e.g. 'L3/4=12,L4/5=18,L5/S1=24' (count from 0 as "
+                        "Slicer's Data Probe, or see --slice-base); they win over every other level source")
+    p.add_argument("--slice-base", type=int, choices=[0, 1], default=0,
+                   help="how --level-slices count: 0 = first slice is 0 (Slicer, ITK; default), "
+                        "1 = first slice is 1 (ITK-SNAP, image numbers)")
+    p.add_argument("--level-z", metavar="LEVEL=Z,...",
+                   help="level positions as LPS z in mm (Slicer's S coordinate), e.g. 'L4/5=-312.5'")
+    p.add_argument("--plane", choices=["image", "disc"], default="image",
+                   help="image: measure on the image slice nearest to each level (default; 2-D ROIs drawn on "
+                        "acquired slices); disc: on an oblique plane through the level point perpendicular to "
+                        "the local spine axis (disc-parallel), for 3-D masks")
+    p.add_argument("--plane-pixel-mm", dest="plane_pixel_mm", type=float,
+                   help="--plane disc: pixel size of the oblique planes in mm (default: the image's finest "
+                        "in-plane spacing)")
+    p.add_argument("--height-m", dest="height_m", type=float,
+                   help="body height in metres: adds the skeletal muscle index (cm2/m2) at L3 "
+                        "(<stem>_smi.csv; measure L3, e.g. --levels L3,L3/4,L4/5,L5/S1)")
+    p.add_argument("--bone-levels", default="L1,L2",
+                   help="vertebrae whose trabecular bone is measured when their masks exist (default L1,L2; "
+                        "'none' for none) -> <stem>_bone.csv")
+    p.add_argument("--bone-erosion-mm", dest="bone_erosion_mm", type=float, default=5.0,
+                   help="distance in mm the trabecular core keeps from the vertebra surface (default 5)")
+    p.add_argument("--bone-slab-mm", dest="bone_slab_mm", type=_slab, default=10.0,
+                   help="thickness in mm of the mid-vertebral slab of the core (default 10; 'all' = whole body)")
+    p.add_argument("--bmd-calibration", metavar="SLOPE,INTERCEPT", type=_pair_named,
+                   help="CT: vBMD mg/cm3 = SLOPE x HU + INTERCEPT from a calibration phantom; without it bone "
+                        "values are HU, which is not vBMD")
+    p.add_argument("--label-names", help="names for a labelmap: .ctbl/.txt colour table, .json or .csv file, or "
+                                         "inline '1=right ES,2=right MF,3=left MF,4=left ES'")
     p.add_argument("--convention", choices=["totalsegmentator", "totalspineseg"],
                    help="label-value convention of an unnamed labelmap")
     p.add_argument("--names-table", help="CSV extending the built-in muscle name table")
@@ -107,6 +139,25 @@ def _pair(text: str):
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
     return lo, hi
+
+
+def _pair_named(text: str):
+    """``"SLOPE,INTERCEPT"`` -> (float, float)."""
+    try:
+        a, b = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SLOPE,INTERCEPT (two numbers), got {text!r}") from None
+    return a, b
+
+
+def _slab(text: str):
+    """``--bone-slab-mm``: a number, or ``all`` (None: the whole eroded body)."""
+    if text.strip().lower() in ("all", "none", "whole"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a thickness in mm or 'all', got {text!r}") from None
 
 
 def _floats(text: str):
@@ -166,6 +217,12 @@ def _run_measure(args) -> int:
         convention=args.convention, name_table=args.names_table,
         segments=[s.strip() for s in args.segments.split(",")] if args.segments else None,
         muscles=args.muscles if args.muscles.lower() in ("auto", "all") else args.muscles.split(","),
+        plane=args.plane, plane_pixel_mm=args.plane_pixel_mm, level_slices=args.level_slices,
+        slice_base=args.slice_base, level_z=args.level_z, height_m=args.height_m,
+        bone_levels=[] if args.bone_levels.strip().lower() == "none"
+        else [x.strip() for x in args.bone_levels.split(",") if x.strip()],
+        bone_erosion_mm=args.bone_erosion_mm, bone_slab_mm=args.bone_slab_mm,
+        bmd_calibration=args.bmd_calibration,
     )
     _print_levels(result.levels)
     if args.output:
@@ -173,7 +230,9 @@ def _run_measure(args) -> int:
         side = _side_paths(out)
         tables = [(out, result.levels), (side["summary"], result.summary(wide=False)),
                   (side["summary_wide"], result.summary(wide=True)), (side["landmarks"], result.landmarks),
-                  (side["grades"], result.grades()), (side["slices"], result.slices), (side["rois"], result.rois)]
+                  (side["grades"], result.grades()), (side["slices"], result.slices), (side["rois"], result.rois),
+                  (side["bone"], result.bone if result.bone is not None and len(result.bone) else None),
+                  (side["smi"], result.muscle_index)]
         # one set: every CSV is staged beside the targets and moved in only when all were written;
         # a <stem>_slices/_rois.csv of an earlier run that this run does not produce is removed with it
         with OutputSet(out.parent, option="--output") as files:
@@ -192,7 +251,12 @@ def _run_measure(args) -> int:
 def _print_levels(df: "pd.DataFrame") -> None:
     import pandas as pd
 
-    cols = [c for c in ("muscle", "side", "level", "slice_index", "slice_offset_mm", "csa_mm2", "mean",
+    if not len(df):
+        print("no per-level rows (no level was measured; see the warnings); the other tables are written")
+        return
+    if "plane" in df and (df["plane"] == "disc").any():
+        df = df.rename(columns={"plane_tilt_deg": "tilt_deg"})
+    cols = [c for c in ("muscle", "side", "level", "slice_index", "slice_offset_mm", "tilt_deg", "csa_mm2", "mean",
                         "sd", "fat_csa_mm2", "fat_area_ratio", "goutallier", "kjaer", "unit") if c in df]
     with pd.option_context("display.max_rows", 500, "display.width", 160, "display.precision", 3):
         print(df[cols].to_string(index=False))

@@ -818,8 +818,8 @@ def test_meas_cli_option_outside_its_meaning_exits_2_with_one_line(flags, messag
     ({"map_kind": "ct", "fat_window": (-29.0, -190.0)}, r"fat_window must have low < high"),
     ({"map_kind": "ct", "muscle_window": (151.0, -29.0)}, r"muscle_window must have low < high"),
     ({"map_kind": "ct", "fat_window": (-190.0, 0.0)}, "overlap"),
-    ({"levels": "L4/5"}, "levels must be a list of disc levels or 'all', got 'L4/5'"),
-    ({"levels": ["L4/5", "disc 7"]}, "cannot read level 'disc 7'; write levels like L4/5 or L5/S1"),
+    ({"levels": "L4/5"}, "levels must be a list of levels \\(discs such as L4/5, vertebrae such as L3\\) or 'all', got 'L4/5'"),
+    ({"levels": ["L4/5", "disc 7"]}, "cannot read level 'disc 7' \\(--levels\\); write disc levels like L4/5 or L5/S1"),
 ])
 def test_meas_options_refused_by_the_composition_and_level_readers(options, match):
     """Checked where the method or the levels are made (one message per option, not two)."""
@@ -950,7 +950,7 @@ def test_meas_every_level_outside_the_image_is_an_error_not_an_empty_table(k0, k
         with pytest.raises(_MeasLevelError) as exc:
             _meas_measure(img, ph.segmentation, pdff_scale="0-100", **options)
     msg = str(exc.value)
-    asked = ("all (every level found)" if levels == "all"
+    asked = ("all (every disc level found)" if levels == "all"
              else ", ".join(levels or ["L3/4", "L4/5", "L5/S1"]))
     assert f"nothing to measure per level: levels asked {asked} (--levels)" in msg
     for lv, k in (("L3/4", 26), ("L4/5", 18), ("L5/S1", 10)):
@@ -1049,7 +1049,7 @@ def test_meas_markups_whose_labels_are_not_levels_warn_first_and_are_named(label
     if levels == "all":
         assert "L3/4, L4/5, L5/S1" not in msg and "points labelled with their levels" in msg
     else:
-        assert "points labelled L3/4, L4/5, L5/S1 (--markups)" in msg
+        assert "points labelled L3/4, L4/5, L5/S1 or a line along each disc (--markups)" in msg
 
 
 def test_meas_markups_with_one_vertebra_point_is_named(tmp_path):
@@ -1088,7 +1088,7 @@ def test_meas_cut_off_vertebra_warning_comes_before_the_level_error(k0, k1, drop
     msg = str(exc.value)
     assert "no disc or vertebra segments" not in msg
     assert f"'{cut}'" in msg and "gave no disc level" in msg and "no markups file (--markups)" in msg
-    assert "points labelled L3/4, L4/5, L5/S1 (--markups)" in msg
+    assert "points labelled L3/4, L4/5, L5/S1 or a line along each disc (--markups)" in msg
     # the command line prints the warning before the error line
     from ParaspinalFatLib.io.slicer_seg import write_seg_nrrd
 

@@ -1,21 +1,59 @@
 """Disc-level landmarks: where on the spine each measurement level lies.
 
 Each disc level (``"L3/4"``, ``"L4/5"``, ``"L5/S1"``...) gets one point in
-patient LPS millimetres at the middle of the intervertebral disc.  The
+patient LPS millimetres at the middle of the intervertebral disc (vertebra
+levels such as ``"L3"``, when asked for, a mid-vertebra point).  The
 measurement code turns it into a slice with ``Geometry.slice_axis`` and
 ``Geometry.nearest_slice``.  Points come from, in order of preference:
 
+0. **typed positions** (:mod:`~ParaspinalFatLib.anatomy.level_positions`,
+   passed to :func:`find_landmarks` as ``positions``): slice numbers
+   (source ``"level_slices"``) or z coordinates (source ``"level_z"``) the
+   user read in a viewer;
 1. **disc masks** (:func:`landmarks_from_discs`): centroid of each disc segment
    (``disc_L4_L5``, ``IVD L4-L5``...); source ``"disc_mask"``;
 2. **vertebra masks** (:func:`landmarks_from_vertebrae`): midpoint of the
    centroids of two adjacent vertebrae (``vertebrae_L4`` + ``vertebrae_L5``);
    source ``"vertebra_masks"``;
 3. **Slicer markups** (:func:`read_markups`): control points labelled with a
-   level (``L4/5``, ``L4-L5``, ``L45``) in ``.mrk.json`` or legacy ``.fcsv``;
-   source ``"markups"``.
+   level (``L4/5``, ``L4-L5``, ``L45``) in ``.mrk.json`` or legacy ``.fcsv``,
+   and line markups named with a disc level (``.mrk.json``); source
+   ``"markups"``.
 
 :func:`find_landmarks` combines them: a level from a less preferred source only
 fills levels the better sources did not give.
+
+Direction hints
+---------------
+A landmark may carry ``direction_lps``: a unit vector along the local spine
+axis at that level (the normal of a disc-parallel plane), pointing cranially
+(non-negative LPS z), with ``direction_source`` saying where it came from:
+
+* ``"disc mask principal axes"``: the disc mask's axis of least extent, the
+  eigenvector of the smallest eigenvalue of the covariance of its voxel
+  centres (LPS mm); a disc is a flat slab.  The second moments are summed in
+  the same pass as the centroid.  No hint when the mask is not clearly flat
+  (smallest variance above :data:`FLAT_VARIANCE_RATIO` times the middle one)
+  or lies in one voxel layer (its normal would be the grid's, not the disc's).
+* ``"vertebra centroids"``: for a disc, upper minus lower vertebra centroid;
+  for a vertebra, the upper neighbour's centroid minus the lower one's
+  (central difference), or the difference to its one neighbour.
+* ``"markups vertebra points"``: the same from control points labelled with
+  vertebrae (``L3`` minus ``L4`` for ``L3/4``; a disc point gets the direction
+  of its two vertebra points when both are in the file).
+* ``"markups line along the disc"`` / ``"markups line along the spine axis"``:
+  from a line markup (:func:`disc_normal_from_line`).  A radiologist draws the
+  line along the disc on a sagittal view, so the disc plane holds the line and
+  the patient's left-right axis (LPS x): normal = normalise(line x (1, 0, 0)).
+  A line within 45 degrees of the cranio-caudal axis (LPS z) is taken as drawn
+  along the spine axis: normal = the line direction.  A line within 45 degrees
+  of LPS x (drawn left-right, e.g. on a coronal or axial view) is refused: a
+  plane holding it and the x axis is undefined (parallel) or meaningless (the
+  tilt of a coronal line is not a sagittal tilt).  The disc point is the
+  midpoint of the line's two end points.
+
+Typed positions carry no direction: they lie on a line along the slice normal,
+which says nothing about the spine.
 
 Conventions
 -----------
@@ -50,6 +88,13 @@ Conventions
   centroids, 0.7 mm cranio-caudally.  With a transitional L6 the same rule
   applies to L6/S1.
 * Markups in RAS are converted to LPS (x and y negated).
+* A typed position wins over every other source; when it lies more than
+  :data:`SOURCE_DISAGREEMENT_MM` along the spine from the same level found by
+  masks or markups, a :class:`~ParaspinalFatLib.errors.LevelWarning` says so.
+  The distance is measured along the spine (the other landmark's direction,
+  else the principal axis of the other landmarks, else LPS z), not in 3-D: a
+  typed slice is placed at the in-plane centre of the grid, which may be far
+  from the spine.
 """
 
 from __future__ import annotations
@@ -60,18 +105,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
-from ..io.markups import read_control_points
+from ..io.markups import read_control_points, read_lines
 from ..errors import LevelWarning, InputError, LevelError
 from .muscle_names import NameTable
-from .level_names import canonical_level, disc_between, is_disc_level, is_vertebra_level, level_sort_key, next_vertebra
+from .level_names import (adjacent_vertebrae, canonical_level, disc_between, is_disc_level, is_vertebra_level,
+                          level_sort_key, next_vertebra)
 from .segment_names import parse_segment_name
 from ..segmentation import Segment, Segmentation
 
 
-__all__ = ['SOURCES', 'LevelLandmark', 'read_markups', 'segment_centroids', 'vertebra_centroids', 'spine_axis', 'landmarks_from_discs', 'landmarks_from_vertebrae', 'find_landmarks']
+__all__ = ['SOURCES', 'POSITION_SOURCES', 'HOW_TO_GIVE_LEVELS', 'LevelLandmark', 'read_markups',
+           'disc_normal_from_line', 'segment_centroids', 'vertebra_centroids', 'spine_axis',
+           'landmarks_from_discs', 'landmarks_from_vertebrae', 'find_landmarks']
 
 #: Landmark sources, most preferred first.
-SOURCES = ("disc_mask", "vertebra_masks", "markups")
+SOURCES = ("level_slices", "level_z", "disc_mask", "vertebra_masks", "markups")
+#: Sources of positions the user typed (:mod:`~ParaspinalFatLib.anatomy.level_positions`).
+POSITION_SOURCES = ("level_slices", "level_z")
+#: Every way to give levels, for messages about missing levels.
+HOW_TO_GIVE_LEVELS = (
+    "Ways to give levels: disc segments named with their level ('disc_L4_L5'); whole-vertebra segments of "
+    "two adjacent vertebrae ('vertebrae_L4' and 'vertebrae_L5', as TotalSegmentator writes them); the level "
+    "in a muscle segment's own name ('multifidus_left_L4/5', measured on its own slice); a Slicer markups "
+    "file (markups (--markups)) with points labelled 'L4/5' (or vertebra points 'L4' and 'L5') or a line "
+    "named 'L4/5' drawn along the disc on a sagittal view; or typed positions: level_slices "
+    "(--level-slices) 'L4/5=18' with the slice numbers your viewer shows (slice_base (--slice-base) 1 when "
+    "it counts from 1), or level_z (--level-z) 'L4/5=-312.5' in mm (Slicer's S coordinate)"
+)
+#: A disc mask is 'flat' (gets a direction hint) when its smallest variance is below this
+#: fraction of its middle one.
+FLAT_VARIANCE_RATIO = 0.5
+#: A line within this angle (degrees) of LPS z is taken as drawn along the spine axis.
+LINE_SPINE_AXIS_DEG = 45.0
+#: A line within this angle (degrees) of LPS x is refused (no disc plane from it).
+LINE_REFUSED_NEAR_X_DEG = 45.0
 #: Adjacent vertebra centroids farther apart than this (mm) trigger a warning.
 MAX_ADJACENT_CENTROID_DISTANCE_MM = 80.0
 #: A grid-edge vertebra smaller than this fraction of its neighbour is "cut off".
@@ -91,15 +158,33 @@ class LevelLandmark:
     point_lps : numpy.ndarray
         Read-only float array of shape (3,), LPS mm.
     source : str
-        ``"disc_mask"``, ``"vertebra_masks"`` or ``"markups"``.
+        One of :data:`SOURCES`: ``"level_slices"``, ``"level_z"`` (typed
+        positions), ``"disc_mask"``, ``"vertebra_masks"`` or ``"markups"``.
     detail : str
         Human-readable provenance (segments or file and label used).
+    direction_lps : numpy.ndarray or None
+        Optional read-only unit vector (shape (3,)) along the local spine axis
+        at this level (the normal of a disc-parallel plane), pointing
+        cranially (LPS z >= 0).  Given vectors are normalised and flipped to
+        point cranially.  ``None`` when the source gives no direction.
+    direction_source : str
+        Where the direction came from (module notes), ``""`` without one.
+
+    Raises
+    ------
+    LevelError
+        The point is not 3 finite numbers, or the direction is not 3 finite
+        numbers of non-zero length.
+    ValueError
+        Unknown source.
     """
 
     level: str
     point_lps: np.ndarray
     source: str
     detail: str
+    direction_lps: Optional[np.ndarray] = None
+    direction_source: str = ""
 
     def __post_init__(self):
         p = np.array(self.point_lps, dtype=float).reshape(-1)
@@ -109,10 +194,28 @@ class LevelLandmark:
         object.__setattr__(self, "point_lps", p)
         if self.source not in SOURCES:
             raise ValueError(f"landmark source must be one of {SOURCES}, got {self.source!r}")
+        if self.direction_lps is not None:
+            d = np.array(self.direction_lps, dtype=float).reshape(-1)
+            norm = float(np.linalg.norm(d)) if d.shape == (3,) and np.all(np.isfinite(d)) else 0.0
+            if not norm > 0.0 or not np.isfinite(norm):
+                raise LevelError(
+                    f"level {self.level}: landmark direction must be 3 finite numbers of non-zero length, "
+                    f"got {self.direction_lps!r}"
+                )
+            d = d / norm
+            if d[2] < 0:
+                d = -d
+            d.setflags(write=False)
+            object.__setattr__(self, "direction_lps", d)
+        object.__setattr__(self, "direction_source", str(self.direction_source or ""))
 
     def __repr__(self) -> str:
         x, y, z = self.point_lps
-        return f"LevelLandmark({self.level!r}, LPS ({x:.2f}, {y:.2f}, {z:.2f}), {self.source!r}, {self.detail!r})"
+        text = f"LevelLandmark({self.level!r}, LPS ({x:.2f}, {y:.2f}, {z:.2f}), {self.source!r}, {self.detail!r}"
+        if self.direction_lps is not None:
+            a, b, c = self.direction_lps
+            text += f", direction ({a:.3f}, {b:.3f}, {c:.3f}) from {self.direction_source!r}"
+        return text + ")"
 
 
 # =============================================================================
@@ -149,12 +252,15 @@ def _label_lookup(values: Sequence[int]):
     return apply
 
 
-def _layer_stats(segmentation: Segmentation, layer: int, values: Sequence[int]):
-    """Voxel counts, index sums (k, j, i) and grid-edge contact of labels.
+def _layer_stats(segmentation: Segmentation, layer: int, values: Sequence[int], moments: bool = False):
+    """Voxel counts, mean indices (k, j, i), grid-edge contact and (optionally)
+    index covariances (k, j, i order) of labels.
 
     Uses the segmentation's cached non-zero voxel index of the layer
     (:meth:`Segmentation.labelled_voxels`), so the ROI gathering of the
-    measurement and these centroids share one pass over the volume.
+    measurement and these centroids share one pass over the volume.  Indices
+    are summed relative to the grid centre, which keeps the second moments
+    precise far from the origin.
     """
     n = len(values)
     lookup = _label_lookup(values)
@@ -164,15 +270,25 @@ def _layer_stats(segmentation: Segmentation, layer: int, values: Sequence[int]):
     w = idx[sel].astype(np.intp)
     k, j, i = (found.index(axis, sel) for axis in range(3))
     nk, nj, ni = segmentation.layers.shape[1:]
+    centre = np.array([(nk - 1) / 2.0, (nj - 1) / 2.0, (ni - 1) / 2.0])
+    rel = [k - centre[0], j - centre[1], i - centre[2]]
     counts = np.bincount(w, minlength=n + 1).astype(np.int64)
+    safe = np.maximum(counts, 1)[:, None]
     sums = np.zeros((n + 1, 3), dtype=float)
-    sums[:, 0] = np.bincount(w, weights=k.astype(float), minlength=n + 1)
-    sums[:, 1] = np.bincount(w, weights=j.astype(float), minlength=n + 1)
-    sums[:, 2] = np.bincount(w, weights=i.astype(float), minlength=n + 1)
+    for a in range(3):
+        sums[:, a] = np.bincount(w, weights=rel[a], minlength=n + 1)
+    means = sums / safe
+    cov = None
+    if moments:
+        cov = np.zeros((n + 1, 3, 3), dtype=float)
+        for a in range(3):
+            for b in range(a, 3):
+                m = np.bincount(w, weights=rel[a] * rel[b], minlength=n + 1) / safe[:, 0]
+                cov[:, a, b] = cov[:, b, a] = m - means[:, a] * means[:, b]
     on_edge = (k == 0) | (k == nk - 1) | (j == 0) | (j == nj - 1) | (i == 0) | (i == ni - 1)
     edge = np.bincount(w[on_edge], minlength=n + 1) > 0
     edge[0] = False
-    return counts, sums, edge
+    return counts, means + centre, edge, cov
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,24 +297,48 @@ class _Centroid:
     point: np.ndarray
     n_voxels: int
     touches_edge: bool
+    cov_lps: Optional[np.ndarray] = None  # covariance of the voxel centres (LPS mm^2), when asked for
 
 
-def _centroids(segmentation: Segmentation, segments: Iterable[Segment]) -> Dict[Tuple[int, int], _Centroid]:
+def _centroids(
+    segmentation: Segmentation, segments: Iterable[Segment], moments: bool = False
+) -> Dict[Tuple[int, int], _Centroid]:
     by_layer: Dict[int, List[Segment]] = {}
     for s in segments:
         if s.label_value > 0:  # 0 is background
             by_layer.setdefault(s.layer, []).append(s)
     geom = segmentation.geometry
+    scaled = geom.ijk_to_lps[:3, :3]
     out = {}
     for layer, segs in by_layer.items():
-        counts, sums, edge = _layer_stats(segmentation, layer, [s.label_value for s in segs])
+        counts, means, edge, cov = _layer_stats(segmentation, layer, [s.label_value for s in segs], moments)
         for c, s in enumerate(segs, start=1):
             if counts[c] == 0:
                 continue
-            kji = sums[c] / counts[c]
-            point = geom.index_to_physical(kji[::-1])
-            out[(s.layer, s.label_value)] = _Centroid(s, point, int(counts[c]), bool(edge[c]))
+            point = geom.index_to_physical(means[c][::-1])
+            cov_lps = None
+            if cov is not None:
+                cov_ijk = cov[c][::-1, ::-1]  # (k, j, i) -> (i, j, k) order
+                cov_lps = scaled @ cov_ijk @ scaled.T
+            out[(s.layer, s.label_value)] = _Centroid(s, point, int(counts[c]), bool(edge[c]), cov_lps)
     return out
+
+
+def _thin_axis(cov_lps: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """Axis of least extent of a flat mask (module notes), or None when not clearly flat."""
+    if cov_lps is None or not np.all(np.isfinite(cov_lps)):
+        return None
+    values, vectors = np.linalg.eigh(cov_lps)
+    smallest, middle = float(values[0]), float(values[1])
+    if not middle > 0.0 or smallest > FLAT_VARIANCE_RATIO * middle or smallest <= 1e-9 * middle:
+        return None
+    return vectors[:, 0]
+
+
+def _direction(upper, lower) -> Optional[np.ndarray]:
+    """``upper - lower`` when it has a length, else None."""
+    d = np.asarray(upper, dtype=float) - np.asarray(lower, dtype=float)
+    return d if float(np.linalg.norm(d)) > 1e-9 else None
 
 
 def segment_centroids(
@@ -402,7 +542,9 @@ def landmarks_from_discs(segmentation: Segmentation, table: Optional[NameTable] 
     -------
     dict
         Canonical disc level -> :class:`LevelLandmark` (source ``"disc_mask"``),
-        cranial to caudal.  Empty disc segments are skipped.
+        cranial to caudal.  Empty disc segments are skipped.  The direction
+        hint is the mask's axis of least extent (``"disc mask principal
+        axes"``; none when the mask is not clearly flat, see module notes).
 
     Raises
     ------
@@ -418,17 +560,21 @@ def landmarks_from_discs(segmentation: Segmentation, table: Optional[NameTable] 
                 LevelWarning,
                 stacklevel=2,
             )
-    centroids = _centroids(segmentation, [s for s, _ in discs])
+    centroids = _centroids(segmentation, [s for s, _ in discs], moments=True)
     found = _unique_by_level(discs, centroids, segmentation, "disc")
-    return {
-        level: LevelLandmark(
+    out = {}
+    for level in sorted(found, key=level_sort_key):
+        c = found[level]
+        axis = _thin_axis(c.cov_lps)
+        out[level] = LevelLandmark(
             level,
-            found[level].point,
+            c.point,
             "disc_mask",
-            f"centroid of disc segment '{found[level].segment.name}' ({found[level].n_voxels} voxels)",
+            f"centroid of disc segment '{c.segment.name}' ({c.n_voxels} voxels)",
+            direction_lps=axis,
+            direction_source="disc mask principal axes" if axis is not None else "",
         )
-        for level in sorted(found, key=level_sort_key)
-    }
+    return out
 
 
 def _s1_from_sacrum(segmentation, sacrum: _Centroid, upper: _Centroid, verts: Dict[str, _Centroid], upper_level):
@@ -484,7 +630,10 @@ def landmarks_from_vertebrae(
         to caudal.  A disc level needs both neighbours (``L3`` and ``L4`` for
         ``L3/4``); the transitional ``L6``/``T13`` are followed when present.
         Without an ``S1`` segment, ``L5/S1`` uses the sacrum rule of the
-        module notes.
+        module notes.  Direction hints (``"vertebra centroids"``): upper
+        minus lower centroid for a disc; for a vertebra, its upper minus its
+        lower neighbour (the sacrum's S1 estimate counts as a lower
+        neighbour), or the difference to its one neighbour, none when alone.
 
     Raises
     ------
@@ -493,14 +642,35 @@ def landmarks_from_vertebrae(
         segments exist.
     """
     verts, sacrum = _vertebra_table(segmentation, table)
+    order = sorted(verts, key=level_sort_key)
+    lower_of = {level: next_vertebra(level, verts) for level in order}
+    upper_of = {lower: level for level, lower in lower_of.items() if lower in verts}
+    s1_estimate = None  # (point, detail) of S1 from the sacrum
+    for level in order:
+        if lower_of[level] == "S1" and "S1" not in verts and sacrum is not None:
+            s1_estimate = _s1_from_sacrum(segmentation, sacrum, verts[level], verts, level)
+    centre = {level: verts[level].point for level in order}
+    if s1_estimate is not None:
+        centre.setdefault("S1", s1_estimate[0])  # a neighbour point only, not a landmark
     out: Dict[str, LevelLandmark] = {}
-    for level in sorted(verts, key=level_sort_key):
+    for level in order:
         c = verts[level]
+        lower = lower_of[level]
         if include_vertebrae:
+            up = upper_of.get(level)
+            down = lower if lower in centre else None
+            if up is not None and down is not None:
+                direction = _direction(centre[up], centre[down])
+            elif up is not None:
+                direction = _direction(centre[up], c.point)
+            elif down is not None:
+                direction = _direction(c.point, centre[down])
+            else:
+                direction = None
             out[level] = LevelLandmark(
-                level, c.point, "vertebra_masks", f"centroid of vertebra segment '{c.segment.name}' ({c.n_voxels} voxels)"
+                level, c.point, "vertebra_masks", f"centroid of vertebra segment '{c.segment.name}' ({c.n_voxels} voxels)",
+                direction_lps=direction, direction_source="vertebra centroids" if direction is not None else "",
             )
-        lower = next_vertebra(level, verts)
         if lower is None:
             continue
         disc = disc_between(level, lower)
@@ -514,16 +684,21 @@ def landmarks_from_vertebrae(
                     LevelWarning,
                     stacklevel=2,
                 )
+            direction = _direction(c.point, d.point)
             out[disc] = LevelLandmark(
                 disc,
                 (c.point + d.point) / 2.0,
                 "vertebra_masks",
                 f"midpoint of the centroids of '{c.segment.name}' and '{d.segment.name}'",
+                direction_lps=direction,
+                direction_source="vertebra centroids" if direction is not None else "",
             )
-        elif lower == "S1" and sacrum is not None:
-            s1, detail = _s1_from_sacrum(segmentation, sacrum, c, verts, level)
+        elif lower == "S1" and s1_estimate is not None:
+            s1, detail = s1_estimate
+            direction = _direction(c.point, s1)
             out[disc] = LevelLandmark(
-                disc, (c.point + s1) / 2.0, "vertebra_masks", f"midpoint of the centroid of '{c.segment.name}' and {detail}"
+                disc, (c.point + s1) / 2.0, "vertebra_masks", f"midpoint of the centroid of '{c.segment.name}' and {detail}",
+                direction_lps=direction, direction_source="vertebra centroids" if direction is not None else "",
             )
     return dict(sorted(out.items(), key=lambda kv: level_sort_key(kv[0])))
 
@@ -531,9 +706,87 @@ def landmarks_from_vertebrae(
 # =============================================================================
 # markups
 # =============================================================================
-def _label_points(path: Path, points: List[Tuple[str, np.ndarray, str]], include_vertebrae: bool):
-    """Turn labelled LPS points of one file into landmarks."""
+def disc_normal_from_line(p0_lps, p1_lps, where: str = "line") -> Tuple[np.ndarray, str]:
+    """Disc-plane normal of a line drawn by a reader (see module notes).
+
+    Parameters
+    ----------
+    p0_lps, p1_lps : array_like
+        The two end points of the line, LPS mm.
+    where : str
+        Names the line in messages (e.g. ``"line 'L4/5' in levels.mrk.json (RAS)"``).
+
+    Returns
+    -------
+    normal : numpy.ndarray
+        Unit vector, LPS, pointing cranially (z >= 0).
+    rule : str
+        ``"along the spine axis"`` (the line lies within 45 degrees of LPS z:
+        normal = the line direction) or ``"along the disc"`` (normal =
+        normalise(line x (1, 0, 0)): the disc plane holds the line and the
+        left-right axis).
+
+    Raises
+    ------
+    LevelError
+        The two end points coincide (or are not finite), or the line lies
+        within 45 degrees of the left-right axis (LPS x), where the plane
+        holding it and the x axis is undefined or meaningless.
+    """
+    p0 = np.asarray(p0_lps, dtype=float).reshape(3)
+    p1 = np.asarray(p1_lps, dtype=float).reshape(3)
+    d = p1 - p0
+    length = float(np.linalg.norm(d))
+    if not np.isfinite(length) or length < 1e-6:
+        raise LevelError(
+            f"{where}: its two end points coincide, so it has no direction; draw the line from one edge of "
+            "the disc to the other on a sagittal view"
+        )
+    d = d / length
+    if abs(d[2]) >= np.cos(np.radians(LINE_SPINE_AXIS_DEG)) - 1e-12:
+        normal, rule = d, "along the spine axis"
+    elif abs(d[0]) > np.cos(np.radians(LINE_REFUSED_NEAR_X_DEG)):
+        angle = float(np.degrees(np.arccos(min(1.0, abs(d[0])))))
+        raise LevelError(
+            f"{where}: the line runs {angle:.0f} degrees from the patient's left-right axis (LPS x); a disc "
+            "plane cannot be taken from a line drawn left-right. Draw the line along the disc on a sagittal "
+            "view (front to back), or along the spine axis, or mark the disc with a point instead"
+        )
+    else:
+        normal = np.cross(d, np.array([1.0, 0.0, 0.0]))
+        normal, rule = normal / np.linalg.norm(normal), "along the disc"
+    if normal[2] < 0:
+        normal = -normal
+    return normal, rule
+
+
+def _neighbour_direction(level: str, points: Mapping[str, np.ndarray]) -> Optional[np.ndarray]:
+    """Vertebra direction from its labelled neighbours (central difference, else one neighbour)."""
+    lower = next_vertebra(level, points)
+    up = next((v for v in points if next_vertebra(v, points) == level), None)
+    down = lower if lower in points else None
+    if up is not None and down is not None:
+        return _direction(points[up], points[down])
+    if up is not None:
+        return _direction(points[up], points[level])
+    if down is not None:
+        return _direction(points[level], points[down])
+    return None
+
+
+def _markup_landmarks(path: Path, points, lines, include_vertebrae: bool) -> Dict[str, LevelLandmark]:
+    """Turn labelled LPS points and lines of one file into landmarks."""
     by_level: Dict[str, Tuple[str, np.ndarray, str]] = {}
+    line_of: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
+
+    def claim(level, label, point, where, kind):
+        if level in by_level:
+            first = by_level[level][0]
+            raise LevelError(
+                f"{path}: {first} and {kind} '{label}' are both level {level}; keep one point or line per level"
+            )
+        by_level[level] = (f"{kind} '{label}'", point, where)
+
     for label, point, where in points:
         level = canonical_level(label)
         if level is None:
@@ -544,29 +797,51 @@ def _label_points(path: Path, points: List[Tuple[str, np.ndarray, str]], include
                 stacklevel=3,
             )
             continue
-        if level in by_level:
-            raise LevelError(
-                f"{path}: control points '{by_level[level][0]}' and '{label}' are both level {level}; "
-                "keep one point per level"
+        claim(level, label, point, where, "control point")
+    for label, p0, p1, where in lines:
+        level = canonical_level(label)
+        if level is None or not is_disc_level(level):
+            what = "is not named with a level" if level is None else f"is named with the vertebra level {level}"
+            warnings.warn(
+                f"{where}: the line {what}; a line marks a disc: name the line (or its first point) with the "
+                "disc level, e.g. 'L4/5'. The line is ignored",
+                LevelWarning,
+                stacklevel=3,
             )
-        by_level[level] = (label, point, where)
+            continue
+        claim(level, label, (p0 + p1) / 2.0, where, "line")
+        line_of[level] = (p0, p1)
+    vertebrae = {lvl: v[1] for lvl, v in by_level.items() if is_vertebra_level(lvl)}
     out: Dict[str, LevelLandmark] = {}
-    for level, (label, point, where) in by_level.items():
-        if is_disc_level(level):
-            out[level] = LevelLandmark(level, point, "markups", f"control point '{label}' {where}")
+    for level, (what, point, where) in by_level.items():
+        if level in line_of:
+            normal, rule = disc_normal_from_line(*line_of[level], where=where)
+            out[level] = LevelLandmark(level, point, "markups", f"midpoint of {where}",
+                                       direction_lps=normal, direction_source=f"markups line {rule}")
+        elif is_disc_level(level):
+            direction = None
+            upper, lower = adjacent_vertebrae(level)
+            if upper in vertebrae and lower in vertebrae:
+                direction = _direction(vertebrae[upper], vertebrae[lower])
+            out[level] = LevelLandmark(level, point, "markups", f"{what} {where}", direction_lps=direction,
+                                       direction_source="markups vertebra points" if direction is not None else "")
         elif include_vertebrae:
-            out[level] = LevelLandmark(level, point, "markups", f"control point '{label}' {where}")
-    vertebrae = {lvl: v for lvl, v in by_level.items() if is_vertebra_level(lvl)}
-    for level, (label, point, _) in vertebrae.items():
+            direction = _neighbour_direction(level, vertebrae)
+            out[level] = LevelLandmark(level, point, "markups", f"{what} {where}", direction_lps=direction,
+                                       direction_source="markups vertebra points" if direction is not None else "")
+    for level, point in vertebrae.items():
         lower = next_vertebra(level, vertebrae)
         if lower in vertebrae:
             disc = disc_between(level, lower)
             if disc not in out:
+                direction = _direction(point, vertebrae[lower])
                 out[disc] = LevelLandmark(
                     disc,
-                    (point + vertebrae[lower][1]) / 2.0,
+                    (point + vertebrae[lower]) / 2.0,
                     "markups",
-                    f"midpoint of control points '{label}' and '{vertebrae[lower][0]}' in {path}",
+                    f"midpoint of {by_level[level][0]} and {by_level[lower][0]} in {path}",
+                    direction_lps=direction,
+                    direction_source="markups vertebra points" if direction is not None else "",
                 )
     return dict(sorted(out.items(), key=lambda kv: level_sort_key(kv[0])))
 
@@ -578,7 +853,8 @@ def read_markups(path: _PathLike, include_vertebrae: bool = False) -> Dict[str, 
     ----------
     path : str or Path
         ``.mrk.json`` or legacy ``.fcsv`` (formats and coordinate systems: see
-        :func:`ParaspinalFatLib.io.markups.read_control_points`).
+        :func:`ParaspinalFatLib.io.markups.read_control_points` and
+        :func:`~ParaspinalFatLib.io.markups.read_lines`).
     include_vertebrae : bool
         Also return points labelled with a vertebra (``"L3"``) under that level.
 
@@ -589,34 +865,46 @@ def read_markups(path: _PathLike, include_vertebrae: bool = False) -> Dict[str, 
         Points labelled with a disc (``L4/5``, ``L4-L5``, ``L45``...) give that
         disc; two points labelled with adjacent vertebrae (``L4`` and ``L5``)
         give the disc between them at their midpoint unless a disc point
-        exists.
+        exists.  A line markup named with a disc level (or whose first point
+        is) gives that disc at the midpoint of its end points, with the
+        direction hint of :func:`disc_normal_from_line`.  Direction hints of
+        vertebra points: see the module notes.
 
     Warns
     -----
     LevelWarning
-        Labels that are not levels (named with the file), unplaced points,
-        non point-list markups.
+        Labels that are not levels (named with the file), lines not named
+        with a disc level, unplaced points, lines without two placed points,
+        markups that are neither point lists nor lines.
 
     Raises
     ------
     InputError
         Missing or unreadable file, unknown coordinate system or units.
     LevelError
-        Two points with the same level in the file.
+        Two points or lines with the same level in the file; a line whose end
+        points coincide or that runs left-right (:func:`disc_normal_from_line`).
     """
     p = Path(path)
-    return _label_points(p, read_control_points(p), include_vertebrae)
+    return _markup_landmarks(p, read_control_points(p), read_lines(p), include_vertebrae)
 
 
 # =============================================================================
 # combination
 # =============================================================================
+def _along_spine(position: LevelLandmark, other: LevelLandmark, others: Mapping[str, LevelLandmark]) -> float:
+    """Distance (mm) between two landmarks along the spine at that level (module notes)."""
+    axis = other.direction_lps if other.direction_lps is not None else spine_axis(others)
+    return abs(float((position.point_lps - other.point_lps) @ axis))
+
+
 def find_landmarks(
     segmentation: Optional[Segmentation] = None,
     markups: Optional[Union[_PathLike, Sequence[_PathLike]]] = None,
     table: Optional[NameTable] = None,
     include_vertebrae: bool = False,
     required: Iterable[str] = (),
+    positions: Optional[Mapping[str, LevelLandmark]] = None,
 ) -> Dict[str, LevelLandmark]:
     """Level landmarks from all available sources, best source first.
 
@@ -634,25 +922,36 @@ def find_landmarks(
     required : iterable of str
         Levels that must be found (any spelling, e.g. ``("L3/4", "L4/5",
         "L5/S1")``); a missing one raises :class:`LevelError`.
+    positions : mapping of str to LevelLandmark, optional
+        Positions the user typed (:func:`~ParaspinalFatLib.anatomy.level_positions.landmarks_from_slices`,
+        :func:`~ParaspinalFatLib.anatomy.level_positions.landmarks_from_z`);
+        each is kept under its ``level`` (vertebra levels too, whatever
+        ``include_vertebrae``) and wins over every other source.
 
     Returns
     -------
     dict
-        Level -> :class:`LevelLandmark`, cranial to caudal.  Disc masks win
-        over vertebra masks, which win over markups; a worse source only fills
-        levels the better ones lack (``landmark.source`` says which was used).
+        Level -> :class:`LevelLandmark`, cranial to caudal.  Typed positions
+        win over disc masks, which win over vertebra masks, which win over
+        markups; a worse source only fills levels the better ones lack
+        (``landmark.source`` says which was used).
 
     Warns
     -----
     LevelWarning
         When a disc-mask point and the vertebra-midpoint point of the same
-        level are more than 20 mm apart (a labelling error is likely).
+        level are more than 20 mm apart (a labelling error is likely), or a
+        typed position lies more than 20 mm along the spine from the same
+        level found by masks or markups.
 
     Raises
     ------
     LevelError
-        A required level is missing (the message lists what was found and how
-        to provide levels), or the same level appears twice within one source.
+        A required level is missing (the message lists what was searched,
+        what was found and every way to provide levels), or the same level
+        appears twice within one source.
+    InputError
+        ``positions`` holds something that is not a :class:`LevelLandmark`.
     """
     by_source: List[Dict[str, LevelLandmark]] = []
     if segmentation is not None:
@@ -671,6 +970,7 @@ def find_landmarks(
                         stacklevel=2,
                     )
         by_source += [discs, verts]
+    files: List[_PathLike] = []
     if markups is not None:
         files = [markups] if isinstance(markups, (str, os.PathLike)) else list(markups)
         merged: Dict[str, LevelLandmark] = {}
@@ -679,15 +979,38 @@ def find_landmarks(
                 if level in merged:
                     raise LevelError(
                         f"level {level} is given twice in the markups: {merged[level].detail} and {lm.detail}; "
-                        "keep one point per level"
+                        "keep one point or line per level"
                     )
                 merged[level] = lm
         by_source.append(merged)
-    out: Dict[str, LevelLandmark] = {}
+    others: Dict[str, LevelLandmark] = {}
     for found in by_source:
         for level, lm in found.items():
-            out.setdefault(level, lm)
-    out = dict(sorted(out.items(), key=lambda kv: level_sort_key(kv[0])))
+            others.setdefault(level, lm)
+    others = dict(sorted(others.items(), key=lambda kv: level_sort_key(kv[0])))
+    typed: Dict[str, LevelLandmark] = {}
+    for key, lm in (positions or {}).items():
+        if not isinstance(lm, LevelLandmark):
+            raise InputError(
+                f"positions: level {key!r} maps to a {type(lm).__name__}, not a LevelLandmark; build positions "
+                "with level_positions.landmarks_from_slices or landmarks_from_z"
+            )
+        typed[lm.level] = lm
+    for level, lm in typed.items():
+        other = others.get(level)
+        if other is None:
+            continue
+        gap = _along_spine(lm, other, others)
+        if gap > SOURCE_DISAGREEMENT_MM:
+            warnings.warn(
+                f"level {level}: the typed position ({lm.detail}) lies {gap:.0f} mm along the spine from "
+                f"the same level found by {other.source} ({other.detail}); check the typed level and its "
+                "slice number or z (for slice numbers also slice_base (--slice-base): 0 or 1). The typed "
+                "position is used",
+                LevelWarning,
+                stacklevel=2,
+            )
+    out = dict(sorted({**others, **typed}.items(), key=lambda kv: level_sort_key(kv[0])))
 
     missing = []
     for want in required:
@@ -698,14 +1021,18 @@ def find_landmarks(
             missing.append(level)
     if missing:
         where = []
+        if typed:
+            where.append(f"the typed positions ({', '.join(sorted(typed, key=level_sort_key))})")
         if segmentation is not None:
             where.append(f"segmentation {segmentation.source}")
-        if markups is not None:
-            where.append(f"markups {markups}")
+        if files:
+            where.append(f"markups {', '.join(str(f) for f in files)}")
+        searched = (
+            f"not found in {' or '.join(where)}" if where
+            else "not found: no segmentation, markups file or typed positions was given"
+        )
         raise LevelError(
-            f"level(s) {', '.join(missing)} not found in {' and '.join(where) or 'no input'} (found: "
-            f"{', '.join(out) or 'none'}). Provide disc segments named like 'disc_L4_L5', vertebra "
-            "segments like 'vertebrae_L4' and 'vertebrae_L5' (TotalSegmentator), or a Slicer markups "
-            "file with points labelled 'L4/5'"
+            f"level(s) {', '.join(missing)} {searched} (found: {', '.join(out) or 'none'}). "
+            f"{HOW_TO_GIVE_LEVELS}"
         )
     return out

@@ -54,10 +54,10 @@ CLASS_NAMES = {LEAN: "lean", UNDEFINED: "undefined", FAT: "fat", EXCLUDED: "excl
 
 #: columns every method fills (in :mod:`ParaspinalFatLib.measurement.quantities`)
 COMMON_COLUMNS: Tuple[str, ...] = (
-    "n_voxels", "n_nan", "n_below_noise", "csa_mm2", "mean", "median", "sd", "p05", "p95", "warnings",
+    "n_voxels", "n_nan", "n_below_noise", "csa_mm2", "mean", "median", "sd", "p05", "p10", "p90", "p95", "warnings",
 )
 #: the statistics of the voxel values: always in the method's ``unit``
-VALUE_STATISTICS: Tuple[str, ...] = ("mean", "median", "sd", "p05", "p95")
+VALUE_STATISTICS: Tuple[str, ...] = ("mean", "median", "sd", "p05", "p10", "p90", "p95")
 #: the fat / lean split, filled by every method that classifies voxels
 SPLIT_COLUMNS: Tuple[str, ...] = ("fat_csa_mm2", "lean_csa_mm2", "undefined_csa_mm2", "fat_area_ratio")
 #: columns made by :meth:`CompositionMethod.extra_columns` (NaN unless a method declares them)

@@ -11,13 +11,14 @@ slicer_seg
 dicom_seg
     DICOM Segmentation objects (optional highdicom).
 label_names
-    Names of labelmap values: ``.ctbl``/``.txt``, JSON, CSV, TotalSegmentator conventions.
+    Names of labelmap values: ``.ctbl``/``.txt``, JSON, CSV, inline ``1=right ES,2=right MF``,
+    TotalSegmentator conventions.
 label_layers
     Integer label-array helpers (layers of overlapping segments, compact dtypes).
 nrrd, nifti
     The NRRD reader/writer; NIfTI completeness checks and sibling-safe reads.
 markups
-    Labelled control points of Slicer markups files (``.mrk.json``, ``.fcsv``).
+    Labelled control points and lines of Slicer markups files (``.mrk.json``, ``.fcsv``).
 resample
     A segmentation onto the image grid (nearest neighbour, physical space).
 file_notes

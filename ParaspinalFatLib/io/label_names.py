@@ -3,9 +3,22 @@
 A *label table* is a ``dict`` ``{label value: (name, rgb or None)}`` (value 0,
 the background, is never in it).  It is read from a python mapping or list
 (:func:`read_label_table`), from a Slicer colour table (``.ctbl``/``.txt``), a
-JSON or a CSV/TSV file, from the XML label table TotalSegmentator stores in a
-NIfTI header extension (:func:`nifti_label_table`), or taken from a built-in
-tool convention (:func:`convention_table`, :data:`CONVENTIONS`).
+JSON or a CSV/TSV file, from an inline text such as ``"1=right ES,2=right MF"``
+(:func:`parse_inline_names`), from the XML label table TotalSegmentator stores
+in a NIfTI header extension (:func:`nifti_label_table`), or taken from a
+built-in tool convention (:func:`convention_table`, :data:`CONVENTIONS`).
+
+Inline names
+------------
+A text that does not name an existing file and holds ``VALUE=NAME`` items
+separated by ``,`` or ``;`` (whitespace around items and around ``=`` allowed)
+is an inline table: ``"1=right ES, 2=right MF; 3=left MF,4=left ES"``.  Every
+value is a whole number >= 1 (0 is the background), every name non-empty,
+and neither a value nor a name (compared ignoring case) may occur twice; a
+name cannot contain ``=``, ``,`` or ``;``.  A single item whose text before
+``=`` is not a number and that looks like a path (holds ``/`` or ``\\``, or
+ends in a table file suffix) is taken for a path (``run=3/names.csv``), so a
+missing file keeps its "not found" message.
 """
 
 from __future__ import annotations
@@ -28,7 +41,8 @@ from .nifti import nifti_header_facts, open_maybe_gzip
 from ..errors import SegmentationWarning
 
 
-__all__ = ['LabelTable', 'CONVENTIONS', 'read_label_table', 'convention_table', 'nifti_label_table']
+__all__ = ['LabelTable', 'CONVENTIONS', 'LABEL_NAMES_OPTION', 'read_label_table', 'parse_inline_names',
+           'convention_table', 'nifti_label_table']
 
 Color = Optional[Tuple[float, float, float]]
 LabelTable = Dict[int, Tuple[str, Color]]
@@ -43,6 +57,12 @@ CONVENTIONS = {
         "TotalSpineSeg final output labels (README 'List of Classes' / tss_map.json)",
     ),
 }
+#: How the label-names option is named in messages about inline names.
+LABEL_NAMES_OPTION = "label_names (--label-names)"
+_TABLE_SUFFIXES = (".ctbl", ".txt", ".json", ".csv", ".tsv")
+_INLINE_EXAMPLE = "'1=right ES,2=right MF,3=left MF,4=left ES'"
+
+
 # ============================================================================ public API
 def read_label_table(source, *, what: str = "names") -> LabelTable:
     """Read a value -> (name, colour) table.
@@ -51,8 +71,10 @@ def read_label_table(source, *, what: str = "names") -> LabelTable:
     ----------
     source : mapping, sequence, str or os.PathLike
         ``{value: name}``, ``{name: value}``, a sequence of names (value =
-        position + 1), or a ``.ctbl``/``.txt`` colour table, ``.json`` or
-        ``.csv``/``.tsv`` file.
+        position + 1), a ``.ctbl``/``.txt`` colour table, ``.json`` or
+        ``.csv``/``.tsv`` file, or (a ``str`` that is not an existing file)
+        an inline table ``"1=right ES,2=right MF"`` (module notes,
+        :func:`parse_inline_names`).
     what : str
         Description used in error messages.
 
@@ -64,7 +86,10 @@ def read_label_table(source, *, what: str = "names") -> LabelTable:
     Raises
     ------
     InputError
-        Missing/unreadable file or a table that cannot be interpreted.
+        Missing/unreadable file or a table that cannot be interpreted; for
+        an inline table: an item that is not ``VALUE=NAME``, a value that is
+        not a whole number >= 1, an empty name, a value or name given twice
+        (the message names ``label_names (--label-names)`` and the item).
     """
     if isinstance(source, Mapping):
         return _table_from_mapping(dict(source), "names mapping")
@@ -73,7 +98,12 @@ def read_label_table(source, *, what: str = "names") -> LabelTable:
     if isinstance(source, (str, os.PathLike)):
         p = Path(os.fspath(source))
         if not p.is_file():
-            raise InputError(f"{p}: label-name file ({what}) not found; check the path.")
+            if isinstance(source, str) and _looks_inline(source):
+                return parse_inline_names(source)
+            raise InputError(
+                f"{p}: label-name file ({what}) not found; check the path, or give the names inline as "
+                f"{_INLINE_EXAMPLE} (VALUE=NAME items separated by ',' or ';')."
+            )
         suffix = p.suffix.lower()
         text = _read_text(p)
         if suffix in (".ctbl", ".txt"):
@@ -93,6 +123,98 @@ def read_label_table(source, *, what: str = "names") -> LabelTable:
     raise InputError(
         f"label names must be a mapping, a list of names or a file path, not {type(source).__name__}"
     )
+
+
+def parse_inline_names(text: str, *, option: str = LABEL_NAMES_OPTION) -> LabelTable:
+    """Label table from an inline text such as ``"1=right ES,2=right MF"``.
+
+    Parameters
+    ----------
+    text : str
+        ``VALUE=NAME`` items separated by ``,`` or ``;``; whitespace around
+        items, values and names is ignored, empty items (a trailing comma)
+        are skipped.
+    option : str
+        How the option is named in error messages (default
+        ``"label_names (--label-names)"``).
+
+    Returns
+    -------
+    dict
+        ``{value: (name, None)}`` in the order written.
+
+    Raises
+    ------
+    InputError
+        No item; an item without exactly one ``=``; a value that is not a
+        whole number, is 0 (the background), negative or above the largest
+        supported label value; an empty name; a value, or a name (ignoring
+        case), given twice.  The message names ``option`` and the item.
+    """
+    items = [item.strip() for item in re.split(r"[,;]", str(text))]
+    items = [item for item in items if item]
+    if not items:
+        raise InputError(f"{option}: no VALUE=NAME items in {text!r}; write e.g. {_INLINE_EXAMPLE}.")
+    table: LabelTable = {}
+    item_of_value: Dict[int, str] = {}
+    item_of_name: Dict[str, str] = {}
+    for item in items:
+        if item.count("=") != 1:
+            what = "has no '='" if "=" not in item else "has more than one '='"
+            raise InputError(
+                f"{option}: item '{item}' {what}; each item is VALUE=NAME (names cannot contain '=', ',' "
+                f"or ';'), e.g. {_INLINE_EXAMPLE}."
+            )
+        value_text, name = (part.strip() for part in item.split("="))
+        if not re.fullmatch(r"\+?\d+|-\d+", value_text):
+            raise InputError(
+                f"{option}: item '{item}': the label value '{value_text}' is not a whole number; each item "
+                f"is VALUE=NAME with the value first, e.g. {_INLINE_EXAMPLE}."
+            )
+        value = int(value_text)
+        if value == 0:
+            raise InputError(
+                f"{option}: item '{item}': value 0 is the background and cannot be named; label values "
+                "start at 1."
+            )
+        if value < 0:
+            raise InputError(f"{option}: item '{item}': label values are whole numbers >= 1, not {value}.")
+        if value > MAX_LABEL_VALUE:
+            raise InputError(
+                f"{option}: item '{item}': value {value} is above the largest supported label value "
+                f"{MAX_LABEL_VALUE} (2**63 - 1)."
+            )
+        if not name:
+            raise InputError(f"{option}: item '{item}' has an empty name; write VALUE=NAME, e.g. '1=right ES'.")
+        if value in item_of_value:
+            raise InputError(
+                f"{option}: label value {value} is given twice ('{item_of_value[value]}' and '{item}'); "
+                "give each value one name."
+            )
+        key = name.casefold()
+        if key in item_of_name:
+            same = "" if item_of_name[key].split("=", 1)[1].strip() == name else " (ignoring upper/lower case)"
+            raise InputError(
+                f"{option}: name '{name}' is given twice{same} ('{item_of_name[key]}' and '{item}'); two label "
+                "values cannot be the same segment. Give each its own name."
+            )
+        item_of_value[value] = item
+        item_of_name[key] = item
+        table[value] = (name, None)
+    return table
+
+
+def _looks_inline(text: str) -> bool:
+    """True when a string that is not an existing file is an inline ``VALUE=NAME`` table."""
+    if "=" not in text:
+        return False
+    if re.search(r"[,;]", text):
+        return True
+    head = text.split("=", 1)[0].strip()
+    if re.fullmatch(r"[+-]?\d+", head):
+        return True
+    looks_like_path = "/" in text or "\\" in text or text.strip().lower().endswith(_TABLE_SUFFIXES)
+    return not looks_like_path
 
 
 def convention_table(convention: str) -> LabelTable:
@@ -224,9 +346,12 @@ def describe_names(names) -> str:
     Returns
     -------
     str
-        The path for a file, ``"mapping with N entries"``, ``"list of N
-        names"``, or the type name of anything else.
+        The path for a file, ``"inline names '1=...'"`` for an inline table,
+        ``"mapping with N entries"``, ``"list of N names"``, or the type name
+        of anything else.
     """
+    if isinstance(names, str) and not Path(names).is_file() and _looks_inline(names):
+        return f"inline names '{names}'"
     if isinstance(names, (str, os.PathLike)):
         return str(names)
     if isinstance(names, Mapping):

@@ -1,7 +1,20 @@
-"""Read labelled control points from 3D Slicer markups files (``.mrk.json``, ``.fcsv``).
+"""Read labelled control points and lines from 3D Slicer markups files (``.mrk.json``, ``.fcsv``).
 
 Coordinates are converted to LPS millimetres.  What a label means (a disc ``L4/5``, a
-vertebra ``L4``) is decided by :func:`ParaspinalFatLib.anatomy.landmarks.read_markups`.
+vertebra ``L4``) and what a line means (a disc drawn on a sagittal view, or a line along
+the spine axis) is decided by :func:`ParaspinalFatLib.anatomy.landmarks.read_markups`.
+
+* :func:`read_control_points`: the placed points of point lists (``"type": "Fiducial"``
+  markups of ``.mrk.json``; every row of a legacy ``.fcsv``).
+* :func:`read_lines`: the two end points of ``"type": "Line"`` markups of ``.mrk.json``
+  (legacy ``.fcsv`` files hold point lists only, so they have no lines).  A line is
+  labelled with its markup ``name`` when that name holds a level (``"L4/5"``), else with
+  the label of its first control point when that holds one (Slicer names a new line
+  ``L`` and its points ``L-1``, ``L-2``, which are not levels); otherwise with its name.
+
+Markups of other types (curves, angles, planes, ROIs) are skipped with a warning by
+:func:`read_control_points`; lines are skipped silently there (they are read by
+:func:`read_lines`).
 """
 
 from __future__ import annotations
@@ -13,11 +26,17 @@ import warnings
 from pathlib import Path
 from typing import List, Tuple, Union
 import numpy as np
+from ..anatomy.level_names import canonical_level
 from ..errors import InputError, LevelWarning
 from ..geometry import ras_to_lps
 
 
-__all__ = ['read_control_points']
+__all__ = ['read_control_points', 'read_lines']
+
+#: Markup types understood: point lists (read by read_control_points) and lines (read_lines).
+_POINT_TYPE = "Fiducial"
+_LINE_TYPE = "Line"
+
 
 def _units_scale(units, path: Path, name: str) -> float:
     if units is None:
@@ -31,31 +50,54 @@ def _units_scale(units, path: Path, name: str) -> float:
     raise InputError(f"{path}: markup '{name}' has coordinateUnits {units!r}; only 'mm' and 'um' are understood")
 
 
-def _read_mrk_json(path: Path) -> List[Tuple[str, np.ndarray, str]]:
+def _load_mrk_json(path: Path) -> list:
+    """The ``markups`` list of a ``.mrk.json`` file (only dict entries)."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a readable markups JSON file ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("markups"), list):
         raise InputError(f"{path}: no 'markups' list; is this a Slicer .mrk.json file?")
+    return [(i, m) for i, m in enumerate(doc["markups"]) if isinstance(m, dict)]
+
+
+def _system_and_scale(markup: dict, path: Path, name: str) -> Tuple[str, float]:
+    system = str(markup.get("coordinateSystem", "LPS")).strip().upper()  # schema default: LPS
+    if system not in ("LPS", "RAS"):
+        raise InputError(f"{path}: markup '{name}' has coordinateSystem '{system}'; expected LPS or RAS")
+    return system, _units_scale(markup.get("coordinateUnits"), path, name)
+
+
+def _position(cp: dict, label: str, name: str, path: Path, system: str, scale: float) -> np.ndarray:
+    pos = cp.get("position")
+    try:
+        xyz = np.asarray(pos, dtype=float).reshape(3) * scale
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: control point '{label}' of '{name}' has no valid position {pos!r}") from None
+    if not np.all(np.isfinite(xyz)):
+        raise InputError(f"{path}: control point '{label}' of '{name}' has a non-finite position {pos!r}")
+    return ras_to_lps(xyz) if system == "RAS" else xyz
+
+
+def _read_mrk_json(path: Path) -> List[Tuple[str, np.ndarray, str]]:
     points = []
-    for m_index, markup in enumerate(doc["markups"]):
-        if not isinstance(markup, dict):
-            continue
+    for m_index, markup in _load_mrk_json(path):
         name = str(markup.get("name") or f"markup {m_index}")
-        mtype = markup.get("type", "Fiducial")
-        if mtype != "Fiducial":
+        mtype = markup.get("type", _POINT_TYPE)
+        if mtype == _LINE_TYPE:
+            continue  # read by read_lines
+        if mtype != _POINT_TYPE:
             warnings.warn(
-                f"{path}: markup '{name}' is a {mtype}, not a point list; its points are not used as levels",
+                f"{path}: markup '{name}' is of type '{mtype}', not a point list or a line; its points are "
+                "not used as levels",
                 LevelWarning,
                 stacklevel=3,
             )
             continue
-        system = str(markup.get("coordinateSystem", "LPS")).strip().upper()  # schema default: LPS
-        if system not in ("LPS", "RAS"):
-            raise InputError(f"{path}: markup '{name}' has coordinateSystem '{system}'; expected LPS or RAS")
-        scale = _units_scale(markup.get("coordinateUnits"), path, name)
-        for p_index, cp in enumerate(markup.get("controlPoints") or []):
+        system, scale = _system_and_scale(markup, path, name)
+        for cp in markup.get("controlPoints") or []:
+            if not isinstance(cp, dict):
+                continue
             label = str(cp.get("label", "") or "")
             status = cp.get("positionStatus", "defined")
             if status != "defined":
@@ -66,14 +108,33 @@ def _read_mrk_json(path: Path) -> List[Tuple[str, np.ndarray, str]]:
                     stacklevel=3,
                 )
                 continue
-            pos = cp.get("position")
-            try:
-                xyz = np.asarray(pos, dtype=float).reshape(3) * scale
-            except (TypeError, ValueError):
-                raise InputError(f"{path}: control point '{label}' of '{name}' has no valid position {pos!r}") from None
-            lps = ras_to_lps(xyz) if system == "RAS" else xyz
+            lps = _position(cp, label, name, path, system, scale)
             points.append((label, lps, f"of '{name}' in {path} ({system})"))
     return points
+
+
+def _read_mrk_json_lines(path: Path) -> List[Tuple[str, np.ndarray, np.ndarray, str]]:
+    lines = []
+    for m_index, markup in _load_mrk_json(path):
+        if markup.get("type", _POINT_TYPE) != _LINE_TYPE:
+            continue
+        name = str(markup.get("name") or f"markup {m_index}")
+        system, scale = _system_and_scale(markup, path, name)
+        cps = [cp for cp in (markup.get("controlPoints") or []) if isinstance(cp, dict)]
+        placed = [cp for cp in cps if cp.get("positionStatus", "defined") == "defined"]
+        if len(placed) != 2:
+            warnings.warn(
+                f"{path}: line '{name}' has {len(placed)} placed control point(s) (of {len(cps)}); a line "
+                "needs its two end points placed, so it is ignored",
+                LevelWarning,
+                stacklevel=3,
+            )
+            continue
+        first = str(placed[0].get("label", "") or "")
+        label = name if canonical_level(name) is not None or canonical_level(first) is None else first
+        p0, p1 = (_position(cp, str(cp.get("label", "") or ""), name, path, system, scale) for cp in placed)
+        lines.append((label, p0, p1, f"line '{name}' in {path} ({system})"))
+    return lines
 
 
 _FCSV_DEFAULT_COLUMNS = "id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID"
@@ -135,6 +196,23 @@ def _read_fcsv(path: Path) -> List[Tuple[str, np.ndarray, str]]:
     return points
 
 
+def _format(p: Path) -> str:
+    """``"json"`` or ``"fcsv"`` from the file name, else from the first character."""
+    if not p.is_file():
+        raise InputError(f"markups file '{p}' does not exist")
+    name = p.name.lower()
+    if name.endswith(".json"):
+        return "json"
+    if name.endswith(".fcsv"):
+        return "fcsv"
+    head = p.read_text(encoding="utf-8-sig", errors="replace").lstrip()[:1]
+    if head == "{":
+        return "json"
+    if head == "#":
+        return "fcsv"
+    raise InputError(f"{p}: unknown markups format; save the points from Slicer as .mrk.json or .fcsv")
+
+
 def read_control_points(path: Union[str, Path]) -> List[Tuple[str, np.ndarray, str]]:
     """Labelled control points of a Slicer markups file, in LPS millimetres.
 
@@ -150,13 +228,15 @@ def read_control_points(path: Union[str, Path]) -> List[Tuple[str, np.ndarray, s
     Returns
     -------
     list of (str, numpy.ndarray, str)
-        ``(label, LPS point, where)`` per placed control point; ``where`` says
-        which file (and coordinate system) the point came from, for messages.
+        ``(label, LPS point, where)`` per placed control point of the point
+        lists (``"Fiducial"`` markups); ``where`` says which file (and
+        coordinate system) the point came from, for messages.  Line markups
+        are left to :func:`read_lines`.
 
     Warns
     -----
     LevelWarning
-        Unplaced points, non point-list markups.
+        Unplaced points, markups that are neither point lists nor lines.
 
     Raises
     ------
@@ -164,19 +244,38 @@ def read_control_points(path: Union[str, Path]) -> List[Tuple[str, np.ndarray, s
         Missing or unreadable file, unknown coordinate system or units.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"markups file '{p}' does not exist")
-    name = p.name.lower()
-    if name.endswith(".json"):
-        points = _read_mrk_json(p)
-    elif name.endswith(".fcsv"):
-        points = _read_fcsv(p)
-    else:
-        head = p.read_text(encoding="utf-8-sig", errors="replace").lstrip()[:1]
-        if head == "{":
-            points = _read_mrk_json(p)
-        elif head == "#":
-            points = _read_fcsv(p)
-        else:
-            raise InputError(f"{p}: unknown markups format; save the points from Slicer as .mrk.json or .fcsv")
-    return points
+    return _read_mrk_json(p) if _format(p) == "json" else _read_fcsv(p)
+
+
+def read_lines(path: Union[str, Path]) -> List[Tuple[str, np.ndarray, np.ndarray, str]]:
+    """Labelled line markups of a Slicer markups file, end points in LPS millimetres.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.mrk.json`` file (``"type": "Line"`` markups; coordinate systems and
+        units as in :func:`read_control_points`).  A legacy ``.fcsv`` holds
+        no lines and gives an empty list.
+
+    Returns
+    -------
+    list of (str, numpy.ndarray, numpy.ndarray, str)
+        ``(label, first point, second point, where)`` per line with both end
+        points placed.  ``label`` is the markup name when it holds a level,
+        else the first control point's label when that holds one, else the
+        markup name; ``where`` names the line, the file and its coordinate
+        system, for messages.
+
+    Warns
+    -----
+    LevelWarning
+        A line without exactly two placed control points (it is ignored).
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, unknown coordinate system or units, a
+        position that is not three finite numbers.
+    """
+    p = Path(path)
+    return _read_mrk_json_lines(p) if _format(p) == "json" else []

@@ -100,7 +100,8 @@ def read_segmentation(
         file: Slicer colour table (``.ctbl``/``.txt``: ``value name r g b a``),
         JSON (``{"1": "multifidus_left"}`` or ``{"multifidus_left": 1}``) or
         CSV/TSV (columns found by header name, e.g. ``value,name`` or Slicer's
-        ``LabelValue,Name,...``).  Ignored (with a warning) for ``.seg.nrrd``
+        ``LabelValue,Name,...``); or an inline text ``"1=right ES,2=right MF"``.
+        Ignored (with a warning) for ``.seg.nrrd``
         and DICOM SEG files, which name their segments themselves.
     convention : {"totalsegmentator", "totalspineseg"}, optional
         Built-in value -> name table for the output of these tools.  Mutually

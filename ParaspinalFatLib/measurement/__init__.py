@@ -16,4 +16,12 @@ grading
     Goutallier and Kjaer grades.
 summary
     Left/right, asymmetry and the L3/4-L5/S1 mean per subject.
+planes
+    Oblique (disc-parallel) planes: image and masks sampled on them, partial-volume CSA.
+disc_planes
+    The per-level rows measured on disc-parallel planes (``plane="disc"``).
+bone
+    Trabecular bone attenuation / vBMD of the vertebral bodies (``bone_table``).
+skeletal_muscle
+    Skeletal muscle index at L3 (``muscle_index``).
 """

@@ -38,7 +38,8 @@ def _finish(df: pd.DataFrame, columns: List[str]) -> pd.DataFrame:
 
 def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.ndarray, area: float,
                 method: CompositionMethod, subject: str, reference_roi: Optional[int] = None,
-                codes_out: Optional[np.ndarray] = None, grading: Optional[Dict[str, Any]] = None) -> pd.DataFrame:
+                codes_out: Optional[np.ndarray] = None, grading: Optional[Dict[str, Any]] = None,
+                area_pixels: Optional[np.ndarray] = None, plane: Optional[Dict[str, Any]] = None) -> pd.DataFrame:
     """Per subject x muscle x side x level table (:data:`~ParaspinalFatLib.schemas.LEVEL_COLUMNS`).
 
     ``codes_out`` (optional, one int8 per gathered voxel) receives the class
@@ -77,6 +78,16 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
     grading : dict, optional
         Keyword arguments of :func:`.grading.add_grades` (``source``,
         ``goutallier_cutoffs``, ``kjaer_cutoffs``); defaults when ``None``.
+    area_pixels : numpy.ndarray, optional
+        ``(n_rois, n_slices)`` partial-volume area in pixels of every ROI on
+        every (oblique) plane (:class:`.planes.PlaneSamples`): the CSA of a
+        row is then its mean over the row's window times ``area``, instead of
+        the voxel count.
+    plane : dict, optional
+        The plane columns: ``"plane"`` (``"image"``/``"disc"``) and per row
+        ``"normal"`` (``(n_rows, 3)`` LPS unit normals) and ``"tilt_deg"``;
+        ``None``: the image plane (normal = the image slice normal given as
+        ``{"plane": "image", "normal": (3,)}`` is also accepted).
 
     Returns
     -------
@@ -102,9 +113,13 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
         refs = None
         if reference_roi is not None:
             refs = [_reference_on_slices(vox, reference_roi, range(r.window[0], r.window[1] + 1)) for r in rows]
+        csa = None
+        if area_pixels is not None:
+            csa = np.array([area_pixels[r.roi, r.window[0]: r.window[1] + 1].sum() for r in rows]) * area / n_sl
         part = measure_groups(vox, sel, rid[sel], n_rows, method, [rois[r.roi].muscle for r in rows],
                               area, n_sl, refs, codes_out,
-                              labels=[f"segment '{rois[r.roi].segment.name}' ({r.level})" for r in rows])
+                              labels=[f"segment '{rois[r.roi].segment.name}' ({r.level})" for r in rows],
+                              csa_mm2=csa)
         idx = np.asarray(members)
         for name, arr in part.items():
             if name not in cols:
@@ -119,6 +134,7 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
         "level_source": [r.level_source for r in rows],
         "slice_index": [r.slice_index for r in rows],
         "slice_offset_mm": [r.slice_offset_mm for r in rows],
+        **_plane_columns(plane, n_rows),
         "n_slices": n_sl.astype(int),
         "pixel_area_mm2": [area] * n_rows,
         **method_columns(method, n_rows),
@@ -130,6 +146,21 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
     df = _finish(df, LEVEL_COLUMNS)
     order = sorted(range(n_rows), key=lambda i: (df.at[i, "muscle"], df.at[i, "side"], level_sort_key(df.at[i, "level"])))
     return df.iloc[order].reset_index(drop=True)
+
+
+def _plane_columns(plane: Optional[Dict[str, Any]], n_rows: int) -> Dict[str, Any]:
+    """``plane``, ``plane_normal_lps_x/y/z`` and ``plane_tilt_deg`` of every row."""
+    plane = plane or {}
+    normal = np.asarray(plane.get("normal", (np.nan, np.nan, np.nan)), dtype=float)
+    normals = np.broadcast_to(normal, (n_rows, 3)) if normal.ndim == 1 else normal.reshape(n_rows, 3)
+    tilt = np.broadcast_to(np.asarray(plane.get("tilt_deg", 0.0), dtype=float), (n_rows,))
+    return {
+        "plane": [plane.get("plane", "image")] * n_rows,
+        "plane_normal_lps_x": normals[:, 0].copy(),
+        "plane_normal_lps_y": normals[:, 1].copy(),
+        "plane_normal_lps_z": normals[:, 2].copy(),
+        "plane_tilt_deg": tilt.copy(),
+    }
 
 
 def _non_overlapping_passes(rows: List[Row], shape) -> List[List[int]]:

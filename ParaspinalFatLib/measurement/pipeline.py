@@ -38,14 +38,14 @@ from ..report.case_files import check_labelmap_path, check_output_folder, write_
 from ..composition.base import EXCLUDED
 from ..composition.ct import CT_FAT_WINDOW, CT_MUSCLE_WINDOW
 from ..composition.factory import make_method
-from ..anatomy.level_names import level_sort_key
+from ..anatomy.level_names import is_disc_level, level_sort_key
 from .planning import plan_rows, select_rois
 from ..segmentation import Segmentation
 from .summary import summarize
 from .voxels import gather_roi_voxels
 
 
-__all__ = ['DEFAULT_LEVELS', 'MeasureOptions', 'CaseMeasurement', 'measure', 'measure_case']
+__all__ = ['DEFAULT_LEVELS', 'LANDMARK_COLUMNS', 'MeasureOptions', 'CaseMeasurement', 'measure', 'measure_case']
 
 #: disc levels measured by default for 3-D muscle masks (the "lower lumbar profile")
 DEFAULT_LEVELS = ("L3/4", "L4/5", "L5/S1")
@@ -127,7 +127,9 @@ class MeasureOptions:
     on_empty : str
         ``"error"`` (default): an ROI with no voxel on its level slice is an
         error naming segment, level and slice; ``"keep"``: keep the row with
-        ``n_voxels = 0`` and NaN statistics.
+        ``n_voxels = 0`` and NaN statistics.  With ``per_slice`` or
+        ``whole_roi`` such rows are always kept (with a warning): those
+        tables are made whatever the level slices hold.
     assume_same_grid : bool
         Accept a segmentation/image (or water/fat) pair whose arrays have the
         same size but whose headers disagree, using the image header (warns).
@@ -147,6 +149,45 @@ class MeasureOptions:
         User CSV extending the built-in muscle-name table.
     cranio_caudal : tuple of 3 float
         Spine axis in LPS used to choose the slice orientation (default +z).
+    plane : str
+        ``"image"`` (default): each level is measured on the image's own
+        slice nearest to the level point (what 2-D ROIs drawn on acquired
+        slices need).  ``"disc"``: on an oblique plane through the level
+        point, perpendicular to the local spine axis (disc-parallel for disc
+        levels, body-parallel for vertebra levels), the image resampled
+        linearly and each mask partial-volume-aware
+        (:mod:`~ParaspinalFatLib.measurement.planes`).  For 3-D masks (CT,
+        isotropic Dixon, TotalSegmentator / nnU-Net outputs).
+    plane_pixel_mm : float, optional
+        Pixel size of the disc-parallel planes (mm); default the image's
+        finest in-plane spacing.
+    level_slices : str or dict, optional
+        Level positions as slice indices, ``"L3/4=12,L4/5=18"`` (disc or
+        vertebra levels); they win over every other level source.
+    slice_base : int
+        0 (default: Slicer's Data Probe IJK, ITK) or 1 (ITK-SNAP, viewers
+        numbering images from 1): how ``level_slices`` count.
+    level_z : str or dict, optional
+        Level positions as LPS z in mm (``"L4/5=-312.5"``; Slicer shows the
+        same number as S in RAS).
+    height_m : float, optional
+        Body height in metres: adds the skeletal muscle index (SMI, cm2/m2)
+        at L3 (:attr:`CaseMeasurement.muscle_index`); needs ``L3`` among the
+        levels.
+    bone_levels : sequence of str
+        Vertebrae whose trabecular bone is measured (default ``L1, L2``) when
+        their masks exist (:mod:`~ParaspinalFatLib.measurement.bone`); empty:
+        none.
+    bone_erosion_mm : float
+        Distance (mm) the trabecular core keeps from the vertebra mask's
+        surface (cortical shell, endplates); default 5.
+    bone_slab_mm : float, optional
+        Thickness (mm) of the mid-vertebral slab of the core (default 10, as
+        QCT); ``None``: the whole eroded body.
+    bmd_calibration : tuple of 2 float or str, optional
+        ``(slope, intercept)``: vBMD mg/cm3 = slope x HU + intercept from a
+        calibration phantom (CT only).  Without it bone values are HU, which
+        is not vBMD.
     """
 
     map_kind: str = "pdff"
@@ -185,6 +226,16 @@ class MeasureOptions:
     convention: Optional[str] = None
     name_table: Optional[Union[str, Path]] = None
     cranio_caudal: Tuple[float, float, float] = (0.0, 0.0, 1.0)
+    plane: str = "image"
+    plane_pixel_mm: Optional[float] = None
+    level_slices: Any = None
+    slice_base: int = 0
+    level_z: Any = None
+    height_m: Optional[float] = None
+    bone_levels: Sequence[str] = ("L1", "L2")
+    bone_erosion_mm: float = 5.0
+    bone_slab_mm: Optional[float] = 10.0
+    bmd_calibration: Any = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -294,6 +345,26 @@ class MeasureOptions:
         if axis.shape != (3,) or not np.all(np.isfinite(axis)) or not np.any(axis != 0):
             raise InputError(f"cranio_caudal must be 3 finite numbers, not all 0 (the spine axis in LPS), "
                              f"got {self.cranio_caudal!r}")
+        _one_of(self, "plane", ("image", "disc"))
+        if self.plane_pixel_mm is not None and not _finite(self, "plane_pixel_mm") > 0:
+            raise InputError(f"{_opt('plane_pixel_mm')} must be a pixel size > 0 mm, got {_show(self.plane_pixel_mm)}")
+        if _integer(self, "slice_base") not in (0, 1):
+            raise InputError(f"{_opt('slice_base')} must be 0 (Slicer, ITK: first slice is 0) or 1 (ITK-SNAP, "
+                             f"image numbers: first slice is 1), got {self.slice_base!r}")
+        if self.height_m is not None:
+            height = _finite(self, "height_m")
+            if not 1.0 <= height <= 2.5:
+                hint = " (a height in cm? give metres, e.g. 1.75)" if 100 <= height <= 250 else ""
+                raise InputError(f"{_opt('height_m')} must be a body height in metres between 1.0 and 2.5, "
+                                 f"got {_show(height)}{hint}")
+        if isinstance(self.bone_levels, str) or not _names(self.bone_levels, empty=True):
+            raise InputError(f"{_opt('bone_levels')} must be a list of vertebrae (e.g. ['L1', 'L2']) or empty, "
+                             f"got {self.bone_levels!r}")
+        if not _finite(self, "bone_erosion_mm") >= 0:
+            raise InputError(f"{_opt('bone_erosion_mm')} must be a distance >= 0 mm, got {_show(self.bone_erosion_mm)}")
+        if self.bone_slab_mm is not None and not _finite(self, "bone_slab_mm") > 0:
+            raise InputError(f"{_opt('bone_slab_mm')} must be a thickness > 0 mm (or None for the whole body), "
+                             f"got {_show(self.bone_slab_mm)}")
 
 
 #: command-line flag of each option that has one (named in the messages of :meth:`MeasureOptions.validate`)
@@ -306,6 +377,10 @@ _CLI_FLAGS = {
     "reference_segment": "--reference-segment", "grade_source": "--grade-source",
     "goutallier_cutoffs": "--goutallier-cutoffs", "kjaer_cutoffs": "--kjaer-cutoffs", "segments": "--segments",
     "muscles": "--muscles", "on_empty": "--on-empty", "markups": "--markups",
+    "plane": "--plane", "plane_pixel_mm": "--plane-pixel-mm", "level_slices": "--level-slices",
+    "slice_base": "--slice-base", "level_z": "--level-z", "height_m": "--height-m",
+    "bone_levels": "--bone-levels", "bone_erosion_mm": "--bone-erosion-mm", "bone_slab_mm": "--bone-slab-mm",
+    "bmd_calibration": "--bmd-calibration", "label_names": "--label-names",
 }
 
 
@@ -373,13 +448,22 @@ class CaseMeasurement:
     rois : pandas.DataFrame or None
         Whole-ROI 3-D summary per segment (when ``whole_roi``).
     landmarks : pandas.DataFrame
-        The level points used: level, source, LPS x/y/z, slice index, offset.
+        The level points found (:data:`LANDMARK_COLUMNS`): level, kind (disc or
+        vertebra), source, LPS x/y/z, nearest image slice and offset, the local
+        spine axis (LPS unit vector, its tilt from the image slice normal and
+        where it came from) and the provenance.
     warnings : list of str
         Non-fatal findings (also issued as Python warnings, as they happen).
     grading : dict
         The grading options the per-level grades were made with (keyword
         arguments of :func:`.grading.grade_summary`: ``source`` and the
         cut-offs given); :meth:`grades` uses them too.
+    bone : pandas.DataFrame or None
+        Trabecular bone per vertebra of ``bone_levels`` that has a mask
+        (:data:`~.bone.BONE_COLUMNS`); ``None`` when no such mask exists.
+    muscle_index : pandas.DataFrame or None
+        Skeletal muscle index at L3 (:data:`~.skeletal_muscle.SMI_COLUMNS`)
+        when ``height_m`` was given.
     """
 
     levels: pd.DataFrame
@@ -388,6 +472,8 @@ class CaseMeasurement:
     landmarks: pd.DataFrame
     warnings: List[str] = field(default_factory=list)
     grading: Dict[str, Any] = field(default_factory=dict)
+    bone: Optional[pd.DataFrame] = None
+    muscle_index: Optional[pd.DataFrame] = None
 
     def summary(self, wide: bool = False) -> pd.DataFrame:
         """Per-subject left/right/asymmetry/level-mean summary (see :func:`.summary.summarize`).
@@ -400,8 +486,17 @@ class CaseMeasurement:
         Returns
         -------
         pandas.DataFrame
+            The wide table also has a column ``"<muscle> <level> smi_cm2_m2"``
+            per row of :attr:`muscle_index` (when a height was given).
         """
-        return summarize(self.levels, wide=wide)
+        table = summarize(self.levels, wide=wide)
+        if wide and self.muscle_index is not None and len(self.muscle_index) and len(table):
+            smi = self.muscle_index
+            for (muscle, level), part in smi.groupby(["muscle", "level"], sort=False):
+                values = dict(zip(part["subject"], part["smi_cm2_m2"]))
+                table.insert(len(table.columns) - 1, f"{muscle} {level} smi_cm2_m2",
+                             [values.get(subject, np.nan) for subject in table["subject"]])
+        return table
 
     def grades(self) -> pd.DataFrame:
         """Grades per side, left+right combined and mean over levels (:func:`.grading.grade_summary`).
@@ -582,7 +677,7 @@ def _measure(image, segmentation, opts: MeasureOptions) -> CaseMeasurement:
     image, img, geometry, array, water = _read_pair(image, opts)
     seg = _read_segmentation(segmentation, geometry, image, opts)
     from ..io.resample import resample_to_grid
-    from ..anatomy.landmarks import find_landmarks
+    from ..anatomy.landmarks import POSITION_SOURCES, find_landmarks
     from ..anatomy.muscle_names import load_name_table
     from ..anatomy.sides import add_side_warnings, check_sides
 
@@ -598,11 +693,15 @@ def _measure(image, segmentation, opts: MeasureOptions) -> CaseMeasurement:
     )
     exclude = [opts.reference_segment] if opts.reference_segment else []
     rois = select_rois(seg, opts.segments, table, exclude=exclude, muscles=opts.muscles)
-    landmarks = find_landmarks(segmentation=seg, markups=opts.markups, table=table)
-    sides = check_sides(seg, table=table, landmarks=landmarks, segments=[r.segment for r in rois],
+    axis = geometry.slice_axis(opts.cranio_caudal)
+    positions = _typed_positions(opts, geometry, axis)
+    landmarks = find_landmarks(segmentation=seg, markups=opts.markups, table=table, include_vertebrae=True,
+                               positions=positions)
+    # typed positions lie at the grid's in-plane centre, not on the spine: not a midline for the side check
+    spine_points = {lv: m for lv, m in landmarks.items() if m.source not in POSITION_SOURCES}
+    sides = check_sides(seg, table=table, landmarks=spine_points, segments=[r.segment for r in rois],
                         cranio_caudal=opts.cranio_caudal)
     seg_grid = resample_to_grid(seg, geometry)
-    axis = geometry.slice_axis(opts.cranio_caudal)
     area = geometry.pixel_area_mm2(axis)
     keys = [(r.segment.layer, r.segment.label_value) for r in rois]
     reference_roi = None
@@ -612,50 +711,168 @@ def _measure(image, segmentation, opts: MeasureOptions) -> CaseMeasurement:
         keys.append((ref.layer, ref.label_value))
     vox = gather_roi_voxels(array, seg_grid, keys, axis, water=water)
     counts = vox.counts_per_slice()
+    disc_plane = opts.plane == "disc"
+    if disc_plane:
+        _check_disc_plane_rois(rois, seg.source)
+    # with per-slice / whole-ROI tables asked, a segment empty at a level slice never fails the run:
+    # its per-level row is kept (NaN, row warning) and the other tables are made
+    on_empty = "keep" if opts.per_slice or opts.whole_roi else opts.on_empty
     rows = plan_rows(
         rois, counts[: len(rois)], landmarks, geometry, axis, levels=opts.levels, n_slices=int(opts.n_slices),
-        on_empty=opts.on_empty, allow_no_levels=bool(opts.per_slice or opts.whole_roi),
+        on_empty="keep" if disc_plane else on_empty, allow_no_levels=bool(opts.per_slice or opts.whole_roi),
         seg_source=seg.source, notes=notes,
-        level_sources=None if landmarks else _level_sources_text(seg, table, opts),
+        level_sources=None if any(is_disc_level(lv) for lv in landmarks) else _level_sources_text(seg, table, opts),
     )
+    image_normal = geometry.plane_normal(axis)
+    cranial = np.asarray(opts.cranio_caudal, dtype=float)
+    if float(image_normal @ cranial) < 0:
+        image_normal = -image_normal
+    plane_info: Dict[str, Any] = {"plane": "image", "normal": image_normal, "tilt_deg": 0.0}
+    level_vox, level_counts, level_area, area_pixels, planes = vox, counts, area, None, None
+    if disc_plane and rows:
+        from .disc_planes import measure_planes
+
+        planes = measure_planes(array, water, geometry, seg_grid, keys, rows, rois, landmarks, axis,
+                                n_slices=int(opts.n_slices), pixel_mm=opts.plane_pixel_mm,
+                                cranio_caudal=opts.cranio_caudal, on_empty=on_empty, seg_source=seg.source)
+        rows = planes.rows
+        level_vox, level_counts, level_area = planes.voxels, planes.counts, planes.pixel_area_mm2
+        area_pixels = planes.area_pixels
+        plane_info = {"plane": "disc", "normal": planes.row_normals, "tilt_deg": planes.row_tilts_deg}
     subject = _subject_id(image, opts)
     grading: Dict[str, Any] = {"source": opts.grade_source}
     if opts.goutallier_cutoffs is not None:
         grading["goutallier_cutoffs"] = check_cutoffs(opts.goutallier_cutoffs, "goutallier")
     if opts.kjaer_cutoffs is not None:
         grading["kjaer_cutoffs"] = check_cutoffs(opts.kjaer_cutoffs, "kjaer")
-    codes = np.full(vox.roi.size, EXCLUDED - 1, dtype=np.int8)  # EXCLUDED - 1: not in any row
-    levels_df = level_table(rows, rois, vox, counts, area, method, subject, reference_roi, codes, grading)
+    codes = np.full(level_vox.roi.size, EXCLUDED - 1, dtype=np.int8)  # EXCLUDED - 1: not in any row
+    levels_df = level_table(rows, rois, level_vox, level_counts, level_area, method, subject, reference_roi, codes,
+                            grading, area_pixels=area_pixels, plane=plane_info)
     slices_df = (slice_table(rois, vox, area, method, subject, geometry, axis, reference_roi)
                  if opts.per_slice else None)
     rois_df = roi_table(rois, vox, counts, area, method, subject, geometry, reference_roi) if opts.whole_roi else None
     levels_df = add_side_warnings(levels_df, sides)
     slices_df = add_side_warnings(slices_df, sides)
     rois_df = add_side_warnings(rois_df, sides)
-    marks_df = _landmark_table(landmarks, geometry, axis)
+    marks_df = _landmark_table(landmarks, geometry, axis, opts.cranio_caudal)
+    bone_df = _bone(array, geometry, seg_grid, seg, landmarks, table, method, subject, opts)
+    smi_df = None
+    if opts.height_m is not None:
+        from .skeletal_muscle import muscle_index
+
+        smi_df = muscle_index(levels_df, float(opts.height_m))
     if opts.fat_labelmap:
-        write_class_labelmap(opts.fat_labelmap, vox, codes, geometry, img)
+        write_class_labelmap(opts.fat_labelmap, level_vox, codes, geometry, img)
     if opts.qc_dir:
-        write_qc_pictures(opts.qc_dir, array, geometry, axis, rows, rois, vox, codes, levels_df, marks_df,
-                          method, subject)
+        if planes is not None:
+            from ..report.plane_pictures import write_plane_pictures
+
+            write_plane_pictures(opts.qc_dir, array, geometry, axis, planes, rois, codes, levels_df, marks_df,
+                                 method, subject)
+        else:
+            write_qc_pictures(opts.qc_dir, array, geometry, axis, rows, rois, vox, codes, levels_df, marks_df,
+                              method, subject)
     _warn_unmeasurable(levels_df)
-    return CaseMeasurement(levels_df, slices_df, rois_df, marks_df, list(notes), grading)
+    _warn_empty_rows(levels_df)
+    return CaseMeasurement(levels_df, slices_df, rois_df, marks_df, list(notes), grading, bone_df, smi_df)
+
+
+def _typed_positions(opts: MeasureOptions, geometry: Geometry, axis: int):
+    """Level points typed by the user (``level_slices``, ``level_z``), or None."""
+    if opts.level_slices is None and opts.level_z is None:
+        return None
+    from ..anatomy.level_positions import typed_positions
+
+    return typed_positions(geometry, axis, level_slices=opts.level_slices, level_z=opts.level_z,
+                           slice_base=int(opts.slice_base))
+
+
+def _check_disc_plane_rois(rois, seg_source: str) -> None:
+    """``plane="disc"`` resamples 3-D masks; a 2-D ROI drawn on one image slice cannot be."""
+    named = [r.segment.name for r in rois if r.level is not None]
+    if named:
+        shown = ", ".join(repr(n) for n in named[:6]) + (f" and {len(named) - 6} more" if len(named) > 6 else "")
+        raise InputError(
+            f"{seg_source}: --plane disc (plane='disc') measures 3-D muscle masks on oblique planes, but segment(s) "
+            f"{shown} carry their level in the name (2-D ROIs drawn on an image slice, which cannot be resampled "
+            f"onto another plane): measure them with --plane image, or leave them out (--segments)"
+        )
+
+
+def _bone(array, geometry: Geometry, seg_grid: Segmentation, seg: Segmentation, landmarks, table, method,
+          subject: str, opts: MeasureOptions):
+    """Trabecular bone table of the asked vertebrae that have masks (None when none)."""
+    if not opts.bone_levels:
+        return None
+    from ..anatomy.level_names import canonical_level
+    from ..anatomy.segment_names import parse_segment_name
+    from ..anatomy.spine_axes import level_axes
+    from .bone import bone_table, parse_calibration
+
+    wanted = []
+    for text in opts.bone_levels:
+        level = canonical_level(text)
+        if level is None or level not in _VERTEBRAE:
+            raise InputError(f"{_opt('bone_levels')}: {text!r} is not a vertebra; write e.g. L1,L2")
+        wanted.append(level)
+    calibration = parse_calibration(opts.bmd_calibration) if opts.bmd_calibration is not None else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # name findings are reported where the names are listed
+        found = {}
+        for s in seg_grid.segments:
+            p = parse_segment_name(s.name, table=table)
+            if p.kind == "vertebra" and p.level in wanted:
+                found.setdefault(p.level, s)
+    if not found:
+        if calibration is not None:
+            raise InputError(f"{_opt('bmd_calibration')} was given but no vertebra mask of {', '.join(wanted)} "
+                             f"was found in {seg.source} ({_opt('bone_levels')})")
+        return None
+    marks = {lv: landmarks[lv] for lv in found if lv in landmarks}
+    axes = level_axes(landmarks, list(marks), opts.cranio_caudal, fallback_normal=geometry.plane_normal(
+        geometry.slice_axis(opts.cranio_caudal))) if marks else {}
+    vertebrae = {}
+    for level, segment in found.items():
+        if level not in marks:
+            continue  # a cut-off vertebra (warned by the landmarks) has no mid-body point
+        vertebrae[level] = (segment, marks[level].point_lps, axes[level].normal_lps)
+    return bone_table(array, geometry, seg_grid, vertebrae, subject=subject, unit=method.unit,
+                      erosion_mm=float(opts.bone_erosion_mm),
+                      slab_mm=None if opts.bone_slab_mm is None else float(opts.bone_slab_mm),
+                      calibration=calibration)
+
+
+#: vertebrae whose bone may be measured
+_VERTEBRAE = ("T10", "T11", "T12", "T13", "L1", "L2", "L3", "L4", "L5", "L6", "S1")
 
 
 def _warn_unmeasurable(levels_df: pd.DataFrame) -> None:
     """One warning listing the per-level rows whose fat/lean split is not measurable (NaN)."""
     if not len(levels_df):
         return
-    hit = levels_df["warnings"].astype(str).str.contains(UNMEASURABLE_NOTE, regex=False)
+    hit = levels_df["warnings"].astype(str).str.contains(UNMEASURABLE_NOTE, regex=False).to_numpy()
+    _warn_rows(levels_df, hit, "have no measurable fat/lean split; their fat/lean areas, fat % and grades are NaN "
+                               "(see the 'warnings' column): {shown}")
+
+
+def _warn_empty_rows(levels_df: pd.DataFrame) -> None:
+    """One warning listing the per-level rows whose ROI has no voxel there (kept with NaN)."""
+    if not len(levels_df):
+        return
+    warned = levels_df["warnings"].astype(str).str.contains(UNMEASURABLE_NOTE, regex=False).to_numpy()
+    empty = (levels_df["n_voxels"].to_numpy() == 0) & ~warned  # rows without a fat/lean split warning yet
+    _warn_rows(levels_df, empty, "have no voxel of their segment at their level (kept with 0 voxels and NaN "
+                                 "values): {shown}; check that the segmentation covers these levels or restrict "
+                                 "--levels")
+
+
+def _warn_rows(levels_df: pd.DataFrame, hit: np.ndarray, text: str) -> None:
+    """``"<n> per-level row(s) " + text`` with ``{shown}`` = the first rows' ``segment (level)``."""
     if not hit.any():
         return
     names = [f"{seg} ({lv})" for seg, lv in zip(levels_df.loc[hit, "segment"], levels_df.loc[hit, "level"])]
     shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-    warnings.warn(
-        f"{len(names)} per-level row(s) have no measurable fat/lean split; their fat/lean areas, fat % and "
-        f"grades are NaN (see the 'warnings' column): {shown}",
-        ParaspinalFatWarning, stacklevel=3,
-    )
+    warnings.warn(f"{len(names)} per-level row(s) " + text.format(shown=shown), ParaspinalFatWarning, stacklevel=4)
 
 
 def _level_sources_text(seg: Segmentation, table, opts: MeasureOptions) -> str:
@@ -747,16 +964,32 @@ def measure_case(image, segmentation, **options) -> pd.DataFrame:
     return measure(image, segmentation, **options).levels
 
 
-def _landmark_table(landmarks, geometry: Geometry, axis: int) -> pd.DataFrame:
+#: columns of :attr:`CaseMeasurement.landmarks`
+LANDMARK_COLUMNS = ["level", "kind", "source", "x_lps_mm", "y_lps_mm", "z_lps_mm", "slice_index", "slice_offset_mm",
+                    "inside_image", "axis_lps_x", "axis_lps_y", "axis_lps_z", "axis_tilt_deg", "axis_source", "detail"]
+
+
+def _landmark_table(landmarks, geometry: Geometry, axis: int, cranio_caudal) -> pd.DataFrame:
+    from ..anatomy.level_names import is_disc_level
+    from ..anatomy.spine_axes import level_axes
+
     recs = []
-    for level in sorted(landmarks, key=level_sort_key):
+    order = sorted(landmarks, key=level_sort_key)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a missing direction is warned where a plane needs it
+        axes = level_axes(landmarks, order, cranio_caudal, fallback_normal=geometry.plane_normal(axis))
+    image_normal = geometry.plane_normal(axis)
+    for level in order:
         mark = landmarks[level]
         s, off = geometry.nearest_slice(mark.point_lps, axis)
         p = np.asarray(mark.point_lps, dtype=float)
+        n = axes[level].normal_lps
+        tilt = float(np.degrees(np.arccos(min(1.0, abs(float(n @ image_normal))))))
         recs.append(
-            {"level": level, "source": mark.source, "x_lps_mm": p[0], "y_lps_mm": p[1], "z_lps_mm": p[2],
+            {"level": level, "kind": "disc" if is_disc_level(level) else "vertebra", "source": mark.source,
+             "x_lps_mm": p[0], "y_lps_mm": p[1], "z_lps_mm": p[2],
              "slice_index": s, "slice_offset_mm": off, "inside_image": 0 <= s < geometry.size[axis],
-             "detail": getattr(mark, "detail", "")}
+             "axis_lps_x": n[0], "axis_lps_y": n[1], "axis_lps_z": n[2], "axis_tilt_deg": tilt,
+             "axis_source": axes[level].source, "detail": getattr(mark, "detail", "")}
         )
-    return pd.DataFrame(recs, columns=["level", "source", "x_lps_mm", "y_lps_mm", "z_lps_mm",
-                                       "slice_index", "slice_offset_mm", "inside_image", "detail"])
+    return pd.DataFrame(recs, columns=LANDMARK_COLUMNS)

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from ..errors import InputError, LevelError, LevelWarning, MeasurementError, ParaspinalFatWarning, SegmentationWarning
 from ..geometry import Geometry
-from ..anatomy.level_names import canonical_level, level_sort_key
+from ..anatomy.level_names import canonical_level, is_vertebra_level, level_sort_key
 from ..anatomy.segment_names import parse_segment_name
 from ..segmentation import Segment, Segmentation
 
@@ -179,8 +179,10 @@ def plan_rows(
     axis : int
         ITK slice axis (0 = i, 1 = j, 2 = k) from :meth:`Geometry.slice_axis`.
     levels : sequence of str or "all"
-        Levels measured from ``landmarks``, in any spelling (``"L4-L5"``);
-        ``"all"`` (any case) = every landmark.  They do not restrict ROIs
+        Levels measured from ``landmarks``, in any spelling (``"L4-L5"``):
+        disc levels (mid-disc point) and vertebra levels (``"L3"``: the
+        mid-body point, when ``landmarks`` holds it); ``"all"`` (any case) =
+        every disc level of ``landmarks``.  They do not restrict ROIs
         whose name carries a level.  An empty sequence asks for no per-level
         row of 3-D ROIs (only with ``allow_no_levels``).
     n_slices : int
@@ -245,16 +247,21 @@ def plan_rows(
     half = int(n_slices) // 2
     if isinstance(levels, str):
         if levels.lower() != "all":
-            raise InputError(f"levels must be a list of disc levels or 'all', got {levels!r}")
+            raise InputError(f"levels must be a list of levels (discs such as L4/5, vertebrae such as L3) or "
+                             f"'all', got {levels!r}")
         wanted = None
     else:
         wanted = []
         for lv in levels:
             c = canonical_level(lv)
             if c is None:
-                raise InputError(f"cannot read level {lv!r}; write levels like L4/5 or L5/S1")
+                raise InputError(f"cannot read level {lv!r} (--levels); write disc levels like L4/5 or L5/S1, "
+                                 f"vertebra (mid-body) levels like L3")
             wanted.append(c)
-    asked = "all (every level found)" if wanted is None else (", ".join(wanted) or "none")
+    if wanted is None or not any(is_vertebra_level(lv) for lv in wanted):
+        # "all" = every disc level found; vertebra (mid-body) levels play a part only when one is asked by name
+        landmarks = {lv: mark for lv, mark in landmarks.items() if not is_vertebra_level(lv)}
+    asked = "all (every disc level found)" if wanted is None else (", ".join(wanted) or "none")
     sources = level_sources or "no disc or vertebra segments, no markups file"
     rows: List[Row] = []
     unleveled: List[str] = []
@@ -300,8 +307,10 @@ def plan_rows(
             raise LevelError(
                 f"{seg_source}: segment '{roi.segment.name}' has no level in its name and no level "
                 f"source gave a level ({sources}): name the segment with its level (e.g. "
-                f"'MF_L_L4/5'), add vertebra/disc masks, or give a markups file with points labelled "
-                f"{labelled} (--markups)"
+                f"'MF_L_L4/5'), add vertebra/disc masks, give a markups file with points labelled "
+                f"{labelled} or a line along each disc (--markups), type the level positions (--level-slices "
+                f"'L4/5=18' as slice indices, or --level-z 'L4/5=-312.5' in LPS mm), or ask only for the per-slice "
+                f"or whole-ROI tables (--per-slice, --whole-roi)"
             )
         for level in found:
             if wanted is not None and level not in wanted:
@@ -345,7 +354,8 @@ def plan_rows(
             advice = ("the image does not cover the levels found: check that image and segmentation belong "
                       "together, or name the level of 2-D ROIs in the segment names")
         else:
-            advice = "add disc or vertebra masks, or a markups file with points labelled by level (--markups)"
+            advice = ("add disc or vertebra masks, a markups file with points labelled by level (--markups), or type "
+                      "the level positions (--level-slices 'L4/5=18', --level-z 'L4/5=-312.5')")
         raise LevelError(
             f"{seg_source}: nothing to measure per level: levels asked {asked} (--levels); levels found: "
             f"{shown}; so there is no per-level row. To fix: {advice}"

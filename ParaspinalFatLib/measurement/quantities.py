@@ -23,7 +23,7 @@ from .voxels import RoiVoxels
 __all__ = ['QUANTILES', 'UNMEASURABLE_NOTE', 'grouped_stats', 'measure_groups', 'method_columns', 'unmeasurable_note']
 
 #: output name -> quantile
-QUANTILES = {"median": 0.5, "p05": 0.05, "p95": 0.95}
+QUANTILES = {"median": 0.5, "p05": 0.05, "p10": 0.10, "p90": 0.90, "p95": 0.95}
 def grouped_stats(
     groups: np.ndarray,
     values: np.ndarray,
@@ -44,13 +44,13 @@ def grouped_stats(
     threshold : float, optional
         When given, ``n_above`` counts finite values ``>= threshold``.
     quantiles : bool
-        Compute median, p05 and p95 (one sort of the voxels).
+        Compute median, p05, p10, p90 and p95 (one sort of the voxels).
 
     Returns
     -------
     dict of numpy.ndarray
         ``n`` (all voxels), ``n_nan``, ``n_finite``, ``mean``, ``sd`` and, as
-        requested, ``median``, ``p05``, ``p95``, ``n_above``; statistics of
+        requested, ``median``, ``p05``, ``p10``, ``p90``, ``p95``, ``n_above``; statistics of
         groups with no finite voxel are NaN (SD needs two).
     """
     groups = np.asarray(groups, dtype=np.intp)
@@ -111,6 +111,7 @@ def measure_groups(
     reference_values: Optional[List[Optional[np.ndarray]]] = None,
     codes_out: Optional[np.ndarray] = None,
     labels: Optional[Sequence[str]] = None,
+    csa_mm2: Optional[np.ndarray] = None,
 ) -> Dict[str, np.ndarray]:
     """Statistics and composition of the selected voxels per group.
 
@@ -142,6 +143,11 @@ def measure_groups(
         are written into it (for the fat/lean labelmap and QC pictures).
     labels : sequence of str, optional
         Per group, how refusal messages name it (``"segment 'MF_L' (L4/5)"``).
+    csa_mm2 : numpy.ndarray, optional
+        Per group, the CSA (mm^2) measured another way (the partial-volume
+        area of an oblique plane, :mod:`.planes`); replaces ``count x area /
+        n_slices``, and the fat/lean/undefined CSAs are then that CSA times
+        each class's share of the group's voxels.
 
     Returns
     -------
@@ -175,11 +181,13 @@ def measure_groups(
         "n_voxels": n,
         "n_nan": n_nan,
         "n_below_noise": n_below,
-        "csa_mm2": n * area_mm2 / n_slices,
+        "csa_mm2": n * area_mm2 / n_slices if csa_mm2 is None else np.asarray(csa_mm2, dtype=float),
         "mean": st["mean"],
         "median": st["median"],
         "sd": st["sd"],
         "p05": st["p05"],
+        "p10": st["p10"],
+        "p90": st["p90"],
         "p95": st["p95"],
     }
     nan = np.full(n_groups, np.nan)
@@ -188,7 +196,10 @@ def measure_groups(
         measurable = classified > 0
         with np.errstate(invalid="ignore", divide="ignore"):
             for col, code in (("fat_csa_mm2", FAT), ("lean_csa_mm2", LEAN), ("undefined_csa_mm2", UNDEFINED)):
-                cols[col] = np.where(measurable, count[code] * area_mm2 / n_slices, np.nan)
+                if csa_mm2 is None:
+                    cols[col] = np.where(measurable, count[code] * area_mm2 / n_slices, np.nan)
+                else:  # the class's share of the pixels, applied to the partial-volume CSA
+                    cols[col] = np.where(measurable, cols["csa_mm2"] * count[code] / np.maximum(n, 1), np.nan)
             cols["fat_area_ratio"] = np.where(measurable, count[FAT] / np.maximum(classified, 1), np.nan)
         cols["fat_fraction_pct"] = st["mean"] if method.fat_fraction_is_mean_value else nan.copy()
         for g in np.flatnonzero(~measurable):

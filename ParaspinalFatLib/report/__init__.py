@@ -11,4 +11,6 @@ qc_layout
     The pixel-exact frame of a QC picture: sizes, fonts, header, image, outline/label geometry.
 qc_png
     The QC PNG pixel-mapping record, reading it back, atomic PNG writing.
+plane_pictures
+    QC pictures of the disc-parallel planes and the sagittal overview with the tilted plane lines.
 """

@@ -37,7 +37,7 @@ from ..segmentation import Segment, Segmentation
 from ..measurement.voxels import RoiVoxels
 
 
-__all__ = ['write_csv_atomic', 'defuse_formulas', 'FORMULA_PREFIXES', 'OutputSet',
+__all__ = ['make_folder', 'end_label', 'default_window', 'label_text', 'write_csv_atomic', 'defuse_formulas', 'FORMULA_PREFIXES', 'OutputSet',
            'check_output_file', 'check_output_folder', 'check_labelmap_path', 'LABELMAP_SUFFIXES',
            'CLASS_LABELS', 'write_class_labelmap', 'edge_labels', 'write_qc_pictures']
 
@@ -94,7 +94,7 @@ def write_class_labelmap(path, vox: RoiVoxels, codes: np.ndarray, geometry: Geom
     k, j, i = vox.positions()
     sel = codes >= LEAN
     lab[k[sel], j[sel], i[sel]] = (codes[sel] + 1).astype(np.uint8)
-    _make_folder(path.parent, "fat_labelmap")
+    make_folder(path.parent, "fat_labelmap")
     token = secrets.token_hex(4)
     try:
         if path.name.lower().endswith(".seg.nrrd"):
@@ -124,8 +124,21 @@ def _reason(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-def _make_folder(folder: Path, option: str) -> None:
-    """Create ``folder`` (and parents) or raise InputError naming it and ``option``."""
+def make_folder(folder: Path, option: str) -> None:
+    """Create ``folder`` (and parents) or raise InputError naming it and ``option``.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The folder to create.
+    option : str
+        The option that named it, for the message (``"--qc-dir"``).
+
+    Raises
+    ------
+    InputError
+        The folder cannot be created.
+    """
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -337,7 +350,7 @@ def write_csv_atomic(df: "pd.DataFrame", path: Union[str, Path]) -> Path:
         left as it was.
     """
     path = check_output_file(path)
-    _make_folder(path.parent, "output")
+    make_folder(path.parent, "output")
     table = defuse_formulas(df)
     tmp = None
     try:
@@ -414,7 +427,7 @@ class OutputSet:
         self._open = False
 
     def __enter__(self) -> "OutputSet":
-        _make_folder(self.folder, self.option)
+        make_folder(self.folder, self.option)
         try:
             self._tmp = Path(tempfile.mkdtemp(prefix=".paraspinalfat-", suffix=".tmp", dir=str(self.folder)))
         except OSError as exc:
@@ -615,8 +628,19 @@ def _plane_spacing(geometry: Geometry, axis: int) -> Tuple[float, float]:
 
 
 _LPS_LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))  # (negative, positive) end of LPS x, y, z
-def _end_label(vector) -> str:
-    """Patient side towards which a direction vector points most (LPS letters)."""
+def end_label(vector) -> str:
+    """Patient side towards which a direction vector points most (LPS letters).
+
+    Parameters
+    ----------
+    vector : array_like of 3 float
+        A direction in LPS.
+
+    Returns
+    -------
+    str
+        ``"R"``/``"L"``, ``"A"``/``"P"`` or ``"I"``/``"S"``.
+    """
     v = np.asarray(vector, dtype=float)
     a = int(np.argmax(np.abs(v)))
     return _LPS_LETTERS[a][1 if v[a] > 0 else 0]
@@ -647,11 +671,24 @@ def edge_labels(geometry: Geometry, row_axis: int, col_axis: int) -> Tuple[str, 
         ``row_axis=1, col_axis=0`` gives ``("R", "L", "A", "P")``.
     """
     d = geometry.direction_matrix
-    return (_end_label(-d[:, col_axis]), _end_label(d[:, col_axis]),
-            _end_label(-d[:, row_axis]), _end_label(d[:, row_axis]))
+    return (end_label(-d[:, col_axis]), end_label(d[:, col_axis]),
+            end_label(-d[:, row_axis]), end_label(d[:, row_axis]))
 
 
-def _default_window(method: CompositionMethod, image2d: np.ndarray) -> Optional[Tuple[float, float]]:
+def default_window(method: CompositionMethod) -> Optional[Tuple[float, float]]:
+    """Grey window of the QC pictures in the image's storage units.
+
+    Parameters
+    ----------
+    method : CompositionMethod
+        The case's method.
+
+    Returns
+    -------
+    tuple of 2 float or None
+        PDFF: 0-100 % in storage units; CT: the soft-tissue window -160..240 HU;
+        otherwise None (percentiles of the slice).
+    """
     if method.kind == "pdff":
         return 0.0, 100.0 / method.to_output
     if method.kind == "ct":
@@ -659,7 +696,19 @@ def _default_window(method: CompositionMethod, image2d: np.ndarray) -> Optional[
     return None
 
 
-def _label_text(row: pd.Series) -> str:
+def label_text(row: pd.Series) -> str:
+    """An ROI's numbers on a QC picture ("MF L, CSA 612 mm²" / "FF 18.2 %, Goutallier 1").
+
+    Parameters
+    ----------
+    row : pandas.Series
+        A row of the per-level table.
+
+    Returns
+    -------
+    str
+        Two lines of text.
+    """
     side = {"left": " L", "right": " R"}.get(row["side"], "")
     parts = [f"{row['muscle']}{side}", f"CSA {row['csa_mm2']:.0f} mm²"]
     if np.isfinite(row.get("fat_fraction_pct", np.nan)):
@@ -752,7 +801,7 @@ def write_qc_pictures(
     qc_dir = check_output_folder(qc_dir, "qc_dir")
     from .qc_pictures import RoiOverlay, render_level_slice
 
-    _make_folder(qc_dir, "qc_dir")
+    make_folder(qc_dir, "qc_dir")
     k, j, i = vox.positions()
     pos = (i, j, k)  # ITK axis -> index array
     in_plane = [a for a in (2, 1, 0) if a != axis]  # numpy order of the plane's (row, col) ITK axes
@@ -785,7 +834,7 @@ def write_qc_pictures(
             info = table.loc[(roi.segment.name, level)]
             if transpose:
                 mask, fat, undef = mask.T, fat.T, undef.T
-            overlays.append(RoiOverlay(roi.segment.name, mask, fat, undef, _label_text(info)))
+            overlays.append(RoiOverlay(roi.segment.name, mask, fat, undef, label_text(info)))
         if transpose:
             image2d = image2d.T
         first = members[0]
@@ -793,7 +842,7 @@ def write_qc_pictures(
                  f"{first.level_source.replace('_', ' ')})  {method.kind}")
         name = f"{subject}_{level.replace('/', '-')}_slice{s}.png"
         written.append(render_level_slice(
-            qc_dir / name, image2d, spacing, overlays, title, _default_window(method, image2d),
+            qc_dir / name, image2d, spacing, overlays, title, default_window(method),
             edge_labels=labels, crop_margin_mm=crop_margin_mm,
             # radiological view: patient right on the viewer's left, anterior at the top
             flip_lr=labels[0] == "L", flip_ud=labels[2] == "P",
@@ -827,6 +876,6 @@ def _sagittal(qc_dir: Path, array, geometry: Geometry, axis: int, vox: RoiVoxels
     return render_sagittal_overview(
         qc_dir / f"{subject}_sagittal.png", plane, spacing, lines,
         title=f"{subject}  levels (reformat through the muscles' midline)",
-        window=_default_window(method, plane), flip_ud=superior_up,
+        window=default_window(method), flip_ud=superior_up,
         edge_labels=labels, flip_lr=labels[0] == "P",  # anterior on the viewer's left
     )

@@ -11,7 +11,8 @@ extracts the slices from its volumes.
     (level, slice index, offset) and a small legend.
 :func:`render_sagittal_overview`
     A sagittal (or coronal) reformat with the disc levels drawn as labelled
-    horizontal lines ("L4/5 (vertebra masks)").
+    lines ("L4/5 (vertebra masks)"): horizontal at a level's row, or tilted
+    where an oblique (disc-parallel) measurement plane cuts the section.
 
 matplotlib is an optional dependency (``pip install paraspinalfat[report]``);
 it is imported only when a picture is drawn, and only its object-oriented API
@@ -43,8 +44,9 @@ Conventions
   of an LPS array is ``[k, j]`` with k increasing towards Superior, so row 0
   is the most *inferior* slice: pass ``flip_ud=True`` to put cranial at the
   top.  Level-line positions are given in the passed array's row coordinates
-  (voxel centres at integers, e.g. the fractional k of a disc mid-plane), so
-  they follow the flip automatically.
+  (voxel centres at integers, e.g. the fractional k of a disc mid-plane), or
+  as a tilted line by a slope or two end points in its ``(row, col)``
+  coordinates, so they follow the flips automatically.
 * **Exact colours.**  The grey slice, the fat fill and the undefined fill are
   composed into one RGB image in numpy, upsampled nearest-neighbour in numpy
   (every voxel covering at least ``min_px_per_voxel`` output pixels in each
@@ -540,25 +542,88 @@ def render_level_slice(
 
 
 # --------------------------------------------------------------------------- sagittal
-def _level_lines(level_lines) -> List[Tuple[str, float, str]]:
-    """Checked ``(label, row, source)`` of every level line."""
-    lines = []
+#: A checked level line: label, source text, a point ``(row, col)`` on it (``col`` None: the
+#: image's middle column) and its direction ``(d_row, d_col)`` in array index units.
+_Line = Tuple[str, str, Tuple[float, Optional[float]], Tuple[float, float]]
+
+
+def _finite(value, n: int, label: str, what: str) -> float:
+    """``value`` as a finite float, or InputError naming ``level_lines[n]`` and ``what``."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"level_lines[{n}] {what} {value!r} is not a number") from exc
+    if not math.isfinite(out):
+        raise InputError(f"level_lines[{n}] ('{label}') {what} is not finite: {out!r}")
+    return out
+
+
+def _pair(value) -> Optional[list]:
+    """``value`` as a list of 2 items when it is a non-text sequence of 2, else None."""
+    if isinstance(value, (str, bytes)):
+        return None
+    try:
+        items = list(value)
+    except TypeError:
+        return None
+    return items if len(items) == 2 else None
+
+
+def _level_lines(level_lines) -> List[_Line]:
+    """Checked level lines ``(label, source, point, direction)`` (see :func:`render_sagittal_overview`)."""
+    lines: List[_Line] = []
     for n, item in enumerate(level_lines):
         try:
             items = list(item)
         except TypeError as exc:
             raise InputError(f"level_lines[{n}] must be (label, row, source), got {item!r}") from exc
-        if len(items) not in (2, 3):
-            raise InputError(f"level_lines[{n}] must be (label, row, source), got {item!r}")
-        try:
-            row = float(items[1])
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"level_lines[{n}] row position {items[1]!r} is not a number") from exc
-        if not math.isfinite(row):
-            raise InputError(f"level_lines[{n}] ('{items[0]}') row position is not finite: {row!r}")
-        source = str(items[2]) if len(items) == 3 and items[2] not in (None, "") else ""
-        lines.append((str(items[0]), row, source))
+        if len(items) not in (2, 3, 4):
+            raise InputError(f"level_lines[{n}] must be (label, row, source) or (label, row, source, slope), "
+                             f"got {item!r}")
+        label = str(items[0])
+        source = str(items[2]) if len(items) >= 3 and items[2] not in (None, "") else ""
+        slope = items[3] if len(items) == 4 else None
+        position = items[1]
+        pair = None
+        if not isinstance(position, (int, float, np.number)):
+            pair = _pair(position)
+        if pair is None:  # a row number: today's horizontal line (or tilted by the slope)
+            row = _finite(position, n, label, "row position")
+            point: Tuple[float, Optional[float]] = (row, None)
+        elif all(_pair(p) is not None for p in pair):  # two end points ((r0, c0), (r1, c1))
+            if slope is not None:
+                raise InputError(f"level_lines[{n}] ('{label}') gives two end points and a slope; give one of them")
+            (r0, c0), (r1, c1) = ([_finite(v, n, label, "end point coordinate") for v in _pair(p)] for p in pair)
+            if (r0, c0) == (r1, c1):
+                raise InputError(f"level_lines[{n}] ('{label}') end points are the same point ({r0:g}, {c0:g}); "
+                                 f"give two distinct points")
+            lines.append((label, source, (r0, c0), (r1 - r0, c1 - c0)))
+            continue
+        else:  # a point (row, col)
+            row, col = (_finite(v, n, label, "point coordinate") for v in pair)
+            point = (row, col)
+        d_row = 0.0 if slope is None else _finite(slope, n, label, "slope")
+        lines.append((label, source, point, (d_row, 1.0)))
     return lines
+
+
+def _clip_line(point: Tuple[float, float], direction: Tuple[float, float], n_rows: int, n_cols: int):
+    """The part of the infinite line ``point + t * direction`` (``(y, x)`` display coordinates,
+    voxel centres at integers) inside the image rectangle, as two ``(y, x)`` ends ordered
+    left to right, or None when the line misses the image (Liang-Barsky)."""
+    t0, t1 = -math.inf, math.inf
+    for p, d, hi in ((point[0], direction[0], n_rows - 0.5), (point[1], direction[1], n_cols - 0.5)):
+        if d == 0.0:
+            if not -0.5 <= p <= hi:
+                return None
+            continue
+        a, b = (-0.5 - p) / d, (hi - p) / d
+        t0, t1 = max(t0, min(a, b)), min(t1, max(a, b))
+    if t0 > t1:
+        return None
+    ends = sorted(((point[0] + t * direction[0], point[1] + t * direction[1]) for t in (t0, t1)),
+                  key=lambda e: e[1])
+    return ends[0], ends[1]
 
 
 def render_sagittal_overview(
@@ -595,13 +660,25 @@ def render_sagittal_overview(
     pixel_spacing : (float, float)
         ``(row_mm, col_mm)``, e.g. ``(slice spacing, spacing_j)`` for
         ``volume[:, :, i]``; the true aspect is drawn.
-    level_lines : sequence of (label, row, source) tuples
-        ``label`` e.g. ``"L4/5"``; ``row`` the level's position in rows of
-        ``image2d_sagittal`` (float, voxel centres at integers, before any
-        flip); ``source`` optional text such as ``"vertebra masks"`` (a
-        2-tuple ``(label, row)`` is accepted).  A line across the image is
-        drawn in ``line_color`` with its label right of the image; a level
-        outside the image is listed at the nearest edge as "(outside view)".
+    level_lines : sequence of tuples
+        One tuple per level, ``(label, position, source[, slope])``:
+
+        * ``label`` e.g. ``"L4/5"``; ``source`` optional text such as
+          ``"vertebra masks"`` (a 2-tuple ``(label, row)`` is accepted);
+        * ``position`` a number ``row``: the level's row in
+          ``image2d_sagittal`` (float, voxel centres at integers, before any
+          flip), a horizontal line; or a point ``(row, col)`` on the line; or
+          two end points ``((row0, col0), (row1, col1))`` of a tilted line
+          (e.g. where an oblique measurement plane cuts the section);
+        * ``slope`` optional, with a row or a point: rows per column in
+          array index units (not mm; ``d row / d col`` before any flip),
+          default 0 (horizontal).  With a bare ``row`` the line passes
+          through that row at the middle column ``(n_cols - 1) / 2``.
+
+        Each line is drawn across the image in ``line_color`` (extended to
+        the image edges; the flips are applied to it) with its label right of
+        the image, joined to the line's right end; a line missing the image is
+        listed at the nearest edge as "(outside view)".
     title : str, optional
         Title above the picture.
     window : (float, float), optional
@@ -632,7 +709,8 @@ def render_sagittal_overview(
     -------
     pathlib.Path
         The PNG written; :func:`read_qc_info` gives its pixel mapping, and
-        ``info.voxel_center_px(row, 0)[0]`` the PNG y of a level line.
+        ``info.voxel_center_px(row, col)`` the PNG ``(y, x)`` of a point of a
+        level line (``row`` its row at column ``col``).
 
     Raises
     ------
@@ -651,15 +729,27 @@ def render_sagittal_overview(
     n_rows, n_cols, img_w, img_h, ph = frame.n_rows, frame.n_cols, frame.img_w, frame.img_h, frame.ph
     font_px, fs, pad, band = frame.font_px, frame.fs, frame.pad, frame.band
 
-    # label texts and their y (display rows, px from the image top)
+    # each line clipped to the image in display coordinates (flips applied), its label text
+    # and the y of its right end (px from the image top)
     entries = []
-    for label, row, source in lines:
+    for label, source, (row, col), (d_row, d_col) in lines:
+        if col is None:
+            col = (n_cols - 1) / 2.0
         r_disp = (n_rows - 1) - row if flip_ud else row
-        y = (r_disp + 0.5) * ph
-        inside = -0.5 <= r_disp <= n_rows - 0.5
+        c_disp = (n_cols - 1) - col if flip_lr else col
+        d_disp = (-d_row if flip_ud else d_row, -d_col if flip_lr else d_col)
+        segment = _clip_line((r_disp, c_disp), d_disp, n_rows, n_cols)
+        inside = segment is not None
+        if inside:
+            y_right = segment[1][0]
+        elif d_disp[1] != 0.0:  # the line's row at the right edge, clamped below
+            y_right = r_disp + (n_cols - 0.5 - c_disp) * d_disp[0] / d_disp[1]
+        else:  # a vertical line beside the image
+            y_right = (n_rows - 1) / 2.0
+        y = (y_right + 0.5) * ph
         text = label + (f" ({source})" if source else "") + ("" if inside else " (outside view)")
         tw, th = frame.text_size(text, fs, "bold")
-        entries.append([min(max(y, 0.0), float(img_h)), y, inside, text, tw, th])
+        entries.append([min(max(y, 0.0), float(img_h)), y, segment, text, tw, th])
     label_w = max([e[4] for e in entries], default=0.0)
     lead = 1.5 * font_px  # connector from the image edge to the label
     right = max(band, lead + label_w + pad) if entries else band
@@ -677,15 +767,14 @@ def render_sagittal_overview(
     lw_pt = frame.points(max(line_width_px, 1.0))
     x_edge = lay.left + img_w
     fig = frame.fig
-    for label_y, y_true, inside, text, tw, th in entries:
-        if inside:
-            r_data = y_true / ph - 0.5
-            ax.add_artist(mpl.Line2D([-0.5, n_cols - 0.5], [r_data, r_data], color=color, linewidth=lw_pt,
-                                     solid_capstyle="butt"))
-            ys = (lay.top + y_true, lay.top + label_y)
+    for label_y, y_true, segment, text, tw, th in entries:
+        if segment is not None:
+            (ya, xa), (yb, xb) = segment
+            ax.add_artist(mpl.Line2D([xa, xb], [ya, yb], color=color, linewidth=lw_pt, solid_capstyle="butt"))
+            x0, ys = lay.left + (xb + 0.5) * frame.pw, (lay.top + y_true, lay.top + label_y)
         else:
-            ys = (lay.top + label_y, lay.top + label_y)
-        fig.add_artist(mpl.Line2D([lay.fx(x_edge), lay.fx(x_edge + 0.6 * lead), lay.fx(x_edge + lead - 0.2 * font_px)],
+            x0, ys = x_edge, (lay.top + label_y, lay.top + label_y)
+        fig.add_artist(mpl.Line2D([lay.fx(x0), lay.fx(x_edge + 0.6 * lead), lay.fx(x_edge + lead - 0.2 * font_px)],
                                   [lay.fy(ys[0]), lay.fy(ys[0]), lay.fy(ys[1])], transform=fig.transFigure,
                                   color=color, linewidth=lw_pt * 0.7))
         fig.text(lay.fx(x_edge + lead), lay.fy(lay.top + label_y), text, fontsize=fs, fontweight="bold",

@@ -18,7 +18,7 @@ import pytest
 
 from ParaspinalFatLib.errors import InputError, LevelError
 from ParaspinalFatLib.geometry import Geometry
-from ParaspinalFatLib.anatomy.landmarks import LevelLandmark, find_landmarks, read_markups, landmarks_from_discs, landmarks_from_vertebrae, segment_centroids, spine_axis, vertebra_centroids
+from ParaspinalFatLib.anatomy.landmarks import LevelLandmark, disc_normal_from_line, find_landmarks, read_markups, landmarks_from_discs, landmarks_from_vertebrae, segment_centroids, spine_axis, vertebra_centroids
 from ParaspinalFatLib.errors import LevelWarning
 from ParaspinalFatLib.segmentation import Segment, Segmentation
 
@@ -473,12 +473,12 @@ def test_markups_duplicate_level_raises_with_file(tmp_path):
 
 def test_markups_unplaced_points_and_other_types(tmp_path):
     fid = _markup([("L4/5", (1, 2, 3)), ("L5/S1", (0, 0, 0), "undefined")])
-    line = _markup([("L3/4", (0, 0, 0)), ("x", (1, 1, 1))], mtype="Line", name="ruler")
-    path = _write_mrk(tmp_path / "misc.mrk.json", fid, line)
+    angle = _markup([("L3/4", (0, 0, 0)), ("x", (1, 1, 1)), ("y", (2, 0, 1))], mtype="Angle", name="ruler")
+    path = _write_mrk(tmp_path / "misc.mrk.json", fid, angle)
     with pytest.warns(LevelWarning) as rec:
         found = read_markups(path)
     messages = " ".join(str(w.message) for w in rec)
-    assert "not placed" in messages and "'ruler' is a Line" in messages
+    assert "not placed" in messages and "'ruler' is of type 'Angle'" in messages
     assert list(found) == ["L4/5"]
 
 
@@ -715,3 +715,269 @@ def test_centroids_of_uint64_labels_above_2_to_the_53_are_not_merged():
     np.testing.assert_allclose(cents["vertebrae_L4"][0], [1.0, 3.0, 3.0])
     np.testing.assert_allclose(cents["vertebrae_L5"][0], [3.5, 8.0, 9.0])
     np.testing.assert_allclose(cents["vertebrae_L5"][0], geom.index_to_physical((3.5, 4.0, 3.0)))
+
+
+# ============================================================================ direction hints
+def _angle_deg(a, b):
+    a = np.asarray(a, float) / np.linalg.norm(a)
+    b = np.asarray(b, float) / np.linalg.norm(b)
+    return float(np.degrees(np.arccos(np.clip(abs(a @ b), -1.0, 1.0))))
+
+
+def _unit_up(v):
+    v = np.asarray(v, float) / np.linalg.norm(v)
+    return -v if v[2] < 0 else v
+
+
+def test_landmark_direction_is_unit_cranial_and_read_only():
+    lm = LevelLandmark("L4/5", [1.0, 2.0, 3.0], "markups", "", direction_lps=[0.0, 3.0, -4.0],
+                       direction_source="test")
+    np.testing.assert_allclose(lm.direction_lps, [0.0, -0.6, 0.8])
+    with pytest.raises(ValueError):
+        lm.direction_lps[0] = 1.0
+    assert LevelLandmark("L4/5", [1.0, 2.0, 3.0], "markups", "").direction_lps is None
+    for bad in ([0.0, 0.0, 0.0], [np.nan, 0.0, 1.0], [1.0, 0.0], [np.inf, 0.0, 0.0]):
+        with pytest.raises(LevelError, match="direction"):
+            LevelLandmark("L4/5", [1.0, 2.0, 3.0], "markups", "", direction_lps=bad)
+    for source in ("level_slices", "level_z"):
+        assert LevelLandmark("L4/5", [1.0, 2.0, 3.0], source, "").source == source
+
+
+def test_disc_mask_direction_is_the_thin_axis(phantom):
+    """The phantom discs are ellipsoids with semi-axes (19, 14, 4) mm in (LAT, POST, U): thin axis U."""
+    found = landmarks_from_discs(make_seg(phantom, DISC_NAMES))
+    for level, lm in found.items():
+        assert lm.direction_source == "disc mask principal axes"
+        assert lm.direction_lps[2] >= 0 and np.isclose(np.linalg.norm(lm.direction_lps), 1.0)
+        assert _angle_deg(lm.direction_lps, U) < 1.0, level
+
+
+@pytest.mark.parametrize("tilt", [0.0, 20.0, 35.0])
+def test_disc_mask_direction_of_a_tilted_slab(tilt):
+    """A 44 x 30 x 8 mm box tilted by ``tilt`` degrees about LPS x (sagittal tilt) on an
+    anisotropic axial grid (0.7 x 0.9 x 1.5 mm): its normal is R_x(tilt) @ z."""
+    normal = rotation((1, 0, 0), tilt) @ np.array([0.0, 0.0, 1.0])
+    a1 = np.array([1.0, 0.0, 0.0])
+    a2 = np.cross(normal, a1)
+    geom = Geometry((90, 80, 50), (0.7, 0.9, 1.5), (-30.0, -35.0, -36.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    pts = _voxel_centres(geom)
+    centre = np.array([1.5, 0.5, 0.25])
+    rel = pts - centre
+    inside = (np.abs(rel @ a1) <= 22) & (np.abs(rel @ a2) <= 15) & (np.abs(rel @ normal) <= 4)
+    labels = inside.reshape(geom.shape).astype(np.uint8)
+    seg = Segmentation(labels, geom, [Segment("disc_L4_L5", 0, 1)], source="slab")
+    lm = landmarks_from_discs(seg)["L4/5"]
+    assert _angle_deg(lm.direction_lps, normal) < 1.0
+    assert lm.direction_lps[2] > 0
+    assert np.linalg.norm(lm.point_lps - centre) < 0.3
+
+
+def test_disc_mask_not_flat_or_one_layer_has_no_direction():
+    geom = Geometry((20, 20, 20), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    cube = np.zeros(geom.shape, np.uint8)
+    cube[5:12, 5:12, 5:12] = 1  # equal extents: no thin axis
+    cube[15, 2:18, 2:18] = 2  # one voxel layer: its normal is the grid's
+    seg = Segmentation(cube, geom, [Segment("disc_L3_L4", 0, 1), Segment("disc_L4_L5", 0, 2)])
+    found = landmarks_from_discs(seg)
+    assert found["L3/4"].direction_lps is None and found["L3/4"].direction_source == ""
+    assert found["L4/5"].direction_lps is None
+
+
+# vertebra cubes (7 voxels wide, 1 mm grid) at known, non-collinear centres (LPS mm)
+CUBE_CENTRES = {"L3": (0, 0, 60), "L4": (5, 10, 30), "L5": (0, 25, 0), "S1": (-5, 45, -25)}
+
+
+def _cube_seg(levels, extra=None):
+    geom = Geometry((40, 70, 110), (1.0, 1.0, 1.0), (-20.0, -10.0, -45.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    labels = np.zeros(geom.shape, np.uint8)
+    segs = []
+    for value, level in enumerate(levels, start=1):
+        i, j, k = np.round(geom.physical_to_index(CUBE_CENTRES[level])).astype(int)
+        labels[k - 3 : k + 4, j - 3 : j + 4, i - 3 : i + 4] = value
+        segs.append(Segment(f"vertebrae_{level}", 0, value))
+    return Segmentation(labels, geom, segs, source="cubes")
+
+
+def test_vertebra_centroid_directions():
+    found = landmarks_from_vertebrae(_cube_seg(["L3", "L4", "L5", "S1"]), include_vertebrae=True)
+    c = {k: np.array(v, float) for k, v in CUBE_CENTRES.items()}
+    expected = {
+        "L3/4": c["L3"] - c["L4"], "L4/5": c["L4"] - c["L5"], "L5/S1": c["L5"] - c["S1"],
+        "L3": c["L3"] - c["L4"],  # one neighbour (below)
+        "L4": c["L3"] - c["L5"],  # central difference
+        "L5": c["L4"] - c["S1"],
+        "S1": c["L5"] - c["S1"],  # one neighbour (above)
+    }
+    for level, d in expected.items():
+        np.testing.assert_allclose(found[level].point_lps, (c[level] if level in c else found[level].point_lps))
+        np.testing.assert_allclose(found[level].direction_lps, _unit_up(d), atol=1e-12, err_msg=level)
+        assert found[level].direction_source == "vertebra centroids"
+    alone = landmarks_from_vertebrae(_cube_seg(["L4"]), include_vertebrae=True)
+    assert alone["L4"].direction_lps is None and alone["L4"].direction_source == ""
+
+
+def test_sacrum_rule_disc_direction(phantom):
+    names = {1: "vertebrae_L3", 2: "vertebrae_L4", 3: "vertebrae_L5", 4: "sacrum"}
+    seg = make_seg(phantom, names, merge={LABELS["sacrum_lower"]: LABELS["S1"]})
+    found = landmarks_from_vertebrae(seg, include_vertebrae=True)
+    l5 = vertebra_centroids(seg)["L5"]
+    s1 = 2 * found["L5/S1"].point_lps - l5  # the S1 estimate behind the midpoint
+    np.testing.assert_allclose(found["L5/S1"].direction_lps, _unit_up(l5 - s1), atol=1e-12)
+    # L5 uses the S1 estimate as its lower neighbour (central difference L4 - S1)
+    l4 = vertebra_centroids(seg)["L4"]
+    np.testing.assert_allclose(found["L5"].direction_lps, _unit_up(l4 - s1), atol=1e-12)
+    assert _angle_deg(found["L5/S1"].direction_lps, U) < 3.0
+
+
+# ============================================================================ markups lines
+def _line(name, p0, p1, system="LPS", labels=("L-1", "L-2"), status=("defined", "defined")):
+    m = _markup([(labels[0], p0, status[0]), (labels[1], p1, status[1])], system, mtype="Line", name=name)
+    return m
+
+
+def _sagittal(tilt_deg):
+    t = np.radians(tilt_deg)
+    return np.array([0.0, np.cos(t), np.sin(t)])  # posterior and up: a disc tilted in the sagittal plane
+
+
+@pytest.mark.parametrize("system", ["LPS", "RAS"])
+def test_markups_line_gives_disc_point_and_normal(tmp_path, system):
+    p0 = np.array([3.0, -20.0, -310.0])  # LPS
+    p1 = p0 + 42.0 * _sagittal(20.0)
+    to_file = (lambda p: p) if system == "LPS" else (lambda p: p * [-1, -1, 1])
+    path = _write_mrk(tmp_path / "line.mrk.json", _line("L4/5", to_file(p0), to_file(p1), system))
+    found = read_markups(path)
+    lm = found["L4/5"]
+    np.testing.assert_allclose(lm.point_lps, (p0 + p1) / 2)
+    t = np.radians(20.0)
+    # normal = normalise(d x (1, 0, 0)) = (0, sin t, -cos t), flipped cranially
+    np.testing.assert_allclose(lm.direction_lps, [0.0, -np.sin(t), np.cos(t)], atol=1e-12)
+    assert _angle_deg(lm.direction_lps, [0, 0, 1]) == pytest.approx(20.0)
+    assert lm.direction_source == "markups line along the disc"
+    assert lm.source == "markups" and "line 'L4/5'" in lm.detail and f"({system})" in lm.detail
+
+
+def test_markups_line_along_the_spine_axis(tmp_path):
+    p0 = np.array([0.0, 10.0, -300.0])
+    d = np.array([0.0, np.sin(np.radians(30)), np.cos(np.radians(30))])  # 30 degrees from z
+    path = _write_mrk(tmp_path / "axis.mrk.json", _line("L3-L4", p0 + 15 * d, p0 - 15 * d))
+    lm = read_markups(path)["L3/4"]
+    np.testing.assert_allclose(lm.point_lps, p0)
+    np.testing.assert_allclose(lm.direction_lps, d, atol=1e-12)  # pointed cranially though drawn downwards
+    assert lm.direction_source == "markups line along the spine axis"
+
+
+def test_disc_normal_from_line_rules():
+    # an axial line running mostly front-back (60 degrees from x): the axial plane, normal z
+    d = np.array([np.cos(np.radians(60)), np.sin(np.radians(60)), 0.0])
+    normal, rule = disc_normal_from_line([0, 0, 0], 10 * d)
+    np.testing.assert_allclose(normal, [0, 0, 1], atol=1e-12)
+    assert rule == "along the disc"
+    with pytest.raises(LevelError, match=r"0 degrees from the patient's left-right axis"):
+        disc_normal_from_line([0, 0, 0], [25, 0, 0], where="line 'L4/5'")
+    with pytest.raises(LevelError, match=r"line 'x': the line runs 30 degrees from the patient's left-right"):
+        disc_normal_from_line([0, 0, 0], [np.cos(np.radians(30)), 0, np.sin(np.radians(30))], where="line 'x'")
+    with pytest.raises(LevelError, match="coincide"):
+        disc_normal_from_line([1, 2, 3], [1, 2, 3])
+
+
+def test_markups_x_parallel_line_is_refused(tmp_path):
+    path = _write_mrk(tmp_path / "x.mrk.json", _line("L4/5", (-20, 5, -300), (20, 5, -300)))
+    with pytest.raises(LevelError, match=r"x\.mrk\.json.*left-right axis"):
+        read_markups(path)
+
+
+def test_markups_line_label_rules(tmp_path):
+    s = _sagittal(0.0)
+    lines = [
+        _line("L", (0, 0, 0), 30 * s, labels=("L5/S1", "L-2")),  # name not a level: first point's label
+        _line("ruler", (0, 0, 50), (0, 30, 50)),  # no level anywhere: ignored
+        _line("L4", (0, 0, 100), (0, 30, 100)),  # a vertebra: ignored
+        _line("L2/3", (0, 0, 150), (0, 30, 150), status=("defined", "undefined")),  # one point: ignored
+    ]
+    path = _write_mrk(tmp_path / "lines.mrk.json", *lines)
+    with pytest.warns(LevelWarning) as rec:
+        found = read_markups(path, include_vertebrae=True)
+    messages = " ".join(str(w.message) for w in rec)
+    assert "line 'ruler'" in messages and "is not named with a level" in messages
+    assert "line 'L4'" in messages and "vertebra level L4" in messages
+    assert "line 'L2/3'" in messages and "1 placed control point" in messages
+    assert list(found) == ["L5/S1"]
+    np.testing.assert_allclose(found["L5/S1"].point_lps, 15 * s)
+
+
+def test_markups_point_and_line_of_one_level_refused(tmp_path):
+    path = _write_mrk(tmp_path / "both.mrk.json", _markup([("L4/5", (0, 0, 0))]),
+                      _line("L4-L5", (0, 0, 1), (0, 30, 1)))
+    with pytest.raises(LevelError, match=r"both\.mrk\.json: control point 'L4/5' and line 'L4-L5' are both level L4/5"):
+        read_markups(path)
+
+
+def test_markups_vertebra_point_directions(tmp_path):
+    pts = [("L3", (0, 0, 30)), ("L4", (0, 2, 0)), ("L5", (0, 6, -32)), ("S1", (0, 16, -60)), ("L4/5", (1, 5, -15))]
+    path = _write_mrk(tmp_path / "verts.mrk.json", _markup(pts))
+    found = read_markups(path, include_vertebrae=True)
+    p = {k: np.array(v, float) for k, v in pts}
+    expected = {
+        "L3/4": p["L3"] - p["L4"], "L4/5": p["L4"] - p["L5"], "L5/S1": p["L5"] - p["S1"],
+        "L3": p["L3"] - p["L4"], "L4": p["L3"] - p["L5"], "L5": p["L4"] - p["S1"], "S1": p["L5"] - p["S1"],
+    }
+    for level, d in expected.items():
+        np.testing.assert_allclose(found[level].direction_lps, _unit_up(d), atol=1e-12, err_msg=level)
+        assert found[level].direction_source == "markups vertebra points"
+    np.testing.assert_allclose(found["L4/5"].point_lps, p["L4/5"])  # the disc point keeps its place
+    lone = read_markups(_write_mrk(tmp_path / "disc.mrk.json", _markup([("L4/5", (1, 5, -15))])))
+    assert lone["L4/5"].direction_lps is None
+
+
+# ============================================================================ typed positions
+def test_find_landmarks_positions_win_and_fill(phantom):
+    from ParaspinalFatLib.anatomy.level_positions import landmarks_from_slices
+
+    geom = phantom[0]
+    seg = make_seg(phantom, VERTEBRA_NAMES)
+    ax = geom.slice_axis(U)
+    k45 = geom.nearest_slice(expected_disc("L4", "L5"), ax)[0]
+    k23 = geom.nearest_slice(CENTRES["L3"] + 0.5 * PITCH * U, ax)[0]  # above L3: only typed
+    positions = landmarks_from_slices({"L4/5": k45, "L2/3": k23}, geom, ax)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = find_landmarks(seg, positions=positions, required=["L2/3", "L3/4", "L4/5", "L5/S1"])
+    assert {k: v.source for k, v in found.items()} == {
+        "L2/3": "level_slices", "L3/4": "vertebra_masks", "L4/5": "level_slices", "L5/S1": "vertebra_masks"}
+    assert found["L4/5"] is positions["L4/5"]
+    assert list(found) == ["L2/3", "L3/4", "L4/5", "L5/S1"]
+
+
+def test_find_landmarks_warns_when_a_typed_position_disagrees(phantom):
+    from ParaspinalFatLib.anatomy.level_positions import landmarks_from_slices
+
+    geom = phantom[0]
+    seg = make_seg(phantom, VERTEBRA_NAMES)
+    ax = geom.slice_axis(U)
+    k34 = geom.nearest_slice(expected_disc("L3", "L4"), ax)[0]  # one disc (36 mm) too high
+    positions = landmarks_from_slices({"L4/5": k34}, geom, ax)
+    with pytest.warns(LevelWarning, match=r"level L4/5: the typed position .* lies 3\d mm along the spine from "
+                                          r"the same level found by vertebra_masks.*slice-base"):
+        found = find_landmarks(seg, positions=positions)
+    assert found["L4/5"].source == "level_slices"
+    # a typed level the masks do not have is never compared
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        find_landmarks(seg, positions=landmarks_from_slices({"L1/2": k34}, geom, ax))
+    with pytest.raises(InputError, match="not a LevelLandmark"):
+        find_landmarks(seg, positions={"L4/5": (1.0, 2.0, 3.0)})
+
+
+def test_missing_level_message_lists_every_way_out(phantom):
+    seg = make_seg(phantom, {2: "vertebrae_L4", 3: "vertebrae_L5"})
+    with pytest.raises(LevelError) as err:
+        find_landmarks(seg, required=["L3/4"])
+    msg = str(err.value)
+    for way in ("disc_L4_L5", "vertebrae_L4", "--markups", "line", "--level-slices", "--slice-base",
+                "--level-z", "multifidus_left_L4/5"):
+        assert way in msg, way
+    with pytest.raises(LevelError, match="no segmentation, markups file or typed positions was given"):
+        find_landmarks(required=["L4/5"])
+    with pytest.raises(LevelError, match=r"not found in the typed positions \(L2/3\)"):
+        find_landmarks(positions={"L2/3": LevelLandmark("L2/3", (0, 0, 0), "level_z", "typed")}, required=["L4/5"])

@@ -98,7 +98,8 @@ def test_each_kind_fills_exactly_its_declared_columns_in_the_declared_units(kind
         assert filled == declared, (row["segment"], sorted(filled ^ declared))
         assert row["unit"] == method.unit and row["map_kind"] == kind
         expected_stats = {"mean": v.mean(), "median": np.median(v), "sd": v.std(ddof=1),
-                          "p05": np.percentile(v, 5), "p95": np.percentile(v, 95)}
+                          "p05": np.percentile(v, 5), "p10": np.percentile(v, 10), "p90": np.percentile(v, 90),
+                          "p95": np.percentile(v, 95)}
         for col, unit in units.items():
             x = float(row[col])
             if unit == "voxels":

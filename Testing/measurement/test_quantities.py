@@ -27,6 +27,8 @@ def test_grouped_stats_match_numpy_per_group(seed):
         assert res["median"][g] == pytest.approx(np.median(fin), rel=1e-14)
         assert res["p05"][g] == pytest.approx(np.percentile(fin, 5), rel=1e-14)
         assert res["p95"][g] == pytest.approx(np.percentile(fin, 95), rel=1e-14)
+        assert res["p10"][g] == pytest.approx(np.percentile(fin, 10), rel=1e-14)
+        assert res["p90"][g] == pytest.approx(np.percentile(fin, 90), rel=1e-14)
         assert res["n_above"][g] == int((fin >= 1030.0).sum())
 
 
@@ -37,6 +39,10 @@ def test_hand_checkable_group():
     assert res["sd"][0] == pytest.approx(np.sqrt(((1 - 4) ** 2 + 4 + 1 + 36) / 3))
     assert np.isnan(res["sd"][1])  # one voxel: no sample SD
     assert res["n_above"].tolist() == [2, 1]
+    # R type 7 by hand: group 0 sorted 1, 2, 3, 10; p10 at position 0.3 -> 1.3; p90 at 2.7 -> 3 + 0.7 * 7
+    assert res["p10"][0] == pytest.approx(1.3)
+    assert res["p90"][0] == pytest.approx(7.9)
+    assert res["p10"][1] == res["p90"][1] == 5.0
 
 
 def _method(kind, **params):

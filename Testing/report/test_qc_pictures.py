@@ -332,3 +332,57 @@ def test_options_legend_labels_alpha_and_named_colours(tmp_path, mpl):
         render_level_slice(tmp_path / "o.png", image, SPACING, rois, fat_color="no-such-colour")
     with pytest.raises(InputError, match="labels must be"):
         render_level_slice(tmp_path / "o.png", image, SPACING, rois, labels="everywhere")
+
+
+def test_sagittal_tilted_level_lines_by_end_points_slope_and_point(tmp_path, mpl):
+    rows, cols = 30, 120
+    image = np.full((rows, cols), 50.0)
+    lines = [("A", ((5.0, 10.0), (20.0, 100.0)), "two end points"),   # row = 5 + (col - 10) / 6
+             ("B", 12.0, "row and slope", 0.05),                    # row = 12 + 0.05 (col - 59.5)
+             ("C", (24.0, 30.0), "point and slope", -0.1),          # row = 24 - 0.1 (col - 30)
+             ("D", ((100.0, 0.0), (101.0, 10.0)), "misses the image")]
+    expected = [lambda c: 5.0 + (c - 10.0) / 6.0, lambda c: 12.0 + 0.05 * (c - 59.5), lambda c: 24.0 - 0.1 * (c - 30.0)]
+    path = render_sagittal_overview(tmp_path / "tilted.png", image, (4.0, 0.9), lines, window=(0, 100),
+                                    flip_ud=True, flip_lr=True, edge_labels=("A", "P", "I", "S"))
+    png = read_rgb(path)
+    info = read_qc_info(path)
+    top, height = info.image_top, info.image_height
+    for c in range(0, cols, 7):
+        ys = []
+        for row_of in expected:
+            y, x = info.voxel_center_px(row_of(c), c)  # the flips are applied by the mapping
+            ys.append(y)
+            column = png[int(np.floor(y)) - 2: int(np.floor(y)) + 3, int(np.floor(x))]
+            assert any(close(p, DEFAULT_LEVEL_LINE_COLOR) for p in column), (c, row_of(c))
+        # nothing else in this image column has the line colour (D lies outside the image)
+        x_px = int(np.floor(info.voxel_center_px(0, c)[1]))
+        hits = [top + n for n, p in enumerate(png[top:top + height, x_px]) if close(p, DEFAULT_LEVEL_LINE_COLOR)]
+        assert hits and all(min(abs(h - y) for y in ys) <= 3 for h in hits), (c, hits, ys)
+    # flip_lr mirrors the line: with the flip the left end of A (row 3.3 at col 0) is at the viewer's right
+    y0, x0 = info.voxel_center_px(expected[0](0.0), 0.0)
+    y1, x1 = info.voxel_center_px(expected[0](119.0), 119.0)
+    assert x0 > x1 and y0 > y1  # flip_ud: the low row (3.3) is near the bottom
+
+
+def test_horizontal_line_forms_give_the_same_picture(tmp_path, mpl):
+    image = np.tile(np.linspace(0, 100, 40), (25, 1))
+    forms = [("L4/5", 13.25, "x"), ("L4/5", 13.25, "x", 0.0), ("L4/5", (13.25, 3.0), "x"),
+             ("L4/5", ((13.25, -4.0), (13.25, 70.0)), "x")]
+    pictures = [read_rgb(render_sagittal_overview(tmp_path / f"h{n}.png", image, (3.0, 1.0), [form], window=(0, 100)))
+                for n, form in enumerate(forms)]
+    for other in pictures[1:]:
+        assert np.array_equal(pictures[0], other)
+
+
+def test_bad_tilted_lines_are_input_errors(tmp_path, mpl):
+    img = np.zeros((10, 12))
+    bad = [(("L4/5", ((3.0, 4.0), (3.0, 4.0)), "x"), "same point"),
+           (("L4/5", ((3.0, 4.0), (5.0, 6.0)), "x", 0.2), "two end points and a slope"),
+           (("L4/5", 3.0, "x", float("nan")), "slope is not finite"),
+           (("L4/5", (3.0, float("inf")), "x"), "point coordinate is not finite"),
+           (("L4/5", ((3.0, "a"), (5.0, 6.0)), "x"), "is not a number"),
+           (("L4/5", 3.0, "x", 0.1, 7), "must be")]
+    for line, message in bad:
+        with pytest.raises(InputError, match=message):
+            render_sagittal_overview(tmp_path / "s.png", img, (1, 1), [line])
+    assert list(tmp_path.iterdir()) == []
