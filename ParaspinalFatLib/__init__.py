@@ -13,14 +13,18 @@ measure_case(image, segmentation, **options) -> pandas.DataFrame
     One row per subject x muscle x side x level.
 measure(image, segmentation, **options) -> CaseMeasurement
     The per-level table plus per-slice / whole-ROI tables, level points, summary.
+run_cohort(manifest, output, ...) -> CohortResult
+    A manifest of cases -> a study folder (measurements, subjects, codebook, errors).
+write_report(study, config=None) -> ReportResult
+    A study folder -> the paper's tables, figures and one HTML report.
 ParaspinalFatLib.stats
     Cohort statistics (ANOVA, regression, ICC, ROC...).
 
 Subpackages, in pipeline order: ``io`` (read images, segmentations, markups,
 label names) -> ``anatomy`` (level grammar, segment names, level landmarks) ->
 ``composition`` (fat/lean per map kind) -> ``measurement`` (rows, voxels,
-quantities, grades, summary) -> ``report`` (QC pictures, case files) ->
-``stats``.  See the README's "Architecture" section.
+quantities, grades, summary) -> ``report`` (QC pictures, case files, the study
+report) -> ``cohort`` (manifest, runner, subject tables) -> ``stats``.  See the README's "Architecture" section.
 """
 from __future__ import annotations
 
@@ -50,8 +54,11 @@ _LAZY: Dict[str, str] = {
     "summarize": "measurement.summary",
     "grade_summary": "measurement.grading",
     "make_phantom": "phantom",
+    "run_cohort": "cohort.runner",
+    "read_manifest": "cohort.manifest",
+    "write_report": "report.html_report",
 }
-_SUBPACKAGES = ("stats", "io", "anatomy", "composition", "measurement", "report")
+_SUBPACKAGES = ("stats", "io", "anatomy", "composition", "measurement", "report", "cohort")
 
 __all__ = sorted(list(_LAZY) + list(_SUBPACKAGES) + [
     "ParaspinalFatError", "InputError", "LevelError", "MeasurementError", "MissingDependencyError",

@@ -3,8 +3,10 @@
 Sub-commands
 ------------
 ``measure``  one case: image + segmentation -> per-level CSV (+ slices, ROIs, summary)
+``cohort``   a manifest of cases -> study folder (measurements, subjects, codebook, errors)
+``report``   a study folder -> paper-style tables, figures and one HTML report
 ``phantom``  write a synthetic phantom case (image, .seg.nrrd, truth CSV)
-``demo``     make a phantom in a folder, measure it, print the table and the truth check
+``demo``     synthetic cohort -> cohort -> report (``--case``: one phantom case, checked against its truth)
 """
 from __future__ import annotations
 
@@ -272,7 +274,62 @@ def _run_phantom(args) -> int:
     return 0
 
 
+def _measure_defaults(args) -> dict:
+    """Command-line measure options given explicitly (cohort defaults for every manifest row)."""
+    defaults = {}
+    for name in ("map_kind", "pdff_scale", "fat_threshold_pct", "n_slices", "plane", "on_empty", "height_m"):
+        value = getattr(args, name, None)
+        if value is not None:
+            defaults[name] = value
+    if getattr(args, "levels", None):
+        text = args.levels.strip()
+        defaults["levels"] = "all" if text.lower() == "all" else [x.strip() for x in text.split(",") if x.strip()]
+    return defaults
+
+
+def _run_cohort(args) -> int:
+    from .cohort.runner import run_cohort
+    from .cohort.subject_tables import write_subject_tables
+
+    result = run_cohort(args.manifest, args.output, workers=args.workers, scheduler=args.scheduler,
+                        defaults=_measure_defaults(args), qc=args.qc, assemble=write_subject_tables)
+    print(f"{result.n_cases} case(s): {result.n_measured} measured, {result.n_reused} reused from an earlier run, "
+          f"{result.n_failed} failed (see {Path(args.output) / 'errors.csv'})")
+    print(f"study folder: {result.output}")
+    return 1 if result.n_failed else 0
+
+
+def _run_report(args) -> int:
+    from .report.html_report import write_report
+
+    report = write_report(args.study, config=args.config, output=args.output)
+    print(f"report: {report.html}")
+    print(f"every number: {report.results_csv}")
+    return 0
+
+
 def _run_demo(args) -> int:
+    if args.case:
+        return _run_case_demo(args)
+    from .cohort.runner import run_cohort
+    from .cohort.subject_tables import write_subject_tables
+    from .cohort.synthetic_cohort import make_synthetic_cohort
+    from .report.html_report import write_report
+
+    out = Path(args.out)
+    cohort = make_synthetic_cohort(out / "synthetic", n_subjects=args.subjects)
+    print(f"synthetic cohort of {cohort.n_subjects} subjects (groups, clinical columns and muscle values drawn "
+          f"from seed 001's Table 2) in {cohort.folder}")
+    study = out / "study"
+    result = run_cohort(cohort.manifest, study, workers=args.workers, assemble=write_subject_tables, qc=True)
+    print(f"cohort: {result.n_measured + result.n_reused} of {result.n_cases} case(s) measured, "
+          f"{result.n_failed} failed")
+    report = write_report(study)
+    print(f"report: {report.html}")
+    return 0 if result.n_failed == 0 else 1
+
+
+def _run_case_demo(args) -> int:
     import numpy as np
 
     from .measurement.pipeline import measure
@@ -322,8 +379,33 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--pdff-scale", choices=["0-1", "0-100", "0-1000"], default="0-100")
     ph.add_argument("--tilt", type=float, default=0.0, help="tilt of the slice stack (degrees)")
     ph.set_defaults(func=_run_phantom)
-    d = sub.add_parser("demo", help="phantom -> measure -> table, checked against the truth")
-    d.add_argument("--out", default="demo_output", help="folder for the phantom and the tables")
+    c = sub.add_parser("cohort", help="measure every case of a manifest into a study folder (resumable, parallel)")
+    c.add_argument("--manifest", required=True, help="CSV: subject, image (or fat + water), segmentation, options "
+                                                       "by name, clinical columns (README: Cohort)")
+    c.add_argument("--output", required=True, help="study folder (created; an earlier run in it is resumed)")
+    c.add_argument("--workers", type=int, help="worker processes (default: the number of cores)")
+    c.add_argument("--scheduler", help="Dask scheduler address tcp://host:8786, or 'local' for a local cluster")
+    c.add_argument("--qc", action="store_true", help="also write each case's QC pictures (cases/<case>/qc/)")
+    c.add_argument("--map", dest="map_kind", choices=["pdff", "dixon", "ct", "t1", "t2", "scalar"],
+                   help="default map kind of rows without a 'map' cell")
+    c.add_argument("--pdff-scale", choices=["0-1", "0-100", "0-1000"], help="default PDFF storage scale")
+    c.add_argument("--fat-threshold", dest="fat_threshold_pct", type=float, help="default fat threshold (%%)")
+    c.add_argument("--levels", help="default levels (comma separated, or 'all')")
+    c.add_argument("--n-slices", type=int, help="default slices per level")
+    c.add_argument("--plane", choices=["image", "disc"], help="default measurement plane")
+    c.add_argument("--on-empty", choices=["error", "keep"], help="default for an ROI empty on its level slice")
+    c.set_defaults(func=_run_cohort)
+    r = sub.add_parser("report", help="paper-style tables, figures and an HTML report of a study folder")
+    r.add_argument("--study", required=True, help="study folder written by 'cohort'")
+    r.add_argument("--config", help="analysis config: a .toml file, or 'seed001' (default) / 'seed002'")
+    r.add_argument("--output", help="report folder (default: <study>/report)")
+    r.set_defaults(func=_run_report)
+    d = sub.add_parser("demo", help="synthetic cohort -> cohort -> report (--case: one phantom case)")
+    d.add_argument("--out", default="demo_output", help="folder for the synthetic data, the study and the report")
+    d.add_argument("--subjects", type=int, default=60, help="subjects of the synthetic cohort (default 60)")
+    d.add_argument("--workers", type=int, help="worker processes (default: the number of cores)")
+    d.add_argument("--case", action="store_true",
+                   help="one phantom case: measure it, print the table and check it against its truth")
     d.set_defaults(func=_run_demo)
     return parser
 
@@ -343,8 +425,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     Returns
     -------
     int
-        0 on success; 1 when ``demo`` finds the measured table differs from
-        the phantom truth; 2 when a :class:`~ParaspinalFatLib.errors.ParaspinalFatError`
+        0 on success; 1 when ``demo --case`` finds the measured table differs
+        from the phantom truth, or when ``cohort``/``demo`` completed with failed
+        cases (listed in ``errors.csv``); 2 when a :class:`~ParaspinalFatLib.errors.ParaspinalFatError`
         or an :class:`OSError` (a file that cannot be read or written) is
         raised: one line ``paraspinalfat: error: ...`` on standard error, no
         traceback.  Unusable output paths (``--output`` a folder, ``--qc-dir``

@@ -26,6 +26,12 @@ PACKAGES: Dict[str, tuple] = {
     "matplotlib": ("paraspinalfat[report]", "QC pictures and figures"),
     "highdicom": ("paraspinalfat[dicomseg]", "reading DICOM SEG files"),
     "pydicom": ("pydicom", "reading DICOM files"),
+    "openpyxl": ("paraspinalfat[cohort]", "the Excel export (subjects.xlsx)"),
+    "pyreadstat": ("paraspinalfat[cohort]", "the SPSS export (subjects.sav)"),
+    "tqdm": ("paraspinalfat[cohort]", "the progress bar of cohort runs"),
+    "tomli": ("paraspinalfat[cohort]", "reading TOML analysis configs on Python < 3.11"),
+    "distributed": ("paraspinalfat[dask]", "running a cohort on a Dask cluster"),
+    "dask": ("paraspinalfat[dask]", "running a cohort on a Dask cluster"),
 }
 
 

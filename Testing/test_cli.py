@@ -48,7 +48,7 @@ def test_measure_error_exit_code_and_message(tmp_path, capsys):
 
 
 def test_python_dash_m_demo(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "ParaspinalFatLib", "demo", "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "ParaspinalFatLib", "demo", "--case", "--out", str(tmp_path)],
                           cwd=str(ROOT), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "max |CSA error| = 0 mm2" in proc.stdout
