@@ -447,6 +447,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
+            # deprecation notices of other packages (matplotlib, pyparsing...) are for their developers
+            for category in (DeprecationWarning, PendingDeprecationWarning):
+                warnings.filterwarnings("ignore", category=category, module=r"(?!ParaspinalFatLib)")
             warnings.showwarning = _show_warning
             return int(args.func(args) or 0)
     except ParaspinalFatError as exc:

@@ -147,6 +147,28 @@ class Segmentation:
             self._nonzero[layer] = cached
         return cached
 
+    def adopt_labelled_voxels(self, layer: int, found: "LabelledVoxels") -> None:
+        """Use a pass over ``layer`` already made (by a reader) as its :meth:`labelled_voxels` cache.
+
+        Parameters
+        ----------
+        layer : int
+            Layer index.
+        found : LabelledVoxels
+            :meth:`LabelledVoxels.from_layer` of exactly ``self.layers[layer]`` (same values;
+            a widened integer type is fine).
+
+        Raises
+        ------
+        ValueError
+            ``found`` does not fit the layer's shape or voxel count.
+        """
+        shape = tuple(self.layers.shape[1:])
+        end = tuple(a + n for a, n in zip(found.start, found.box_shape))
+        if found.flat.size and (len(end) != 3 or any(e > n for e, n in zip(end, shape))):
+            raise ValueError(f"labelled voxels with box {found.start}..{end} do not fit layer shape {shape}")
+        self._nonzero[layer] = found
+
     def with_layers(self, layers: np.ndarray, geometry: Geometry) -> "Segmentation":
         """Copy with new layer data on a new grid (same segments)."""
         return replace(self, layers=layers, geometry=geometry)
@@ -188,6 +210,25 @@ class LabelledVoxels:
         box = np.ascontiguousarray(sub[:, j0:j1, i0:i1])
         flat = np.flatnonzero(box)
         return cls((k0, j0, i0), box.shape, flat, box.ravel()[flat])
+
+    def value_counts(self) -> Dict[int, int]:
+        """{label value: voxel count} of the non-zero voxels, in increasing value order.
+
+        Returns
+        -------
+        dict of int to int
+            The same as :func:`ParaspinalFatLib.io.label_layers.present_values` of the layer,
+            from this pass's labels only (no second pass over the volume).
+        """
+        labels = self.labels
+        if labels.size == 0:
+            return {}
+        if labels.dtype.itemsize <= 2 and np.issubdtype(labels.dtype, np.unsignedinteger):
+            counts = np.bincount(labels, minlength=1)
+            values = np.flatnonzero(counts)
+            return {int(v): int(counts[v]) for v in values}
+        values, counts = np.unique(labels, return_counts=True)
+        return {int(v): int(c) for v, c in zip(values, counts)}
 
     @property
     def box(self) -> Tuple[slice, slice, slice]:

@@ -254,6 +254,9 @@ def _measure(spec: CaseSpec, qc_parent: Optional[Path], texts: List[str]):
         options["qc_dir"] = str(qc_parent / "qc")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        # deprecation notices of other packages (matplotlib, pyparsing...) are not findings about the case
+        for category in (DeprecationWarning, PendingDeprecationWarning):
+            warnings.filterwarnings("ignore", category=category, module=r"(?!ParaspinalFatLib)")
         try:
             result = measure(spec.image, spec.segmentation, **options)
         finally:

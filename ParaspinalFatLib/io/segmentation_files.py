@@ -60,12 +60,12 @@ from typing import List, Optional
 import numpy as np
 from ..errors import InputError
 from ..geometry import Geometry
-from .label_layers import check_unique_names, dtype_for_max, present_values, to_label_layers
+from .label_layers import check_unique_names, dtype_for_max, to_label_layers
 from .label_names import CONVENTIONS, LabelTable, describe_names, normalise_convention, convention_table, nifti_label_table, read_label_table
 from .nifti import looks_like_nifti_header, read_image_file
 from .nrrd import nrrd_geometry, read_nrrd
 from .resample import resample_to_grid  # noqa: F401  (re-exported)
-from ..segmentation import Segment, Segmentation
+from ..segmentation import LabelledVoxels, Segment, Segmentation
 from ..errors import SegmentationWarning  # noqa: F401  (re-exported)
 from .file_notes import caller_stacklevel  # noqa: F401  (used by dicom_seg)
 from .file_notes import FileNotes
@@ -323,7 +323,9 @@ def _labelmap_segmentation(array: np.ndarray, geometry: Geometry, source: str, n
                            fmt: str) -> Segmentation:
     notes = FileNotes(source)
     layer = to_label_layers(array[np.newaxis], source, notes)
-    counts = present_values(layer[0])
+    # one pass finds every labelled voxel: it gives the counts here and is kept for the measurement
+    found = LabelledVoxels.from_layer(layer[0])
+    counts = found.value_counts()
 
     tool_table = False
     if names is not None:
@@ -377,7 +379,7 @@ def _labelmap_segmentation(array: np.ndarray, geometry: Geometry, source: str, n
     absent = sorted(v for v in table if v not in counts)
     if keep_empty:
         values |= set(absent)
-    max_value = int(layer.max()) if layer.size else 0
+    max_value = max(counts) if counts else 0  # labels are >= 0 here (negative ones are refused)
     segments: List[Segment] = []
     for v in sorted(values):
         name, color = table.get(v, (f"label_{v}", None))
@@ -394,6 +396,7 @@ def _labelmap_segmentation(array: np.ndarray, geometry: Geometry, source: str, n
         metadata["absent_table_names"] = json.dumps([table[v][0] for v in absent])
     seg = Segmentation(layers=layer, geometry=geometry, segments=segments, source=source,
                        metadata=metadata)
+    seg.adopt_labelled_voxels(0, found)
     notes.store(seg.metadata)
     return seg
 

@@ -655,7 +655,9 @@ def _relayed_warnings(seen: List[str]):
 
     def relay(message, category, filename, lineno, file=None, line=None):
         text = str(message)
-        if text not in seen:
+        foreign_notice = (issubclass(category, (DeprecationWarning, PendingDeprecationWarning))
+                          and "ParaspinalFatLib" not in str(filename))
+        if text not in seen and not foreign_notice:  # another package's deprecation notice is no finding
             seen.append(text)
         inner_filters, inner_show = list(warnings.filters), warnings.showwarning
         warnings.filters[:] = outer_filters

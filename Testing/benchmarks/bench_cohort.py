@@ -31,8 +31,9 @@ Figures (targets of issue #12 printed next to them):
    does) on 100 subjects, cohort step; target >= 1.7.
 
 The time of the cohort step is also split (per-case measuring time from each case's
-``done.json``, pool overhead, study files, subject tables) and the CPU other processes
-used during the runs is printed: on a shared machine the figures are noisy.
+``done.json``, pool overhead, study files, subject tables), and the cores other processes
+kept busy just before and after every run are printed: on a shared machine the figures
+(the speed-up above all) are noisy, and the output says so.
 
 Run: ``python Testing/benchmarks/bench_cohort.py [--quick] [--repeat N] [--keep DIR]``
 (``--quick``: 6 and 12 subjects at 200 x 136 x 8, for the smoke test).
@@ -140,15 +141,16 @@ def timed_run(manifest: Path, workers: int, work: Path, tag: str, keep: bool, id
     """Run one configuration in a fresh process into a new empty study folder; its figures.
 
     The machine's background load (other processes) is sampled for ``idle_s`` seconds just
-    before the run (not timed).
+    before and just after the run (not timed; the larger is kept).
     """
     study = Path(tempfile.mkdtemp(prefix=f"study_{tag}_w{workers}_", dir=work))
     assert not any(study.iterdir())
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(manifest), str(study), str(workers)]
-    background = background_cores(idle_s)
+    before = background_cores(idle_s)
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
     wall = time.perf_counter() - t
+    background = max(before, background_cores(idle_s))
     if proc.returncode != 0:
         raise SystemExit(f"bench_cohort: the run {tag} with {workers} worker(s) failed:\n{proc.stderr[-3000:]}")
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith(_MARK)]
@@ -186,13 +188,17 @@ def subset_manifests(cohort_folder: Path, manifest: Path, sizes):
 
 
 def med(runs, key):
+    """Median of one figure over the repeats of a configuration."""
     return statistics.median(r[key] for r in runs)
 
 
 def main(argv=None) -> int:
+    """Generate the cohort, time every configuration in fresh processes, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     parser.add_argument("--repeat", type=int, default=1, help="repeats of every configuration (medians)")
+    parser.add_argument("--speedup", type=int, metavar="N",
+                        help="subjects of the 1-worker vs 2-worker comparison (default 100; --quick 12)")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep the cohort and study folders")
     parser.add_argument("--child", nargs=3, metavar=("MANIFEST", "STUDY", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -202,7 +208,9 @@ def main(argv=None) -> int:
     if args.repeat < 1:
         parser.error("--repeat must be >= 1")
     p = QUICK if args.quick else FULL
-    sizes, big, speed_n = tuple(p["sizes"]), max(p["sizes"]), p["speedup"]
+    sizes, big, speed_n = tuple(p["sizes"]), max(p["sizes"]), args.speedup or p["speedup"]
+    if not 3 <= speed_n <= p["subjects"]:
+        parser.error(f"--speedup must be between 3 and {p['subjects']}")
 
     sys.path.insert(0, str(ROOT))
     from ParaspinalFatLib.cohort.synthetic_cohort import make_synthetic_cohort
@@ -217,13 +225,12 @@ def main(argv=None) -> int:
         cohort = make_synthetic_cohort(work / "cohort", p["subjects"], n_repeated=p["repeated"],
                                        shape=p["shape"], spacing=p["spacing"])
         gen_s = time.perf_counter() - t
-        manifests = subset_manifests(cohort.folder, cohort.manifest, sizes)
+        manifests = subset_manifests(cohort.folder, cohort.manifest, sorted(set(sizes) | {speed_n}))
         with open(cohort.manifest, encoding="utf-8") as fh:
             n_rows_all = sum(1 for line in fh if line.strip()) - 1
 
-        configs = [(n, 2) for n in sorted(sizes, reverse=True)]  # the big one first in repeat 1
-        if (speed_n, 1) not in configs:
-            configs.append((speed_n, 1))
+        configs = [(n, 2) for n in sorted(set(sizes) | {speed_n}, reverse=True)]  # the big one first in repeat 1
+        configs.append((speed_n, 1))
         runs = {c: [] for c in configs}
         try:
             load0 = os.getloadavg()[0]
@@ -246,23 +253,25 @@ def main(argv=None) -> int:
               f"{spacing} mm, 18 ROIs per reading")
         print(f"  generation (once, not in any figure below): {gen_s:.1f} s")
         print("  every timed run: a fresh process (start-up + imports counted), a new empty study folder, "
-              "configurations alternating")
+              "configurations alternating (order reversed on every other repeat)")
         other = [f["background_cores"] for rs in runs.values() for f in rs]
         print(f"  machine load: 1-min load average {load0:.2f} before the runs; other processes kept "
               f"{statistics.mean(other):.2f} core(s) busy on average ({min(other):.2f}-{max(other):.2f}) in the "
-              f"{idle_s:g} s before each run ({bench_s:.0f} s of runs){NOISY if max(other) > 0.2 else ''}")
+              f"{idle_s:g} s before and after each run ({bench_s:.0f} s of runs){NOISY if max(other) > 0.2 else ''}")
 
         b = runs[(big, 2)]
         print(f"\n1. {big} subjects ({n_cases_big} cases), 2 workers, from scratch")
         rows = [("cohort: measure + study files + subject tables", med(b, "cohort_s")),
                 ("  of which subject tables (csv, xlsx, sav)", med(b, "assemble_s")),
                 ("report: analyses, tables, figures, HTML", med(b, "report_s")),
-                ("process start-up + imports", med(b, "startup_s"))]
+                ("process start-up, imports, exit", med(b, "startup_s"))]
         for label, v in rows:
             print(f"    {label:<48s} {v:7.1f} s")
         total = med(b, "wall_s")
         print(f"    {'end-to-end (cohort + report, fresh process)':<48s} {total:7.1f} s   "
               f"ratio to target {total / TARGET_TOTAL_S:.2f} (target < {TARGET_TOTAL_S:.0f} s: ratio < 1)")
+        if args.repeat > 1:
+            print(f"    {'  end-to-end per repeat':<48s} " + ", ".join(f"{f['wall_s']:.1f}" for f in b) + " s")
 
         print(f"\n2. linearity, 2 workers: seconds per case (cohort step; end-to-end incl. report and start-up)")
         print(f"    {'subjects':>8s} {'cases':>6s} {'cohort s':>9s} {'s/case':>8s} {'ratio':>6s} "
@@ -286,6 +295,12 @@ def main(argv=None) -> int:
         print(f"\n3. workers, {speed_n} subjects ({manifests[speed_n][1]} cases)")
         print(f"    cohort step: 1 worker {c1:6.2f} s, 2 workers {c2:6.2f} s: speed-up ratio {c1 / c2:.2f} "
               f"(target >= {TARGET_SPEEDUP})")
+        if args.repeat > 1:
+            print("    cohort-step speed-up per repeat (the 1- and 2-worker runs of the same repeat): "
+                  + ", ".join(f"{a['cohort_s'] / b2['cohort_s']:.2f}" for a, b2 in zip(one, two)))
+        m1, m2 = med(one, "cohort_elapsed_s"), med(two, "cohort_elapsed_s")
+        print(f"    measuring phase alone (run_cohort before the study files and subject tables): 1 worker {m1:6.2f} s, "
+              f"2 workers {m2:6.2f} s: ratio {m1 / m2:.2f}")
         print(f"    end-to-end (incl. report, start-up): 1 worker {e1:6.2f} s, 2 workers {e2:6.2f} s: "
               f"ratio {e1 / e2:.2f}")
 
@@ -303,7 +318,7 @@ def main(argv=None) -> int:
         print("    s/case in worker: median time of one case (read, measure, write its folder; done.json); "
               "sum/workers: their sum / workers;\n    pool+collect: the rest of run_cohort's measuring phase "
               "(manifest, fingerprints, worker start-up, waiting, measurements table);\n    busy other: cores other "
-              "processes kept busy just before the run (0 = idle machine)")
+              "processes kept busy just before or after the run (0 = idle machine)")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -27,3 +27,21 @@ def test_present_values_of_the_largest_value_of_each_small_type():
         top = np.iinfo(dtype).max
         arr = np.array([[[0, top, top, 1]]], dtype=dtype)
         assert present_values(arr) == {1: 1, int(top): 2}
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int32, np.uint32])
+def test_one_pass_value_counts_equal_present_values(dtype):
+    """The reader's counts come from the labelled-voxel pass: equal to a whole-volume count."""
+    from ParaspinalFatLib.io.label_layers import present_values
+    from ParaspinalFatLib.segmentation import LabelledVoxels
+
+    rng = np.random.default_rng(3)
+    top = 250 if np.dtype(dtype).itemsize == 1 else 3000
+    lab = np.zeros((7, 40, 33), dtype)
+    lab[1:6, 5:30, 4:20] = rng.integers(0, top, (5, 25, 16)).astype(dtype)
+    found = LabelledVoxels.from_layer(lab)
+    assert found.value_counts() == present_values(lab)
+    # by hand on a tiny one
+    tiny = np.array([[[0, 3, 3], [0, 0, 7]]], dtype)
+    assert LabelledVoxels.from_layer(tiny).value_counts() == {3: 2, 7: 1}
+    assert LabelledVoxels.from_layer(np.zeros((2, 2, 2), dtype)).value_counts() == {}
