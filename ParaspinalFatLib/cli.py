@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional
 
+from .dependencies import ignore_foreign_deprecations
 from .errors import InputError, ParaspinalFatError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -110,7 +111,7 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
                    help="distance in mm the trabecular core keeps from the vertebra surface (default 5)")
     p.add_argument("--bone-slab-mm", dest="bone_slab_mm", type=_slab, default=10.0,
                    help="thickness in mm of the mid-vertebral slab of the core (default 10; 'all' = whole body)")
-    p.add_argument("--bmd-calibration", metavar="SLOPE,INTERCEPT", type=_pair_named,
+    p.add_argument("--bmd-calibration", metavar="SLOPE,INTERCEPT",
                    help="CT: vBMD mg/cm3 = SLOPE x HU + INTERCEPT from a calibration phantom; without it bone "
                         "values are HU, which is not vBMD")
     p.add_argument("--label-names", help="names for a labelmap: .ctbl/.txt colour table, .json or .csv file, or "
@@ -143,15 +144,6 @@ def _pair(text: str):
     return lo, hi
 
 
-def _pair_named(text: str):
-    """``"SLOPE,INTERCEPT"`` -> (float, float)."""
-    try:
-        a, b = (float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected SLOPE,INTERCEPT (two numbers), got {text!r}") from None
-    return a, b
-
-
 def _slab(text: str):
     """``--bone-slab-mm``: a number, or ``all`` (None: the whole eroded body)."""
     if text.strip().lower() in ("all", "none", "whole"):
@@ -160,6 +152,13 @@ def _slab(text: str):
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a thickness in mm or 'all', got {text!r}") from None
+
+
+def _names_arg(text: str, keywords=("all",)):
+    """``"a, b"`` -> ``["a", "b"]``; a keyword (``all``) is passed on as it is, in lower case."""
+    if text.strip().lower() in keywords:
+        return text.strip().lower()
+    return [x.strip() for x in text.split(",") if x.strip()]
 
 
 def _floats(text: str):
@@ -202,7 +201,6 @@ def _run_measure(args) -> int:
     from .report.case_files import OutputSet
 
     _check_output_paths(args)
-    levels = "all" if args.levels.strip().lower() == "all" else [x.strip() for x in args.levels.split(",") if x.strip()]
     result = measure(
         args.image, args.segmentation,
         map_kind=args.map_kind, water=args.water, fat=args.fat, noise_floor=args.noise_floor,
@@ -212,7 +210,7 @@ def _run_measure(args) -> int:
         n_classes=args.n_classes, reference_segment=args.reference_segment, grade_source=args.grade_source,
         goutallier_cutoffs=args.goutallier_cutoffs, kjaer_cutoffs=args.kjaer_cutoffs, qc_dir=args.qc_dir,
         fat_labelmap=args.fat_labelmap, pdff_scale=args.pdff_scale, fat_threshold_pct=args.fat_threshold_pct,
-        unit=args.unit, levels=levels, n_slices=args.n_slices, per_slice=args.per_slice,
+        unit=args.unit, levels=_names_arg(args.levels), n_slices=args.n_slices, per_slice=args.per_slice,
         whole_roi=args.whole_roi, on_empty=args.on_empty, assume_same_grid=args.assume_same_grid,
         resample_segmentation=args.resample_segmentation,
         subject=args.subject, markups=args.markups, label_names=args.label_names,
@@ -221,8 +219,7 @@ def _run_measure(args) -> int:
         muscles=args.muscles if args.muscles.lower() in ("auto", "all") else args.muscles.split(","),
         plane=args.plane, plane_pixel_mm=args.plane_pixel_mm, level_slices=args.level_slices,
         slice_base=args.slice_base, level_z=args.level_z, height_m=args.height_m,
-        bone_levels=[] if args.bone_levels.strip().lower() == "none"
-        else [x.strip() for x in args.bone_levels.split(",") if x.strip()],
+        bone_levels=[] if args.bone_levels.strip().lower() == "none" else _names_arg(args.bone_levels, ()),
         bone_erosion_mm=args.bone_erosion_mm, bone_slab_mm=args.bone_slab_mm,
         bmd_calibration=args.bmd_calibration,
     )
@@ -282,8 +279,7 @@ def _measure_defaults(args) -> dict:
         if value is not None:
             defaults[name] = value
     if getattr(args, "levels", None):
-        text = args.levels.strip()
-        defaults["levels"] = "all" if text.lower() == "all" else [x.strip() for x in text.split(",") if x.strip()]
+        defaults["levels"] = _names_arg(args.levels)
     return defaults
 
 
@@ -447,9 +443,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
-            # deprecation notices of other packages (matplotlib, pyparsing...) are for their developers
-            for category in (DeprecationWarning, PendingDeprecationWarning):
-                warnings.filterwarnings("ignore", category=category, module=r"(?!ParaspinalFatLib)")
+            ignore_foreign_deprecations()  # matplotlib's, pyparsing's... are not findings
             warnings.showwarning = _show_warning
             return int(args.func(args) or 0)
     except ParaspinalFatError as exc:

@@ -10,12 +10,13 @@ missing package is reported the same way whichever public name was asked for fir
 from __future__ import annotations
 
 import importlib
+import warnings
 from types import ModuleType
 from typing import Dict, Optional
 
 from .errors import MissingDependencyError
 
-__all__ = ["PACKAGES", "require", "import_public", "install_hint"]
+__all__ = ["PACKAGES", "require", "import_public", "install_hint", "ignore_foreign_deprecations"]
 
 #: import name -> (pip requirement, what it is for)
 PACKAGES: Dict[str, tuple] = {
@@ -105,3 +106,15 @@ def import_public(module_name: str) -> ModuleType:
         if missing and missing != "ParaspinalFatLib":
             raise _missing(missing, None, exc) from None
         raise
+
+
+def ignore_foreign_deprecations() -> None:
+    """Install warning filters that drop other packages' deprecation notices.
+
+    A ``DeprecationWarning`` of matplotlib, pyparsing or pandas is addressed to their
+    developers, not a finding about the data: call this inside a ``warnings.catch_warnings()``
+    block after its ``simplefilter("always")``, so that only those notices are dropped (this
+    library's own deprecations still show).
+    """
+    for category in (DeprecationWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(?!ParaspinalFatLib)")

@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["Geometry", "ras_to_lps", "lps_to_ras", "axis_shear"]
+__all__ = ["Geometry", "ras_to_lps", "lps_to_ras", "axis_shear", "axes_angle_deg"]
 
 
 def axis_shear(axes) -> Tuple[float, Tuple[int, int]]:
@@ -55,6 +55,25 @@ def axis_shear(axes) -> Tuple[float, Tuple[int, int]]:
         if dev > worst:
             worst, pair = dev, (a, b)
     return worst, pair
+
+
+def axes_angle_deg(unit_a, unit_b) -> np.ndarray:
+    """Sign-free angle (degrees, 0..90) between unit directions, e.g. a plane's tilt.
+
+    Parameters
+    ----------
+    unit_a : array_like
+        Unit vector(s), shape ``(3,)`` or ``(n, 3)``.
+    unit_b : array_like
+        Unit vector, shape ``(3,)``.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        ``degrees(arccos(|a . b|))``, the cosine clipped to 1 against rounding.
+    """
+    cos = np.minimum(1.0, np.abs(np.asarray(unit_a, dtype=float) @ np.asarray(unit_b, dtype=float)))
+    return np.degrees(np.arccos(cos))
 
 
 def ras_to_lps(points) -> np.ndarray:

@@ -113,3 +113,14 @@ def test_rotations_and_flips_have_no_shear(tilt):
     assert make(rot_z(20) @ rot_x(tilt)).shear_deg() == pytest.approx(0.0, abs=1e-6)
     assert make(rot_x(tilt) @ np.diag([1.0, -1.0, 1.0])).shear_deg() == pytest.approx(0.0, abs=1e-6)
     assert np.isnan(axis_shear(np.diag([1.0, 0.0, 1.0]))[0])
+
+
+def test_axes_angle_is_sign_free_and_clipped():
+    from ParaspinalFatLib.geometry import axes_angle_deg
+
+    t = np.radians(25.0)
+    n = np.array([0.0, np.sin(t), np.cos(t)])
+    assert float(axes_angle_deg(n, [0.0, 0.0, 1.0])) == pytest.approx(25.0, abs=1e-12)
+    assert float(axes_angle_deg(-n, [0.0, 0.0, 1.0])) == pytest.approx(25.0, abs=1e-12)
+    np.testing.assert_allclose(axes_angle_deg(np.array([[0, 0, 1.0], [1.0, 0, 0]]), [0, 0, 1.0]), [0.0, 90.0])
+    assert float(axes_angle_deg([0, 0, 1 + 1e-15], [0, 0, 1.0])) == 0.0  # rounding above 1 is clipped

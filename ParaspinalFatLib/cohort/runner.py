@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Union
 
 from ..atomic_files import atomic_output
+from ..dependencies import ignore_foreign_deprecations
 from ..errors import InputError
 from .fingerprints import case_fingerprint, input_files
 from .manifest import CaseSpec, Manifest, RowError, read_manifest
@@ -254,9 +255,7 @@ def _measure(spec: CaseSpec, qc_parent: Optional[Path], texts: List[str]):
         options["qc_dir"] = str(qc_parent / "qc")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        # deprecation notices of other packages (matplotlib, pyparsing...) are not findings about the case
-        for category in (DeprecationWarning, PendingDeprecationWarning):
-            warnings.filterwarnings("ignore", category=category, module=r"(?!ParaspinalFatLib)")
+        ignore_foreign_deprecations()  # matplotlib's, pyparsing's... are not findings
         try:
             result = measure(spec.image, spec.segmentation, **options)
         finally:

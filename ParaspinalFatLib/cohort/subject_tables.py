@@ -68,7 +68,7 @@ from .variables import (
 
 __all__ = [
     "KEY_COLUMNS", "MAP_KEY", "CODEBOOK_COLUMNS", "REPEATED_CHOICES", "subjects_table",
-    "one_per_subject", "write_subject_tables",
+    "one_per_subject", "first_reading_rows", "write_subject_tables",
 ]
 
 #: key columns that make the rows of the subject table (those present are used)
@@ -109,6 +109,36 @@ def _natural_order(frame: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
     """Row positions of ``frame`` sorted naturally by ``keys`` (stable)."""
     cols = [frame[k].tolist() for k in _sort_keys(keys)]
     return np.array(sorted(range(len(frame)), key=lambda i: tuple(natural_key(c[i]) for c in cols)), dtype=np.int64)
+
+
+def first_reading_rows(frame: pd.DataFrame, key_columns: Sequence[str] = ("session", "rater")) -> np.ndarray:
+    """Which rows belong to each subject's first reading, by the rule of :func:`one_per_subject`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Any table with a ``subject`` column (the subject table, or the long
+        measurements table with several rows per reading).
+    key_columns : sequence of str
+        Reading keys; those present order the readings: lowest session, then
+        lowest rater, in natural order (``"s2"`` before ``"s10"``).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        One entry per row: True for the rows of each subject's first reading
+        (all rows when no reading key is present).
+    """
+    keys = [k for k in _sort_keys(key_columns) if k != "subject" and k in frame.columns]
+    if not keys:
+        return np.ones(len(frame), dtype=bool)
+    keys_df = _key_frame(frame, ["subject"] + keys)
+    reading = [tuple(natural_key(v) for v in row) for row in keys_df[keys].itertuples(index=False)]
+    first: Dict[str, tuple] = {}
+    for subject, key in zip(keys_df["subject"], reading):
+        if subject not in first or key < first[subject]:
+            first[subject] = key
+    return np.array([first[subject] == key for subject, key in zip(keys_df["subject"], reading)], dtype=bool)
 
 
 def _row_keys(measurements: pd.DataFrame, key_columns: Sequence[str]) -> List[str]:

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import MeasurementError
-from ..geometry import Geometry
+from ..geometry import Geometry, axes_angle_deg
 from ..segmentation import Segmentation
 from ..anatomy.level_names import level_sort_key
 from ..anatomy.spine_axes import LevelAxis, level_axes
@@ -147,10 +147,7 @@ def measure_planes(
     planes: List[Plane] = []
     for level in levels:
         base = make_plane(geometry, landmarks[level].point_lps, axes[level].normal_lps, pixel_mm=pixel_mm, axis=axis)
-        for t in range(int(n_slices)):
-            shift = (t - half) * step * base.normal_lps
-            planes.append(dataclasses.replace(base, point_lps=base.point_lps + shift,
-                                              origin_lps=base.origin_lps + shift))
+        planes.extend(base.shifted((t - half) * step) for t in range(int(n_slices)))
     samples = sample_planes(image, geometry, segmentation, list(roi_keys), planes, water=water)
     counts = samples.counts_per_slice()
     number = {level: i for i, level in enumerate(levels)}
@@ -167,7 +164,7 @@ def measure_planes(
             )
         new_rows.append(dataclasses.replace(row, slice_offset_mm=0.0, window=window))
     normals = np.array([axes[r.level].normal_lps for r in new_rows], dtype=float).reshape(-1, 3)
-    tilts = np.degrees(np.arccos(np.clip(np.abs(normals @ image_normal), 0.0, 1.0)))
+    tilts = axes_angle_deg(normals, image_normal)
     return PlaneMeasurement(
         rows=new_rows, voxels=samples.to_roi_voxels(), counts=counts, area_pixels=samples.area_pixels,
         pixel_area_mm2=float(planes[0].pixel_area_mm2) if planes else float("nan"), planes=planes,

@@ -30,7 +30,7 @@ import pandas as pd
 import SimpleITK as sitk
 from ..io.images import check_same_grid, image_array, read_image
 from ..errors import InputError, ParaspinalFatWarning
-from ..geometry import Geometry
+from ..geometry import Geometry, axes_angle_deg
 from .case_tables import level_table, roi_table, slice_table
 from .grading import GRADE_SOURCES, check_cutoffs
 from .quantities import UNMEASURABLE_NOTE
@@ -362,6 +362,10 @@ class MeasureOptions:
                              f"got {self.bone_levels!r}")
         if not _finite(self, "bone_erosion_mm") >= 0:
             raise InputError(f"{_opt('bone_erosion_mm')} must be a distance >= 0 mm, got {_show(self.bone_erosion_mm)}")
+        if self.bmd_calibration is not None:
+            from .bone import parse_calibration
+
+            parse_calibration(self.bmd_calibration)  # "SLOPE,INTERCEPT" or a pair; refused with its flag named
         if self.bone_slab_mm is not None and not _finite(self, "bone_slab_mm") > 0:
             raise InputError(f"{_opt('bone_slab_mm')} must be a thickness > 0 mm (or None for the whole body), "
                              f"got {_show(self.bone_slab_mm)}")
@@ -986,7 +990,7 @@ def _landmark_table(landmarks, geometry: Geometry, axis: int, cranio_caudal) -> 
         s, off = geometry.nearest_slice(mark.point_lps, axis)
         p = np.asarray(mark.point_lps, dtype=float)
         n = axes[level].normal_lps
-        tilt = float(np.degrees(np.arccos(min(1.0, abs(float(n @ image_normal))))))
+        tilt = float(axes_angle_deg(n, image_normal))
         recs.append(
             {"level": level, "kind": "disc" if is_disc_level(level) else "vertebra", "source": mark.source,
              "x_lps_mm": p[0], "y_lps_mm": p[1], "z_lps_mm": p[2],

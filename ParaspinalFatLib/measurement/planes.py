@@ -91,11 +91,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import Geometry
+from ..geometry import Geometry, axes_angle_deg
 from ..segmentation import Segmentation, map_label_values
 from .voxels import RoiVoxels
 
-__all__ = ["Plane", "PlaneSamples", "PlaneRoiVoxels", "make_plane", "sample_planes", "KEEP_MEMBERSHIP"]
+__all__ = ["Plane", "PlaneSamples", "PlaneRoiVoxels", "make_plane", "sample_planes", "KEEP_MEMBERSHIP", "image_on_plane"]
 
 #: Membership from which a pixel is kept (carries its value into the statistics).
 KEEP_MEMBERSHIP = 0.5
@@ -239,9 +239,7 @@ class Plane:
         InputError
             The reference is zero or not finite.
         """
-        ref = _unit(reference_normal, "reference_normal")
-        cos = min(1.0, abs(float(self.normal_lps @ ref)))
-        return float(np.degrees(np.arccos(cos)))
+        return float(axes_angle_deg(self.normal_lps, _unit(reference_normal, "reference_normal")))
 
 
 def make_plane(geometry: Geometry, point_lps, normal_lps, pixel_mm: Optional[float] = None,
@@ -480,6 +478,33 @@ def _plane_pixels_in_box(plane: Plane, geometry: Geometry, lo: np.ndarray, hi: n
         inside &= (c > lo[ax]) & (c < hi[ax])
     rr, cc = np.nonzero(inside)
     return rows[rr], cols[cc], ci[rr, cc]
+
+
+def image_on_plane(image: np.ndarray, geometry: Geometry, plane: Plane) -> np.ndarray:
+    """The image on every pixel centre of ``plane``, interpolated as the measurement does.
+
+    The same trilinear interpolation (and index snapping) as :func:`sample_planes`, so a
+    picture of the plane shows the values that were measured; only the gathered neighbours
+    are converted to float64 (no copy of the image).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Image ``[k, j, i]`` on ``geometry``, any real dtype.
+    geometry : Geometry
+        The image grid.
+    plane : Plane
+        The plane.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        ``plane.shape``; NaN where a used neighbour is outside the grid or NaN.
+    """
+    ci = geometry.physical_to_index(plane.pixel_centres().reshape(-1, 3))
+    snapped = np.rint(ci)
+    ci = np.where(np.abs(ci - snapped) < _SNAP, snapped, ci)
+    return _interpolate([image], ci)[0].reshape(plane.shape)
 
 
 def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:

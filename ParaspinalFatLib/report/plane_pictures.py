@@ -47,8 +47,6 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
 
 __all__ = ["plane_edge_labels", "resample_plane", "section_line", "write_plane_pictures"]
 
-#: continuous indices this close to an integer are snapped to it (as the plane sampler does)
-_SNAP = 1e-7
 
 
 # --------------------------------------------------------------------------- geometry
@@ -92,29 +90,23 @@ def resample_plane(array: np.ndarray, geometry: Geometry, plane: "Plane") -> np.
     Returns
     -------
     numpy.ndarray of float64, shape ``plane.shape``
-        ``[row, col]``: the value at the centre of pixel ``(row, col)``
-        (``scipy.ndimage.map_coordinates``, order 1, on the continuous index
-        of :meth:`Geometry.physical_to_index`, indices within 1e-7 voxel of an
-        integer snapped to it); NaN beyond the outermost voxel centres.
+        ``[row, col]``: the value at the centre of pixel ``(row, col)``, by the
+        measurement's own trilinear interpolation
+        (:func:`~ParaspinalFatLib.measurement.planes.image_on_plane`); NaN beyond
+        the outermost voxel centres.
 
     Raises
     ------
     InputError
         ``array`` does not have the grid's shape ``(k, j, i)``.
     """
-    from scipy import ndimage
+    from ..measurement.planes import image_on_plane
 
     arr = np.asarray(array)
     if arr.shape != tuple(geometry.shape):
         raise InputError(f"image array shape {arr.shape} does not match the geometry (k, j, i) = "
                          f"{tuple(geometry.shape)}")
-    ijk = geometry.physical_to_index(plane.pixel_centres())
-    snapped = np.rint(ijk)
-    ijk = np.where(np.abs(ijk - snapped) < _SNAP, snapped, ijk)
-    coords = np.stack([ijk[..., 2], ijk[..., 1], ijk[..., 0]])  # numpy order [k, j, i]
-    if not np.issubdtype(arr.dtype, np.floating):
-        arr = arr.astype(np.float64)  # integer images: the interpolation must not round
-    return ndimage.map_coordinates(arr, coords, output=np.float64, order=1, mode="constant", cval=np.nan)
+    return image_on_plane(arr, geometry, plane)
 
 
 def section_line(geometry: Geometry, point_lps, normal_lps, fixed_axis: int, fixed_index: float,

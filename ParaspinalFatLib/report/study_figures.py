@@ -26,6 +26,7 @@ from ..dependencies import install_hint
 from ..atomic_files import atomic_output
 from ..errors import InputError, MissingDependencyError
 from .qc_layout import load_matplotlib, plain_texts
+from .study_analyses import stars
 
 __all__ = ["OKABE_ITO", "bar_chart_by_group", "roc_figure", "scatter_with_fit", "level_profile",
            "qc_contact_sheet", "save_figure"]
@@ -80,10 +81,6 @@ def save_figure(fig: Any, out: _PathLike) -> Path:
 def _grid(n: int, ncols: int) -> Tuple[int, int]:
     ncols = max(1, min(ncols, n))
     return int(math.ceil(n / ncols)), ncols
-
-
-def _stars(p: float) -> str:
-    return "**" if p < 0.01 else ("*" if p < 0.05 else "")
 
 
 # --------------------------------------------------------------------------- bars
@@ -163,7 +160,7 @@ def bar_chart_by_group(group_means: Any, out: _PathLike, *, variables: Optional[
             for xa, xb, p in sorted(pairs, key=lambda t: (abs(t[1] - t[0]), min(t[0], t[1]))):
                 h = 0.025 * span
                 ax.plot([xa, xa, xb, xb], [level, level + h, level + h, level], color="black", linewidth=0.8)
-                ax.text((xa + xb) / 2.0, level + h, _stars(p), ha="center", va="bottom", fontsize=10)
+                ax.text((xa + xb) / 2.0, level + h, stars(p), ha="center", va="bottom", fontsize=10)
                 level += 0.14 * span
         ax.set_ylim(ymin, level + 0.05 * span)
     if title:
@@ -331,10 +328,11 @@ def level_profile(measurements: Any, out: _PathLike, *,
     missing = [c for c in need if c not in measurements.columns]
     if missing:
         raise InputError(f"level profile {out}: measurements lack the column(s) {missing}")
+    from ..cohort.subject_tables import first_reading_rows
+
     m = measurements
-    keys = [k for k in ("session", "rater") if k in m.columns]
-    if keys and repeated == "first":
-        m = m[_first_reading(m, keys)]
+    if repeated == "first":  # the reading the tables use (one_per_subject's rule)
+        m = m[first_reading_rows(m, ("session", "rater"))]
     panels = [(col, lab) for col, lab in metrics
               if col in m.columns and pd.to_numeric(m[col], errors="coerce").notna().any()]
     if not panels:
@@ -372,28 +370,6 @@ def level_profile(measurements: Any, out: _PathLike, *,
         ax.set_title(f"{lab}: mean ± SD over subjects", fontsize=9)
     fig.suptitle("Level profile (solid: left, dashed: right)", fontsize=10)
     return save_figure(fig, out)
-
-
-def _value_rank(series: Any) -> Any:
-    """Rank of each value (numbers numerically when all are numbers, else as text)."""
-    import pandas as pd
-
-    values = list(pd.unique(series.dropna()))
-    try:
-        ordered = sorted(values, key=float)
-    except (TypeError, ValueError):
-        ordered = sorted(values, key=str)
-    rank = {v: i for i, v in enumerate(ordered)}
-    return series.map(rank).fillna(-1).astype(float)
-
-
-def _first_reading(m: Any, keys: Sequence[str]) -> Any:
-    """Mask of the rows of each subject's first reading (lowest session, then rater)."""
-    composite = 0.0
-    for k in keys:  # session first, then rater
-        composite = composite * 1e6 + _value_rank(m[k])
-    composite = composite if not isinstance(composite, float) else m["subject"].map(lambda _: 0.0)
-    return (composite == composite.groupby(m["subject"]).transform("min")).to_numpy()
 
 
 # --------------------------------------------------------------------------- QC sheet

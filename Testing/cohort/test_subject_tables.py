@@ -398,3 +398,18 @@ def test_all_cases_failed_gives_an_empty_table():
                                         pd.DataFrame({"case_id": ["a"], "subject": ["s1"], "age": [3]}))
     assert len(subjects) == 0 and list(subjects.columns) == ["subject", "age"]
     assert list(codebook["variable"]) == ["subject", "age"]
+
+
+def test_first_reading_rows_follow_the_one_per_subject_rule_in_natural_order():
+    """The level profile and the tables pick the same reading: 's2' comes before 's10'."""
+    from ParaspinalFatLib.cohort.subject_tables import first_reading_rows
+
+    long = pd.DataFrame({"subject": ["A", "A", "A", "A", "B", "B"],
+                         "session": ["s10", "s10", "s2", "s2", "1", "1"],
+                         "rater": ["x", "x", "x", "x", "2", "1"],
+                         "value": [1, 2, 3, 4, 5, 6]})
+    assert first_reading_rows(long).tolist() == [False, False, True, True, False, True]
+    one = one_per_subject(long[["subject", "session", "rater", "value"]].drop_duplicates(["subject", "session", "rater"]),
+                          key_columns=("subject", "session", "rater"))
+    assert one.set_index("subject").loc["A", "session"] == "s2"
+    assert first_reading_rows(long.drop(columns=["session", "rater"])).all()

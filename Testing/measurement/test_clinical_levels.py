@@ -126,6 +126,9 @@ def test_plane_and_height_options_are_validated():
         measure_case(ph.image, ph.segmentation, slice_base=2)
     with pytest.raises(InputError, match=r"bone_erosion_mm \(--bone-erosion-mm\)"):
         measure_case(ph.image, ph.segmentation, bone_erosion_mm=-1)
+    # checked with the options, even where no vertebra mask would use it
+    with pytest.raises(InputError, match=r"bmd_calibration \(--bmd-calibration\)"):
+        measure_case(ph.image, ph.segmentation, bmd_calibration="1.2")
 
 
 # ----------------------------------------------------------------- typed level positions
