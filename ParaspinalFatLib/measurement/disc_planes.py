@@ -14,7 +14,7 @@ partial-volume CSA of each plane.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -63,6 +63,9 @@ class PlaneMeasurement:
         Planes per level.
     samples : PlaneSamples
         The raw samples (pixel positions in their planes, for QC pictures).
+    row_notes : list of str
+        Per row, a row warning (``""`` when none): the section reaches the first or
+        last image slice, so the CSA may be cut by the field of view.
     """
 
     rows: List[Row]
@@ -77,6 +80,7 @@ class PlaneMeasurement:
     row_tilts_deg: np.ndarray
     n_slices: int
     samples: object
+    row_notes: List[str] = field(default_factory=list)
 
 
 def measure_planes(
@@ -163,11 +167,31 @@ def measure_planes(
                 f"image, or --on-empty keep"
             )
         new_rows.append(dataclasses.replace(row, slice_offset_mm=0.0, window=window))
+    notes = _edge_notes(samples, new_rows, rois, geometry, axis)
     normals = np.array([axes[r.level].normal_lps for r in new_rows], dtype=float).reshape(-1, 3)
     tilts = axes_angle_deg(normals, image_normal)
     return PlaneMeasurement(
         rows=new_rows, voxels=samples.to_roi_voxels(), counts=counts, area_pixels=samples.area_pixels,
         pixel_area_mm2=float(planes[0].pixel_area_mm2) if planes else float("nan"), planes=planes,
         levels=levels, axes=axes, row_normals=normals, row_tilts_deg=tilts, n_slices=int(n_slices),
-        samples=samples,
+        samples=samples, row_notes=notes,
     )
+
+
+def _edge_notes(samples, rows: List[Row], rois: List[Roi], geometry: Geometry, axis: int) -> List[str]:
+    """Per row, a warning when its section reaches the first or last image slice.
+
+    An oblique plane leaves the slice stack where the stack ends: a muscle section that
+    reaches the first or last slice there may continue beyond the field of view, so its
+    CSA may be cut.  ``""`` for rows whose kept pixels all lie off the stack's two ends.
+    """
+    along = samples.nearest_kji[2 - axis]  # nearest voxel index of each kept pixel along the slice axis
+    at_end = (along == 0) | (along == geometry.size[axis] - 1)
+    notes = []
+    for row in rows:
+        mine = (samples.roi == row.roi) & (samples.slice_index >= row.window[0]) & (samples.slice_index <= row.window[1])
+        hit = int(np.count_nonzero(mine & at_end))
+        notes.append("" if hit == 0 else
+                     f"disc-parallel section reaches the first/last image slice ({hit} pixel(s)): the muscle may "
+                     f"continue beyond the field of view, so this CSA may be cut")
+    return notes

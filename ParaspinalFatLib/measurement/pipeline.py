@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 from ..io.images import check_same_grid, image_array, read_image
-from ..errors import InputError, ParaspinalFatWarning
+from ..errors import InputError, LevelWarning, ParaspinalFatWarning
 from ..geometry import Geometry, axes_angle_deg
 from .case_tables import level_table, roi_table, slice_table
 from .grading import GRADE_SOURCES, check_cutoffs
@@ -758,6 +758,8 @@ def _measure(image, segmentation, opts: MeasureOptions) -> CaseMeasurement:
                  if opts.per_slice else None)
     rois_df = roi_table(rois, vox, counts, area, method, subject, geometry, reference_roi) if opts.whole_roi else None
     levels_df = add_side_warnings(levels_df, sides)
+    if planes is not None:
+        levels_df = _add_row_notes(levels_df, planes.rows, rois, planes.row_notes)
     slices_df = add_side_warnings(slices_df, sides)
     rois_df = add_side_warnings(rois_df, sides)
     marks_df = _landmark_table(landmarks, geometry, axis, opts.cranio_caudal)
@@ -850,6 +852,22 @@ def _bone(array, geometry: Geometry, seg_grid: Segmentation, seg: Segmentation, 
 
 #: vertebrae whose bone may be measured
 _VERTEBRAE = ("T10", "T11", "T12", "T13", "L1", "L2", "L3", "L4", "L5", "L6", "S1")
+
+
+def _add_row_notes(levels_df: pd.DataFrame, rows, rois, notes: Sequence[str]) -> pd.DataFrame:
+    """Append each row's note to the ``warnings`` of its (segment, level) row; one warning lists them."""
+    hits = [(rois[r.roi].segment.name, r.level, note) for r, note in zip(rows, notes) if note]
+    if not hits:
+        return levels_df
+    levels_df = levels_df.copy()
+    for name, level, note in hits:
+        at = (levels_df["segment"] == name) & (levels_df["level"] == level)
+        levels_df.loc[at, "warnings"] = [f"{w}; {note}" if w else note for w in levels_df.loc[at, "warnings"]]
+    shown = ", ".join(f"{name} ({level})" for name, level, _ in hits[:8])
+    more = f" and {len(hits) - 8} more" if len(hits) > 8 else ""
+    warnings.warn(f"{len(hits)} disc-parallel section(s) reach the first or last image slice, so their CSA may be "
+                  f"cut by the field of view (see the 'warnings' column): {shown}{more}", LevelWarning, stacklevel=3)
+    return levels_df
 
 
 def _warn_unmeasurable(levels_df: pd.DataFrame) -> None:

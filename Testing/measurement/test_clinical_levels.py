@@ -284,3 +284,49 @@ def test_myosegmentum_typed_levels_and_inline_names_from_the_command_line(realda
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(d / "TUM01_label_L2-L5.nii.gz")))
     left_mf = levels[(levels["segment"] == "left MF") & (levels["level"] == "L4/5")].iloc[0]
     assert left_mf["csa_mm2"] == pytest.approx((labels[13] == 3).sum() * 1.0185 ** 2, rel=1e-3)
+
+
+def _short_stack_case(tmp_path, n_k):
+    """A 30-degree tilted elliptic muscle pair on a stack of ``n_k`` 1 mm slices centred on z = 0,
+    and a markups line along the disc at the origin (its plane: normal = the tilted axis)."""
+    import json
+
+    n = (90, 90, n_k)
+    geom = Geometry(n, (1.0, 1.0, 1.0), (-44.5, -44.5, -(n_k - 1) / 2), tuple(np.eye(3).ravel()))
+    k, j, i = np.meshgrid(*(np.arange(s) for s in n[::-1]), indexing="ij")
+    p = np.stack([i - 44.5, j - 44.5, k - (n_k - 1) / 2], axis=-1)
+    t = np.radians(30.0)
+    axis = np.array([0.0, np.sin(t), np.cos(t)])
+    e2 = np.cross(axis, [1.0, 0.0, 0.0])
+    labels = np.zeros(n[::-1], np.uint8)
+    segments = []
+    for value, (name, x0) in enumerate((("multifidus_left", 20.0), ("multifidus_right", -20.0)), start=1):
+        labels[(((p[..., 0] - x0) / 14.0) ** 2 + ((p @ e2 - 15.0) / 9.0) ** 2) <= 1.0] = value
+        segments.append(Segment(name, 0, value, name))
+    img = sitk.GetImageFromArray(np.full(n[::-1], 40.0, np.float32))
+    geom.apply_to_sitk(img)
+    line = {"type": "Line", "name": "L4/5", "coordinateSystem": "LPS", "coordinateUnits": "mm",
+            "controlPoints": [{"id": "a", "label": "a", "position": list(-20.0 * e2), "positionStatus": "defined"},
+                              {"id": "b", "label": "b", "position": list(20.0 * e2), "positionStatus": "defined"}]}
+    mrk = tmp_path / f"line{n_k}.mrk.json"
+    mrk.write_text(json.dumps({"markups": [line]}), encoding="utf-8")
+    return img, Segmentation(labels[None], geom, segments, source="short"), mrk
+
+
+def test_disc_plane_leaving_the_slice_stack_is_flagged_not_silent(tmp_path):
+    from ParaspinalFatLib.errors import LevelWarning
+
+    # 90 slices: the tilted section (|z| <= 24 tan 30 = 13.9 mm) lies inside; no warning
+    img, seg, mrk = _short_stack_case(tmp_path, 90)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LevelWarning)
+        whole = measure_case(img, seg, map_kind="scalar", levels=["L4/5"], plane="disc", markups=str(mrk))
+    assert (whole["plane_tilt_deg"].round(6) == 30.0).all()
+    assert not whole["warnings"].str.contains("first/last image slice").any()
+    np.testing.assert_allclose(whole["csa_mm2"], np.pi * 14.0 * 9.0, rtol=0.015)
+    # 21 slices (|z| <= 10 mm): the section runs off the stack; its CSA is cut, and says so
+    img, seg, mrk = _short_stack_case(tmp_path, 21)
+    with pytest.warns(LevelWarning, match="reach the first or last image slice"):
+        cut = measure_case(img, seg, map_kind="scalar", levels=["L4/5"], plane="disc", markups=str(mrk))
+    assert cut["warnings"].str.contains("first/last image slice").all()
+    assert (cut["csa_mm2"] < 0.95 * np.pi * 14.0 * 9.0).all()
