@@ -43,7 +43,7 @@ setup_venv .venv-py312 "$PY312" "slicer-core" "vermin>=1.6"
 status=0
 echo "== Python 3.9 compatibility, checked statically (vermin) on every file"
 .venv-py312/bin/vermin -q -t=3.9- --eval-annotations --feature union-types --violations --no-tips \
-  ParaspinalFatLib Testing Resources || { echo "vermin: code needs a Python newer than 3.9 (above)"; status=1; }
+  ParaspinalFatLib ParaspinalFat Testing Resources || { echo "vermin: code needs a Python newer than 3.9 (above)"; status=1; }
 echo "== tests on Python 3.9 / numpy 1.26 / scipy 1.13"
 .venv-py39/bin/python -m pytest -q -p no:cacheprovider "$@" || status=1
 echo "== tests on Python 3.12 / current numpy + slicer-core"

@@ -17,7 +17,8 @@ measurement code turns it into a slice with ``Geometry.slice_axis`` and
    source ``"vertebra_masks"``;
 3. **Slicer markups** (:func:`read_markups`): control points labelled with a
    level (``L4/5``, ``L4-L5``, ``L45``) in ``.mrk.json`` or legacy ``.fcsv``,
-   and line markups named with a disc level (``.mrk.json``); source
+   and line markups named with a disc level (``.mrk.json``), or the same held
+   in memory (:class:`~ParaspinalFatLib.io.markups.InMemoryMarkups`); source
    ``"markups"``.
 
 :func:`find_landmarks` combines them: a level from a less preferred source only
@@ -105,7 +106,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
-from ..io.markups import read_control_points, read_lines
+from ..io.markups import InMemoryMarkups, read_control_points, read_lines
 from ..errors import LevelWarning, InputError, LevelError
 from .muscle_names import NameTable
 from .level_names import (adjacent_vertebrae, canonical_level, disc_between, is_disc_level, is_vertebra_level,
@@ -774,7 +775,7 @@ def _neighbour_direction(level: str, points: Mapping[str, np.ndarray]) -> Option
     return None
 
 
-def _markup_landmarks(path: Path, points, lines, include_vertebrae: bool) -> Dict[str, LevelLandmark]:
+def _markup_landmarks(path, points, lines, include_vertebrae: bool) -> Dict[str, LevelLandmark]:
     """Turn labelled LPS points and lines of one file into landmarks."""
     by_level: Dict[str, Tuple[str, np.ndarray, str]] = {}
     line_of: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
@@ -846,15 +847,16 @@ def _markup_landmarks(path: Path, points, lines, include_vertebrae: bool) -> Dic
     return dict(sorted(out.items(), key=lambda kv: level_sort_key(kv[0])))
 
 
-def read_markups(path: _PathLike, include_vertebrae: bool = False) -> Dict[str, LevelLandmark]:
-    """Level landmarks from a Slicer markups file.
+def read_markups(path: Union[_PathLike, InMemoryMarkups], include_vertebrae: bool = False) -> Dict[str, LevelLandmark]:
+    """Level landmarks from a Slicer markups file (or markups held in memory).
 
     Parameters
     ----------
-    path : str or Path
+    path : str, Path or InMemoryMarkups
         ``.mrk.json`` or legacy ``.fcsv`` (formats and coordinate systems: see
         :func:`ParaspinalFatLib.io.markups.read_control_points` and
-        :func:`~ParaspinalFatLib.io.markups.read_lines`).
+        :func:`~ParaspinalFatLib.io.markups.read_lines`), or the same point
+        lists and lines held in memory (e.g. from a Slicer markups node).
     include_vertebrae : bool
         Also return points labelled with a vertebra (``"L3"``) under that level.
 
@@ -885,7 +887,7 @@ def read_markups(path: _PathLike, include_vertebrae: bool = False) -> Dict[str, 
         Two points or lines with the same level in the file; a line whose end
         points coincide or that runs left-right (:func:`disc_normal_from_line`).
     """
-    p = Path(path)
+    p = path if isinstance(path, InMemoryMarkups) else Path(path)
     return _markup_landmarks(p, read_control_points(p), read_lines(p), include_vertebrae)
 
 
@@ -900,7 +902,7 @@ def _along_spine(position: LevelLandmark, other: LevelLandmark, others: Mapping[
 
 def find_landmarks(
     segmentation: Optional[Segmentation] = None,
-    markups: Optional[Union[_PathLike, Sequence[_PathLike]]] = None,
+    markups: Optional[Union[_PathLike, InMemoryMarkups, Sequence[Union[_PathLike, InMemoryMarkups]]]] = None,
     table: Optional[NameTable] = None,
     include_vertebrae: bool = False,
     required: Iterable[str] = (),
@@ -912,8 +914,8 @@ def find_landmarks(
     ----------
     segmentation : Segmentation, optional
         Disc and/or vertebra (and sacrum) segments.
-    markups : path or sequence of paths, optional
-        Slicer markups files (:func:`read_markups`).
+    markups : path, InMemoryMarkups or a sequence of them, optional
+        Slicer markups files, or markups held in memory (:func:`read_markups`).
     table : NameTable, optional
         Name vocabulary (built-in when omitted).
     include_vertebrae : bool
@@ -972,7 +974,7 @@ def find_landmarks(
         by_source += [discs, verts]
     files: List[_PathLike] = []
     if markups is not None:
-        files = [markups] if isinstance(markups, (str, os.PathLike)) else list(markups)
+        files = [markups] if isinstance(markups, (str, os.PathLike, InMemoryMarkups)) else list(markups)
         merged: Dict[str, LevelLandmark] = {}
         for f in files:
             for level, lm in read_markups(f, include_vertebrae=include_vertebrae).items():

@@ -178,8 +178,9 @@ def measure_case_folder(spec: CaseSpec, case_dir: Union[str, Path], qc: bool = F
     -------
     dict
         ``case_id``; ``status`` ``"ok"`` or ``"error"``; ``levels``: the
-        per-level table as written to ``levels.csv``, read back as text
-        (:func:`read_case_levels`), or None; ``error``: a :class:`RowError`
+        text of the case's ``levels.csv`` exactly as written (parse it with
+        :func:`read_case_levels`), or None; ``n_levels``: its number of rows;
+        ``error``: a :class:`RowError`
         (stage ``"measure"``) or None; ``seconds``; ``warnings``: the texts
         of the warnings raised; ``fingerprint``.
 
@@ -201,13 +202,14 @@ def measure_case_folder(spec: CaseSpec, case_dir: Union[str, Path], qc: bool = F
         try:
             result = _measure(spec, tmp if qc else None, texts)
             files = _write_case_tables(result, tmp, texts)
-            levels = read_case_levels(tmp / "levels.csv")
+            n_levels = len(result.levels)
+            levels = _read_text(tmp / "levels.csv")
         except Exception as exc:  # noqa: BLE001 - reported as this case's error, the others go on
             error = _measure_error(spec, exc)
             _write_text(tmp / "warnings.txt", _warning_lines(texts))
             _write_text(tmp / "error.txt", f"{error.error_type}: {error.message}\n\n{traceback.format_exc()}")
             _replace_folder(tmp, case_dir)
-            return {"case_id": spec.case_id, "status": "error", "levels": None, "error": error,
+            return {"case_id": spec.case_id, "status": "error", "levels": None, "n_levels": 0, "error": error,
                     "seconds": time.perf_counter() - start, "warnings": texts, "fingerprint": fingerprint}
         _replace_folder(tmp, case_dir)
     except BaseException:
@@ -215,21 +217,22 @@ def measure_case_folder(spec: CaseSpec, case_dir: Union[str, Path], qc: bool = F
         raise
     seconds = time.perf_counter() - start
     done = {"fingerprint": fingerprint, "status": "ok", "case_id": spec.case_id, "row": spec.row,
-            "key": spec.key, "files": files, "n_levels": int(len(levels)), "n_warnings": len(texts),
+            "key": spec.key, "files": files, "n_levels": n_levels, "n_warnings": len(texts),
             "seconds": round(seconds, 3), "library_version": _version(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     _write_json_atomic(case_dir / "done.json", done)
-    return {"case_id": spec.case_id, "status": "ok", "levels": levels, "error": None, "seconds": seconds,
+    return {"case_id": spec.case_id, "status": "ok", "levels": levels, "n_levels": n_levels, "error": None,
+            "seconds": seconds,
             "warnings": texts, "fingerprint": fingerprint}
 
 
-def read_case_levels(path: Union[str, Path]):
+def read_case_levels(path: Union[str, Path, io.StringIO]):
     """A case's ``levels.csv`` as text, exactly as written.
 
     Parameters
     ----------
-    path : str or path
-        The file.
+    path : str, path or io.StringIO
+        The file (or its text).
 
     Returns
     -------
@@ -352,6 +355,11 @@ def _replace_folder(new: Path, target: Path) -> None:
         return
 
 
+def _read_text(path: Path) -> str:
+    with open(path, encoding="utf-8", newline="") as fh:  # line ends as written (CRLF)
+        return fh.read()
+
+
 def _write_text(path: Path, text: str) -> None:
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(text)
@@ -363,7 +371,7 @@ def _write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
 
 
 def _reusable(case_dir: Path, fingerprint: str):
-    """The case's text levels table when its ``done.json`` holds ``fingerprint`` and its files are there."""
+    """(text of levels.csv, rows, warnings) when the case's ``done.json`` holds ``fingerprint`` and its files are there."""
     try:
         with open(case_dir / "done.json", encoding="utf-8") as fh:
             done = json.load(fh)
@@ -375,12 +383,13 @@ def _reusable(case_dir: Path, fingerprint: str):
     if "levels.csv" not in files or not all((case_dir / f.rstrip("/")).exists() for f in files):
         return None
     try:
-        levels = read_case_levels(case_dir / "levels.csv")
+        text = _read_text(case_dir / "levels.csv")
+        n_levels = len(read_case_levels(io.StringIO(text)))
     except Exception:  # noqa: BLE001 - an unreadable file means: measure again
         return None
-    if done.get("n_levels") is not None and int(done["n_levels"]) != len(levels):
+    if done.get("n_levels") is not None and int(done["n_levels"]) != n_levels:
         return None
-    return levels, int(done.get("n_warnings", 0) or 0)
+    return text, n_levels, int(done.get("n_warnings", 0) or 0)
 
 
 def _has_done(case_dir: Path) -> bool:
@@ -568,13 +577,18 @@ def _error_result(job: _Job, error_type: str, message: str) -> Dict[str, Any]:
     spec = job.spec
     file = str(spec.image or spec.options.get("fat") or spec.segmentation)
     error = RowError(spec.row, spec.subject, spec.case_id, file, "measure", error_type, message)
-    return {"case_id": spec.case_id, "status": "error", "levels": None, "error": error, "seconds": 0.0,
+    return {"case_id": spec.case_id, "status": "error", "levels": None, "n_levels": 0, "error": error, "seconds": 0.0,
             "warnings": [], "fingerprint": job.fingerprint}
 
 
 def _run_pool(jobs: Sequence[_Job], workers: int, qc: bool,
-              on_result: Callable[[_Job, Dict[str, Any]], None]) -> None:
-    """Run the jobs on a process pool, at most ``2 x workers + 2`` in flight; a dead pool is replaced."""
+              on_result: Callable[[_Job, Dict[str, Any]], None], keep: bool = False):
+    """Run the jobs on a process pool, at most ``2 x workers + 2`` in flight; a dead pool is replaced.
+
+    With ``keep``, the pool that ran the last cases is returned still running
+    when it is healthy (the caller shuts it down; the study's exports use it);
+    otherwise (and when it broke) None.
+    """
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
@@ -582,6 +596,7 @@ def _run_pool(jobs: Sequence[_Job], workers: int, qc: bool,
     window = 2 * workers + 2
     context = _mp_context()
     dead_pools = 0  # pools in a row that broke before returning any case
+    kept = None
     while queue:
         if dead_pools >= 2:
             while queue:
@@ -591,7 +606,7 @@ def _run_pool(jobs: Sequence[_Job], workers: int, qc: bool,
                                        initializer=_init_worker)
         in_flight: Dict[Any, _Job] = {}
         lost: List[_Job] = []
-        broken = returned = False
+        broken = returned = finished = False
         try:
             while (queue or in_flight) and not broken:
                 while queue and len(in_flight) < window:
@@ -628,14 +643,30 @@ def _run_pool(jobs: Sequence[_Job], workers: int, qc: bool,
                     continue
                 on_result(job, result)
             in_flight.clear()
+            finished = not broken and not queue and not lost
         finally:
             for future in in_flight:
                 future.cancel()
-            executor.shutdown(wait=True, cancel_futures=True)
+            if keep and finished:
+                kept = executor
+            else:
+                executor.shutdown(wait=True, cancel_futures=True)
         for job in sorted(lost, key=lambda j: j.index):
             message = _CRASH.format(what="BrokenProcessPool") if returned else _DEAD_POOL
             on_result(job, _error_result(job, "BrokenProcessPool", message))
         dead_pools = dead_pools + 1 if broken and not returned else 0
+    return kept
+
+
+def _takes_submit(assemble: Callable[..., Any]) -> bool:
+    """Whether ``assemble`` accepts a ``submit`` keyword (then it gets the worker pool's)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(assemble).parameters
+    except (TypeError, ValueError):
+        return False
+    return "submit" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def _run_dask(jobs: Sequence[_Job], scheduler: Any, workers: int, qc: bool,
@@ -710,7 +741,12 @@ def _run_dask(jobs: Sequence[_Job], scheduler: Any, workers: int, qc: bool,
 
 # --------------------------------------------------------------------------- tables
 def _study_tables(manifest: Manifest, results: List[Optional[Dict[str, Any]]]):
-    """(measurements, errors) DataFrames from the per-case results in manifest order."""
+    """The measurements DataFrame from the per-case results (their levels.csv texts) in manifest order.
+
+    The cases' CSV texts are joined (one header) and parsed once, exactly as
+    the files read back: text columns as text, numbers as written (whole
+    numbers with gaps as ``Int64``).
+    """
     import pandas as pd
 
     from ..schemas import LEVEL_COLUMNS
@@ -721,25 +757,26 @@ def _study_tables(manifest: Manifest, results: List[Optional[Dict[str, Any]]]):
     for spec, result in zip(manifest.cases, results):
         if result is None or result["status"] != "ok":
             continue
-        table = result["levels"]
-        texts.append(table)
-        key_rows.append((spec, len(table)))
-    extra: List[str] = []
-    for table in texts:
-        extra += [c for c in table.columns if c not in LEVEL_COLUMNS and c not in extra]
+        texts.append(result["levels"])
+        key_rows.append((spec, int(result["n_levels"])))
+    joined, header = _joined_csv(texts)
+    extra = [c for c in header if c not in LEVEL_COLUMNS]
     columns = level_cols + extra
     if texts:
-        text = pd.concat([t.reindex(columns=columns, fill_value="") for t in texts], ignore_index=True)
-        buffer = io.StringIO()
-        text.to_csv(buffer, index=False)
-        buffer.seek(0)
-        typed = pd.read_csv(buffer, dtype={c: str for c in TEXT_LEVEL_COLUMNS if c in columns},
+        text = read_case_levels(io.StringIO(joined)).reindex(columns=columns, fill_value="")
+        typed = pd.read_csv(io.StringIO(joined), dtype={c: str for c in TEXT_LEVEL_COLUMNS if c in header},
                             keep_default_na=False, na_values=[""], **_round_trip(pd))
+        typed = typed.reindex(columns=columns)
+        if len(typed) != sum(n for _, n in key_rows):
+            raise RuntimeError(f"study tables: the cases' levels.csv files hold {len(typed)} rows, their "
+                               f"done.json {sum(n for _, n in key_rows)}")
         for c in columns:
             if c in TEXT_LEVEL_COLUMNS:
                 typed[c] = typed[c].fillna("").astype(str)
             elif typed[c].dtype.kind == "f" and _integer_text(text[c]):
                 typed[c] = typed[c].astype("Int64")  # whole numbers with gaps stay whole (as written)
+            elif typed[c].dtype == object and not text[c].ne("").any():
+                typed[c] = typed[c].astype(float)  # a column no case has: empty, as a number column
     else:
         typed = pd.DataFrame({c: pd.Series([], dtype=str if c in TEXT_LEVEL_COLUMNS else float) for c in columns})
     front = {k: [spec.key.get(k, "") for spec, n in key_rows for _ in range(n)] for k in keys}
@@ -747,6 +784,32 @@ def _study_tables(manifest: Manifest, results: List[Optional[Dict[str, Any]]]):
     head = pd.DataFrame({k: pd.Series(v, dtype=str) for k, v in front.items()})
     measurements = pd.concat([head, typed.reset_index(drop=True)], axis=1)
     return measurements
+
+
+def _joined_csv(texts: Sequence[str]):
+    """(one CSV text holding every case's rows, its column names).
+
+    The cases' files normally share one header: their bodies are joined as they
+    are.  Otherwise (cases measured with different options) each is parsed and
+    aligned on the union of the columns.
+    """
+    heads, bodies = [], []
+    for text in texts:
+        head, _, body = text.partition("\r\n")
+        heads.append(head)
+        bodies.append(body)
+    if not texts:
+        return "", []
+    if len(set(heads)) == 1 and '"' not in heads[0]:
+        return heads[0] + "\r\n" + "".join(bodies), heads[0].split(",")
+    tables = [read_case_levels(io.StringIO(t)) for t in texts]
+    columns: List[str] = []
+    for table in tables:
+        columns += [c for c in table.columns if c not in columns]
+    import pandas as pd
+
+    aligned = pd.concat([t.reindex(columns=columns, fill_value="") for t in tables], ignore_index=True)
+    return aligned.to_csv(index=False, lineterminator="\r\n"), columns
 
 
 def _round_trip(pd) -> Dict[str, str]:
@@ -832,7 +895,7 @@ def run_cohort(manifest: Union[str, os.PathLike, Manifest], output: Union[str, o
     ValueError
         ``workers`` is not a whole number >= 1.
     """
-    from ..report.case_files import OutputSet, check_output_folder, make_folder
+    from ..report.case_files import check_output_folder, make_folder
 
     started = time.perf_counter()
     if isinstance(manifest, Manifest):
@@ -877,10 +940,11 @@ def run_cohort(manifest: Union[str, os.PathLike, Manifest], output: Union[str, o
                 fingerprint = case_fingerprint(spec, extra=extra)
                 found = _reusable(case_dir, fingerprint)
                 if found is not None:
-                    levels, n_warn = found
+                    levels, n_levels, n_warn = found
                     n_warnings[0] += n_warn
                     n_warnings[1] += 1 if n_warn else 0
-                    results[index] = {"case_id": spec.case_id, "status": "ok", "levels": levels, "error": None,
+                    results[index] = {"case_id": spec.case_id, "status": "ok", "levels": levels,
+                                      "n_levels": n_levels, "error": None,
                                       "reused": True}
                     continue
             jobs.append(_Job(index, spec, case_dir, fingerprint))
@@ -902,6 +966,7 @@ def run_cohort(manifest: Union[str, os.PathLike, Manifest], output: Union[str, o
             log.case(job.spec.case_id, result)
 
         where = "nothing to run"
+        pool = None  # the worker pool, kept for the study's exports when assemble can use it
         log.start(len(manifest.cases), n_reused, len(jobs))
         try:
             if jobs:
@@ -912,43 +977,58 @@ def run_cohort(manifest: Union[str, os.PathLike, Manifest], output: Union[str, o
                     _run_in_process(jobs, qc, on_result)
                 else:
                     where = f"{min(workers, len(jobs))} worker process(es)"
-                    _run_pool(jobs, workers, qc, on_result)
+                    pool = _run_pool(jobs, workers, qc, on_result,
+                                     keep=assemble is not None and _takes_submit(assemble))
         finally:
             log.close()
-
-        errors: List[RowError] = list(manifest.errors)
-        errors += [r["error"] for r in results if r is not None and r["status"] != "ok" and r.get("error")]
-        n_measure_failed = sum(1 for r in results if r is not None and r["status"] != "ok")
-        n_measured = sum(1 for r in results if r is not None and r["status"] == "ok" and not r.get("reused"))
-        measurements = _study_tables(manifest, results)
-        n_failed = len(manifest.error_rows) + n_measure_failed
-        elapsed = time.perf_counter() - started
-        log.note(f"ran on {where}", console=False)
-        log.note(f"cases: {manifest.n_rows}, measured: {n_measured}, reused: {n_reused}, failed: {n_failed} "
-                 f"(manifest: {len(manifest.error_rows)}, measure: {n_measure_failed}), "
-                 f"warnings: {n_warnings[0]} in {n_warnings[1]} case(s) (see cases/<case_id>/warnings.txt), "
-                 f"elapsed: {elapsed:.1f} s")
-        error_table = _errors_table(errors)
-        with OutputSet(study, option="--output") as out:
-            out.write_csv(measurements, "measurements.csv")
-            out.write_csv(error_table, "errors.csv")
-            _write_text(out.path("run.log"), "\n".join(log.lines) + "\n")
-
-        assembled = None
-        if assemble is not None:
-            try:
-                assembled = assemble(study, measurements, manifest)
-            except Exception as exc:  # noqa: BLE001 - recorded in errors.csv; the measurements are kept
-                message = " ".join(str(exc).split()) or type(exc).__name__
-                errors.append(RowError(0, "", "", str(study), "assemble", type(exc).__name__, message))
-                log.note(f"assembling the study tables failed: {type(exc).__name__}: {message}")
-                log.lines.append(traceback.format_exc().rstrip())
-                error_table = _errors_table(errors)
-                with OutputSet(study, option="--output") as out:
-                    out.write_csv(error_table, "errors.csv")
-                    _write_text(out.path("run.log"), "\n".join(log.lines) + "\n")
+        try:
+            assembled, error_table, elapsed, n_measured, n_failed, measurements = _finish(
+                study, manifest, results, log, where, n_reused, n_warnings, started, assemble, pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
 
     case_tables = {cid: part.reset_index(drop=True) for cid, part in measurements.groupby("case_id", sort=False)}
     return CohortResult(study, measurements, error_table, manifest.n_rows, n_measured, n_reused, n_failed,
                         case_tables, elapsed_s=elapsed, n_warnings=n_warnings[0], manifest=manifest,
                         assembled=assembled)
+
+
+def _finish(study: Path, manifest: Manifest, results: List[Optional[Dict[str, Any]]], log: "_Progress", where: str,
+            n_reused: int, n_warnings: List[int], started: float, assemble, pool):
+    """Write the study files and call ``assemble`` (with the pool's ``submit`` when there is one)."""
+    from ..report.case_files import OutputSet
+
+    errors: List[RowError] = list(manifest.errors)
+    errors += [r["error"] for r in results if r is not None and r["status"] != "ok" and r.get("error")]
+    n_measure_failed = sum(1 for r in results if r is not None and r["status"] != "ok")
+    n_measured = sum(1 for r in results if r is not None and r["status"] == "ok" and not r.get("reused"))
+    measurements = _study_tables(manifest, results)
+    n_failed = len(manifest.error_rows) + n_measure_failed
+    elapsed = time.perf_counter() - started
+    log.note(f"ran on {where}", console=False)
+    log.note(f"cases: {manifest.n_rows}, measured: {n_measured}, reused: {n_reused}, failed: {n_failed} "
+             f"(manifest: {len(manifest.error_rows)}, measure: {n_measure_failed}), "
+             f"warnings: {n_warnings[0]} in {n_warnings[1]} case(s) (see cases/<case_id>/warnings.txt), "
+             f"elapsed: {elapsed:.1f} s")
+    error_table = _errors_table(errors)
+    with OutputSet(study, option="--output") as out:
+        out.write_csv(measurements, "measurements.csv")
+        out.write_csv(error_table, "errors.csv")
+        _write_text(out.path("run.log"), "\n".join(log.lines) + "\n")
+
+    assembled = None
+    if assemble is not None:
+        try:
+            assembled = assemble(study, measurements, manifest,
+                                 **({"submit": pool.submit} if pool is not None else {}))
+        except Exception as exc:  # noqa: BLE001 - recorded in errors.csv; the measurements are kept
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            errors.append(RowError(0, "", "", str(study), "assemble", type(exc).__name__, message))
+            log.note(f"assembling the study tables failed: {type(exc).__name__}: {message}")
+            log.lines.append(traceback.format_exc().rstrip())
+            error_table = _errors_table(errors)
+            with OutputSet(study, option="--output") as out:
+                out.write_csv(error_table, "errors.csv")
+                _write_text(out.path("run.log"), "\n".join(log.lines) + "\n")
+    return assembled, error_table, elapsed, n_measured, n_failed, measurements

@@ -51,7 +51,7 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -629,7 +629,8 @@ def one_per_subject(subjects: pd.DataFrame, *, repeated: str = "first",
 # the runner's assemble step
 # =============================================================================
 def write_subject_tables(study_dir: Union[str, Path], measurements: pd.DataFrame, manifest: Any, *,
-                         errors: Optional[pd.DataFrame] = None) -> Dict[str, Path]:
+                         errors: Optional[pd.DataFrame] = None,
+                         submit: Optional[Callable[..., Any]] = None) -> Dict[str, Path]:
     """Write ``subjects.csv``, ``codebook.csv`` and, when their packages are installed,
     ``subjects.xlsx`` and ``subjects.sav`` into the study folder, as one set.
 
@@ -653,6 +654,13 @@ def write_subject_tables(study_dir: Union[str, Path], measurements: pd.DataFrame
     errors : pandas.DataFrame, optional
         The error rows, written as the ``errors`` sheet of the workbook;
         default: ``<study_dir>/errors.csv`` when it exists (no sheet otherwise).
+    submit : callable, optional
+        Where the two exports are written: called as ``submit(function, *args)``
+        and returning a future (e.g. the ``submit`` of a
+        :class:`concurrent.futures.ProcessPoolExecutor`; the cohort runner
+        passes its worker pool's), so that the workbook and the SPSS file are
+        written by other processes while this one writes the CSV files.
+        Default: here, one after the other.  The files are the same either way.
 
     Returns
     -------
@@ -684,11 +692,10 @@ def write_subject_tables(study_dir: Union[str, Path], measurements: pd.DataFrame
             raise InputError(f"study {study_dir}: could not read errors.csv for the workbook ({exc})") from None
     written: Dict[str, Path] = {}
     with OutputSet(study_dir, option="study") as out:
-        written["subjects.csv"] = out.write_csv(subjects, "subjects.csv")
-        written["codebook.csv"] = out.write_csv(codebook, "codebook.csv")
         sheets = {"subjects": subjects, "codebook": codebook}
         if errors is not None:
             sheets["errors"] = errors
+        exports, exported = [], []
         for name, package, writer, args in (("subjects.xlsx", "openpyxl", write_excel, (sheets,)),
                                             ("subjects.sav", "pyreadstat", write_spss, (subjects, codebook))):
             try:
@@ -696,6 +703,18 @@ def write_subject_tables(study_dir: Union[str, Path], measurements: pd.DataFrame
             except MissingDependencyError:
                 out.remove(name)  # no stale export of an earlier run beside the new subjects.csv
                 continue
-            writer(out.path(name), *args)
-            written[name] = out.target(name)
+            if submit is None:
+                writer(out.path(name), *args)
+            else:
+                exports.append(submit(writer, out.path(name), *args))
+            exported.append(name)
+        try:
+            written["subjects.csv"] = out.write_csv(subjects, "subjects.csv")
+            written["codebook.csv"] = out.write_csv(codebook, "codebook.csv")
+            written.update((name, out.target(name)) for name in exported)
+        finally:
+            for future in exports:  # every export has finished (or failed) before the set is committed
+                future.exception()
+        for future in exports:
+            future.result()  # an export's error (InputError naming the file) is raised here
     return written

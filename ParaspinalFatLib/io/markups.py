@@ -15,6 +15,10 @@ the spine axis) is decided by :func:`ParaspinalFatLib.anatomy.landmarks.read_mar
 Markups of other types (curves, angles, planes, ROIs) are skipped with a warning by
 :func:`read_control_points`; lines are skipped silently there (they are read by
 :func:`read_lines`).
+
+Both functions also take an :class:`InMemoryMarkups`: the same point lists and lines held
+in memory (e.g. read from a Slicer markups node by the Slicer module), read by the same
+rules (labels, line labels, unplaced points, RAS/LPS), so that no file is written.
 """
 
 from __future__ import annotations
@@ -23,19 +27,152 @@ import csv
 import io
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 import numpy as np
 from ..anatomy.level_names import canonical_level
 from ..errors import InputError, LevelWarning
 from ..geometry import ras_to_lps
 
 
-__all__ = ['read_control_points', 'read_lines']
+__all__ = ['Markup', 'InMemoryMarkups', 'read_control_points', 'read_lines']
 
 #: Markup types understood: point lists (read by read_control_points) and lines (read_lines).
 _POINT_TYPE = "Fiducial"
 _LINE_TYPE = "Line"
+
+
+@dataclass(frozen=True, eq=False)
+class Markup:
+    """One point list or line held in memory, as in a ``.mrk.json`` ``markups`` entry.
+
+    Parameters
+    ----------
+    name : str
+        Name of the markup (a line named with its level, ``"L4/5"``, marks that disc).
+    kind : str
+        ``"Fiducial"`` (a point list) or ``"Line"``, as the ``type`` of a ``.mrk.json`` markup.
+    labels : sequence of str
+        Label of each control point (``"L4/5"``, ``"L4"``...).
+    positions : array_like
+        ``(n, 3)`` control-point positions in mm, in ``coordinate_system``.
+    coordinate_system : str
+        ``"LPS"`` (default) or ``"RAS"`` (Slicer's world coordinates; x and y are
+        negated on reading).
+    placed : sequence of bool, optional
+        Whether each point is placed (Slicer's ``positionStatus`` ``"defined"``);
+        default all.  Unplaced points are ignored with a warning, as in a file.
+
+    Raises
+    ------
+    InputError
+        An unknown kind or coordinate system, positions that are not ``(n, 3)``
+        finite numbers, or as many labels (or ``placed`` flags) as points.
+    """
+
+    name: str
+    kind: str
+    labels: Tuple[str, ...]
+    positions: np.ndarray
+    coordinate_system: str = "LPS"
+    placed: Optional[Tuple[bool, ...]] = None
+
+    def __post_init__(self) -> None:
+        where = f"markup '{self.name}'"
+        if self.kind not in (_POINT_TYPE, _LINE_TYPE):
+            raise InputError(f"{where}: kind must be '{_POINT_TYPE}' (point list) or '{_LINE_TYPE}', got {self.kind!r}")
+        system = str(self.coordinate_system).strip().upper()
+        if system not in ("LPS", "RAS"):
+            raise InputError(f"{where}: coordinate_system must be 'LPS' or 'RAS', got {self.coordinate_system!r}")
+        try:
+            xyz = np.array(self.positions, dtype=float).reshape(-1, 3)
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: positions must be n x 3 numbers (mm), got {self.positions!r}") from None
+        if not np.all(np.isfinite(xyz)):
+            raise InputError(f"{where}: a control point position is not finite: {xyz.tolist()}")
+        labels = tuple(str(v) for v in self.labels)
+        placed = tuple(bool(v) for v in self.placed) if self.placed is not None else (True,) * len(xyz)
+        if len(labels) != len(xyz) or len(placed) != len(xyz):
+            raise InputError(f"{where}: {len(xyz)} control points but {len(labels)} labels and "
+                             f"{len(placed)} placed flags")
+        xyz.setflags(write=False)
+        object.__setattr__(self, "coordinate_system", system)
+        object.__setattr__(self, "positions", xyz)
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "placed", placed)
+
+    def lps(self) -> np.ndarray:
+        """The ``(n, 3)`` positions in LPS mm."""
+        return ras_to_lps(self.positions) if self.coordinate_system == "RAS" else self.positions.copy()
+
+
+@dataclass(frozen=True, eq=False)
+class InMemoryMarkups:
+    """Markups held in memory, read like a markups file (``markups=`` of :func:`~ParaspinalFatLib.measure`).
+
+    Parameters
+    ----------
+    markups : sequence of Markup
+        The point lists and lines.
+    source : str
+        What they are, for messages (e.g. ``"markups node 'levels'"``); also the
+        ``str()`` of the object.
+    """
+
+    markups: Tuple[Markup, ...]
+    source: str = "markups in memory"
+
+    def __post_init__(self) -> None:
+        items = tuple(self.markups)
+        bad = [type(m).__name__ for m in items if not isinstance(m, Markup)]
+        if bad:
+            raise InputError(f"{self.source}: markups must be Markup objects, got {', '.join(bad)}")
+        object.__setattr__(self, "markups", items)
+
+    def __str__(self) -> str:
+        return self.source
+
+
+def _memory_points(marks: InMemoryMarkups) -> List[Tuple[str, np.ndarray, str]]:
+    points = []
+    for markup in marks.markups:
+        if markup.kind != _POINT_TYPE:
+            continue
+        lps = markup.lps()
+        for label, xyz, placed in zip(markup.labels, lps, markup.placed):
+            if not placed:
+                warnings.warn(f"{marks.source}: control point '{label}' of '{markup.name}' is not placed; it is "
+                              "ignored", LevelWarning, stacklevel=3)
+                continue
+            points.append((label, xyz, f"of '{markup.name}' in {marks.source} ({markup.coordinate_system})"))
+    return points
+
+
+def _memory_lines(marks: InMemoryMarkups) -> List[Tuple[str, np.ndarray, np.ndarray, str]]:
+    lines = []
+    for markup in marks.markups:
+        if markup.kind != _LINE_TYPE:
+            continue
+        lps = markup.lps()
+        placed = [(label, xyz) for label, xyz, ok in zip(markup.labels, lps, markup.placed) if ok]
+        if len(placed) != 2:
+            warnings.warn(
+                f"{marks.source}: line '{markup.name}' has {len(placed)} placed control point(s) (of "
+                f"{len(markup.labels)}); a line needs its two end points placed, so it is ignored",
+                LevelWarning,
+                stacklevel=3,
+            )
+            continue
+        label = _line_label(markup.name, placed[0][0])
+        lines.append((label, placed[0][1], placed[1][1],
+                      f"line '{markup.name}' in {marks.source} ({markup.coordinate_system})"))
+    return lines
+
+
+def _line_label(name: str, first: str) -> str:
+    """A line's level label: its name when that holds a level, else its first point's label when that does."""
+    return name if canonical_level(name) is not None or canonical_level(first) is None else first
 
 
 def _units_scale(units, path: Path, name: str) -> float:
@@ -130,8 +267,7 @@ def _read_mrk_json_lines(path: Path) -> List[Tuple[str, np.ndarray, np.ndarray, 
                 stacklevel=3,
             )
             continue
-        first = str(placed[0].get("label", "") or "")
-        label = name if canonical_level(name) is not None or canonical_level(first) is None else first
+        label = _line_label(name, str(placed[0].get("label", "") or ""))
         p0, p1 = (_position(cp, str(cp.get("label", "") or ""), name, path, system, scale) for cp in placed)
         lines.append((label, p0, p1, f"line '{name}' in {path} ({system})"))
     return lines
@@ -213,17 +349,18 @@ def _format(p: Path) -> str:
     raise InputError(f"{p}: unknown markups format; save the points from Slicer as .mrk.json or .fcsv")
 
 
-def read_control_points(path: Union[str, Path]) -> List[Tuple[str, np.ndarray, str]]:
+def read_control_points(path: Union[str, Path, InMemoryMarkups]) -> List[Tuple[str, np.ndarray, str]]:
     """Labelled control points of a Slicer markups file, in LPS millimetres.
 
     Parameters
     ----------
-    path : str or Path
+    path : str, Path or InMemoryMarkups
         ``.mrk.json`` (markups schema: ``markups[].controlPoints[].label`` /
         ``position``, per-markup ``coordinateSystem`` ``"LPS"`` (default) or
         ``"RAS"``) or legacy ``.fcsv`` (``# CoordinateSystem = RAS|LPS|0|1``
         and ``# columns = id,x,y,z,...,label,...`` header lines; columns are
-        read by name).
+        read by name); or markups held in memory (their ``"Fiducial"`` point
+        lists).
 
     Returns
     -------
@@ -243,19 +380,22 @@ def read_control_points(path: Union[str, Path]) -> List[Tuple[str, np.ndarray, s
     InputError
         Missing or unreadable file, unknown coordinate system or units.
     """
+    if isinstance(path, InMemoryMarkups):
+        return _memory_points(path)
     p = Path(path)
     return _read_mrk_json(p) if _format(p) == "json" else _read_fcsv(p)
 
 
-def read_lines(path: Union[str, Path]) -> List[Tuple[str, np.ndarray, np.ndarray, str]]:
+def read_lines(path: Union[str, Path, InMemoryMarkups]) -> List[Tuple[str, np.ndarray, np.ndarray, str]]:
     """Labelled line markups of a Slicer markups file, end points in LPS millimetres.
 
     Parameters
     ----------
-    path : str or Path
+    path : str, Path or InMemoryMarkups
         ``.mrk.json`` file (``"type": "Line"`` markups; coordinate systems and
-        units as in :func:`read_control_points`).  A legacy ``.fcsv`` holds
-        no lines and gives an empty list.
+        units as in :func:`read_control_points`), or markups held in memory
+        (their ``"Line"`` markups).  A legacy ``.fcsv`` holds no lines and
+        gives an empty list.
 
     Returns
     -------
@@ -277,5 +417,7 @@ def read_lines(path: Union[str, Path]) -> List[Tuple[str, np.ndarray, np.ndarray
         Missing or unreadable file, unknown coordinate system or units, a
         position that is not three finite numbers.
     """
+    if isinstance(path, InMemoryMarkups):
+        return _memory_lines(path)
     p = Path(path)
     return _read_mrk_json_lines(p) if _format(p) == "json" else []

@@ -29,12 +29,14 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 from ..io.images import check_same_grid, image_array, read_image
+from ..io.markups import InMemoryMarkups
 from ..errors import InputError, LevelWarning, ParaspinalFatWarning
 from ..geometry import Geometry, axes_angle_deg
 from .case_tables import level_table, roi_table, slice_table
 from .grading import GRADE_SOURCES, check_cutoffs
 from .quantities import UNMEASURABLE_NOTE
-from ..report.case_files import check_labelmap_path, check_output_folder, write_class_labelmap, write_qc_pictures
+from ..report.case_files import (check_labelmap_path, check_output_folder, class_labelmap_array, write_class_labelmap,
+                                 write_qc_pictures)
 from ..composition.base import EXCLUDED
 from ..composition.ct import CT_FAT_WINDOW, CT_MUSCLE_WINDOW
 from ..composition.factory import make_method
@@ -139,8 +141,11 @@ class MeasureOptions:
         another series: resample it onto the image in physical space.
     subject : str, optional
         Subject id for the ``subject`` column (default: image file stem).
-    markups : str or path, optional
-        Slicer markups file (``.mrk.json``/``.fcsv``) with points labelled by level.
+    markups : str, path or InMemoryMarkups, optional
+        Slicer markups file (``.mrk.json``/``.fcsv``) with points labelled by level,
+        or the same points and lines held in memory
+        (:class:`~ParaspinalFatLib.io.markups.InMemoryMarkups`, e.g. from a Slicer
+        markups node).
     label_names : str, path or dict, optional
         Names for a labelmap segmentation (``.ctbl``/``.txt``/``.json``/``.csv``).
     convention : str, optional
@@ -221,7 +226,7 @@ class MeasureOptions:
     assume_same_grid: bool = False
     resample_segmentation: bool = False
     subject: Optional[str] = None
-    markups: Optional[Union[str, Path]] = None
+    markups: Optional[Union[str, Path, InMemoryMarkups]] = None
     label_names: Any = None
     convention: Optional[str] = None
     name_table: Optional[Union[str, Path]] = None
@@ -468,6 +473,11 @@ class CaseMeasurement:
     muscle_index : pandas.DataFrame or None
         Skeletal muscle index at L3 (:data:`~.skeletal_muscle.SMI_COLUMNS`)
         when ``height_m`` was given.
+    class_labelmap : numpy.ndarray or None
+        The classes of the measured voxels on the image grid (uint8, numpy order
+        ``k, j, i``: 0 background, 1 lean, 2 undefined, 3 fat), the array that
+        ``fat_labelmap`` writes (:func:`~ParaspinalFatLib.report.case_files.class_labelmap_array`);
+        only when :func:`measure` was called with ``class_labelmap=True``.
     """
 
     levels: pd.DataFrame
@@ -478,6 +488,7 @@ class CaseMeasurement:
     grading: Dict[str, Any] = field(default_factory=dict)
     bone: Optional[pd.DataFrame] = None
     muscle_index: Optional[pd.DataFrame] = None
+    class_labelmap: Optional[np.ndarray] = None
 
     def summary(self, wide: bool = False) -> pd.DataFrame:
         """Per-subject left/right/asymmetry/level-mean summary (see :func:`.summary.summarize`).
@@ -591,7 +602,7 @@ def _subject_id(image, opts: MeasureOptions) -> str:
 
 
 # --------------------------------------------------------------------------- API
-def measure(image, segmentation, **options) -> CaseMeasurement:
+def measure(image, segmentation, *, class_labelmap: bool = False, **options) -> CaseMeasurement:
     """Measure every muscle ROI of one case.
 
     Parameters
@@ -601,6 +612,10 @@ def measure(image, segmentation, **options) -> CaseMeasurement:
         pass ``fat=`` and ``image=None``).
     segmentation : str, path-like, SimpleITK.Image or Segmentation
         Muscle (and optionally vertebra/disc) segmentation.
+    class_labelmap : bool
+        Also return the fat/lean/undefined classes of the measured voxels as an
+        array on the image grid (:attr:`CaseMeasurement.class_labelmap`, the
+        array ``fat_labelmap`` writes), e.g. for an overlay in a viewer.
     **options
         See :class:`MeasureOptions`.
 
@@ -608,7 +623,8 @@ def measure(image, segmentation, **options) -> CaseMeasurement:
     -------
     CaseMeasurement
         ``.levels`` (per level), ``.slices`` and ``.rois`` when requested,
-        ``.landmarks`` and ``.warnings``.
+        ``.landmarks``, ``.warnings`` and, with ``class_labelmap``,
+        ``.class_labelmap``.
 
     Raises
     ------
@@ -636,7 +652,7 @@ def measure(image, segmentation, **options) -> CaseMeasurement:
         check_output_folder(opts.qc_dir, "qc_dir")
     seen: List[str] = []
     with _relayed_warnings(seen):
-        result = _measure(image, segmentation, opts)
+        result = _measure(image, segmentation, opts, keep_classes=bool(class_labelmap))
     # every warning raised on the way (PDFF scale, segmentation, levels) is also kept in .warnings
     for text in seen:
         if text not in result.warnings:
@@ -678,7 +694,7 @@ def _relayed_warnings(seen: List[str]):
         yield
 
 
-def _measure(image, segmentation, opts: MeasureOptions) -> CaseMeasurement:
+def _measure(image, segmentation, opts: MeasureOptions, keep_classes: bool = False) -> CaseMeasurement:
     notes: List[str] = []
     image, img, geometry, array, water = _read_pair(image, opts)
     seg = _read_segmentation(segmentation, geometry, image, opts)
@@ -769,8 +785,9 @@ def _measure(image, segmentation, opts: MeasureOptions) -> CaseMeasurement:
         from .skeletal_muscle import muscle_index
 
         smi_df = muscle_index(levels_df, float(opts.height_m))
+    classes = class_labelmap_array(level_vox, codes, geometry) if keep_classes or opts.fat_labelmap else None
     if opts.fat_labelmap:
-        write_class_labelmap(opts.fat_labelmap, level_vox, codes, geometry, img)
+        write_class_labelmap(opts.fat_labelmap, level_vox, codes, geometry, img, labels=classes)
     if opts.qc_dir:
         if planes is not None:
             from ..report.plane_pictures import write_plane_pictures
@@ -782,7 +799,8 @@ def _measure(image, segmentation, opts: MeasureOptions) -> CaseMeasurement:
                               method, subject)
     _warn_unmeasurable(levels_df)
     _warn_empty_rows(levels_df)
-    return CaseMeasurement(levels_df, slices_df, rois_df, marks_df, list(notes), grading, bone_df, smi_df)
+    return CaseMeasurement(levels_df, slices_df, rois_df, marks_df, list(notes), grading, bone_df, smi_df,
+                           classes if keep_classes else None)
 
 
 def _typed_positions(opts: MeasureOptions, geometry: Geometry, axis: int):
@@ -914,7 +932,8 @@ def _level_sources_text(seg: Segmentation, table, opts: MeasureOptions) -> str:
     else:
         parts = [f"no disc or vertebra segments in {seg.source}"]
     if opts.markups:
-        parts.append(f"the markups file {opts.markups} gave no disc level (points labelled with disc levels "
+        what = "" if isinstance(opts.markups, InMemoryMarkups) else "markups file "  # in memory: "markups 'x'"
+        parts.append(f"the {what}{opts.markups} gave no disc level (points labelled with disc levels "
                      f"such as L4/5, or two adjacent vertebrae such as L4 and L5, are needed; see the warnings)")
     else:
         parts.append("no markups file (--markups)")

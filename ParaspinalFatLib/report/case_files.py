@@ -39,7 +39,8 @@ from ..measurement.voxels import RoiVoxels
 
 __all__ = ['make_folder', 'end_label', 'default_window', 'label_text', 'write_csv_atomic', 'defuse_formulas', 'FORMULA_PREFIXES', 'OutputSet',
            'check_output_file', 'check_output_folder', 'check_labelmap_path', 'LABELMAP_SUFFIXES',
-           'CLASS_LABELS', 'write_class_labelmap', 'edge_labels', 'write_qc_pictures']
+           'CLASS_LABELS', 'CLASS_COLORS', 'class_labelmap_array', 'write_class_labelmap', 'edge_labels',
+           'write_qc_pictures']
 
 #: first characters that make a spreadsheet read a text cell as a formula (OWASP)
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -50,8 +51,44 @@ LABELMAP_SUFFIXES = (".seg.nrrd", ".nrrd", ".nii.gz", ".nii", ".mha")
 
 #: label values of the class labelmap
 CLASS_LABELS = {"lean": LEAN + 1, "undefined": UNDEFINED + 1, "fat": FAT + 1}
-_CLASS_COLORS = {"lean": (0.85, 0.33, 0.31), "undefined": (0.45, 0.6, 0.95), "fat": (1.0, 0.85, 0.0)}
-def write_class_labelmap(path, vox: RoiVoxels, codes: np.ndarray, geometry: Geometry, image: sitk.Image) -> Path:
+#: RGB (0..1) of each class in the ``.seg.nrrd`` class labelmap (and Slicer's overlay)
+CLASS_COLORS = {"lean": (0.85, 0.33, 0.31), "undefined": (0.45, 0.6, 0.95), "fat": (1.0, 0.85, 0.0)}
+
+
+def class_labelmap_array(vox: RoiVoxels, codes: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """The classes of the measured voxels as a label array on the image grid.
+
+    The one place the class labelmap is made: :func:`write_class_labelmap` writes
+    this array, and :func:`~ParaspinalFatLib.measurement.pipeline.measure` returns it
+    (``class_labelmap=True``) for callers that keep it in memory (the Slicer module's
+    fat overlay).
+
+    Parameters
+    ----------
+    vox : RoiVoxels
+        Gathered voxels (their ``(k, j, i)`` positions are painted).
+    codes : numpy.ndarray of int8
+        Class code of every gathered voxel (negative = not classified: excluded,
+        or in no measured row); such voxels stay 0 (background).
+    geometry : Geometry
+        The image grid.
+
+    Returns
+    -------
+    numpy.ndarray of uint8
+        Shape ``geometry.shape`` (numpy order ``k, j, i``): 0 background and the
+        values of :data:`CLASS_LABELS` (1 lean, 2 undefined, 3 fat).  A voxel
+        gathered twice (overlapping ROIs) gets the class of its last occurrence.
+    """
+    lab = np.zeros(geometry.shape, dtype=np.uint8)
+    k, j, i = vox.positions()
+    sel = codes >= LEAN
+    lab[k[sel], j[sel], i[sel]] = (codes[sel] + 1).astype(np.uint8)
+    return lab
+
+
+def write_class_labelmap(path, vox: RoiVoxels, codes: np.ndarray, geometry: Geometry, image: sitk.Image,
+                         labels: Optional[np.ndarray] = None) -> Path:
     """Write the classes of the measured voxels as a labelmap on the image grid.
 
     Parameters
@@ -70,6 +107,9 @@ def write_class_labelmap(path, vox: RoiVoxels, codes: np.ndarray, geometry: Geom
         The image grid (the labelmap is aligned to it voxel for voxel).
     image : SimpleITK.Image
         The image; its header is copied into a plain labelmap.
+    labels : numpy.ndarray, optional
+        :func:`class_labelmap_array` of ``vox``, ``codes`` and ``geometry`` when the
+        caller has made it already (it is made here otherwise).
 
     Returns
     -------
@@ -90,17 +130,14 @@ def write_class_labelmap(path, vox: RoiVoxels, codes: np.ndarray, geometry: Geom
             f"fat_labelmap {path}: the image grid is sheared ({shear:.2f} degrees, e.g. CT gantry "
             "tilt) and NIfTI written by SimpleITK cannot hold a sheared grid (the labelmap would "
             "land on an orthogonal grid); write it as .nrrd or .seg.nrrd")
-    lab = np.zeros(geometry.shape, dtype=np.uint8)
-    k, j, i = vox.positions()
-    sel = codes >= LEAN
-    lab[k[sel], j[sel], i[sel]] = (codes[sel] + 1).astype(np.uint8)
+    lab = class_labelmap_array(vox, codes, geometry) if labels is None else labels
     make_folder(path.parent, "fat_labelmap")
     token = secrets.token_hex(4)
     try:
         if path.name.lower().endswith(".seg.nrrd"):
             from ..io.slicer_seg import write_seg_nrrd
 
-            segments = [Segment(name, 0, value, name, _CLASS_COLORS[name]) for name, value in CLASS_LABELS.items()]
+            segments = [Segment(name, 0, value, name, CLASS_COLORS[name]) for name, value in CLASS_LABELS.items()]
             tmp = path.with_name(f".{path.name}.{token}.tmp.seg.nrrd")
             write_seg_nrrd(Segmentation(lab, geometry, segments, source=str(path)), tmp)
         else:

@@ -119,14 +119,36 @@ def test_measurements_equal_measure_run_per_case(data):
 
 
 def test_two_workers_give_identical_tables(data):
+    """Also the subject tables: with 2 workers the pool writes the workbook and the SPSS file."""
+    pytest.importorskip("openpyxl")
+    pyreadstat = pytest.importorskip("pyreadstat")
+    import openpyxl
+
+    from ParaspinalFatLib.cohort.subject_tables import write_subject_tables
+
     root, _ = data
     manifest = _manifest(root, "good2.csv", _good_rows())
-    a = run_cohort(manifest, root / "study_a", workers=1, progress=False)
-    b = run_cohort(manifest, root / "study_b", workers=2, progress=False)
+    calls = []
+
+    def assemble(study, measurements, manifest_, submit=None):
+        calls.append(submit is not None)
+        return write_subject_tables(study, measurements, manifest_, submit=submit)
+
+    a = run_cohort(manifest, root / "study_a", workers=1, progress=False, assemble=assemble)
+    b = run_cohort(manifest, root / "study_b", workers=2, progress=False, assemble=assemble)
+    assert calls == [False, True]  # in-process: no pool to hand on; 2 workers: the pool's submit
     assert b.n_measured == N_CASES + 1
-    for name in ("measurements.csv", "errors.csv"):
+    for name in ("measurements.csv", "errors.csv", "subjects.csv", "codebook.csv"):
         assert _raw(root / "study_a" / name) == _raw(root / "study_b" / name)
     pd.testing.assert_frame_equal(a.measurements, b.measurements)
+    books = [openpyxl.load_workbook(root / s / "subjects.xlsx") for s in ("study_a", "study_b")]
+    assert books[0].sheetnames == books[1].sheetnames == ["subjects", "codebook", "errors"]
+    for name in books[0].sheetnames:
+        cells = [[[c.value for c in row] for row in book[name].iter_rows()] for book in books]
+        assert cells[0] == cells[1] and len(cells[0]) > (0 if name == "errors" else 1)
+    (da, ma), (db, mb) = (pyreadstat.read_sav(str(root / s / "subjects.sav")) for s in ("study_a", "study_b"))
+    pd.testing.assert_frame_equal(da, db)
+    assert ma.column_labels == mb.column_labels and ma.variable_value_labels == mb.variable_value_labels
 
 
 def test_bad_rows_go_to_errors_csv_and_formulas_are_neutralised(data):

@@ -330,7 +330,9 @@ def _manifest(clinical, keys=("subject",)):
     return SimpleNamespace(clinical=clinical, key_columns=keys, clinical_columns=cols)
 
 
-def test_write_subject_tables_writes_the_set_and_neutralises_formulas(tmp_path):
+@pytest.mark.parametrize("where", ["here", "worker processes"])
+def test_write_subject_tables_writes_the_set_and_neutralises_formulas(tmp_path, where):
+    """The same files whether the exports are written here or by other processes (the cohort's pool)."""
     pytest.importorskip("openpyxl")
     pytest.importorskip("pyreadstat")
     rows = mf_case('=HYPERLINK("http://evil","x")') + mf_case("s2", 20)
@@ -338,7 +340,15 @@ def test_write_subject_tables_writes_the_set_and_neutralises_formulas(tmp_path):
                              "Sex": ["M", "F"], "Age": [50, 60]})
     pd.DataFrame({"row": ["3"], "subject": ["@bad"], "case_id": ["x"], "file": ["f"], "stage": ["measure"],
                   "error_type": ["InputError"], "message": ["-oops"]}).to_csv(tmp_path / "errors.csv", index=False)
-    written = write_subject_tables(tmp_path, table(rows), _manifest(clinical))
+    if where == "here":
+        written = write_subject_tables(tmp_path, table(rows), _manifest(clinical))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            written = write_subject_tables(tmp_path, table(rows), _manifest(clinical), submit=pool.submit)
+    assert list(written) == ["subjects.csv", "codebook.csv", "subjects.xlsx", "subjects.sav"]
     assert set(written) == {"subjects.csv", "codebook.csv", "subjects.xlsx", "subjects.sav"}
     assert all(p.is_file() and p.parent == tmp_path for p in written.values())
     back = pd.read_csv(tmp_path / "subjects.csv", dtype={"subject": str})
@@ -390,6 +400,38 @@ def test_write_subject_tables_changes_nothing_when_an_export_fails(tmp_path, mon
     with pytest.raises(InputError, match="disk full"):
         write_subject_tables(tmp_path, table(mf_case("s1")), _manifest(clinical))
     assert (tmp_path / "subjects.csv").read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["subjects.csv"]
+
+
+def test_write_subject_tables_changes_nothing_when_a_submitted_export_fails(tmp_path, monkeypatch):
+    """An export failing where it was submitted: its error is raised here, after the other export
+    finished, and the set is not committed."""
+    pytest.importorskip("pyreadstat")
+    pytest.importorskip("openpyxl")
+    from concurrent.futures import ThreadPoolExecutor
+
+    import ParaspinalFatLib.cohort.exports as ex
+
+    (tmp_path / "subjects.csv").write_text("old\n")
+    submitted = []
+
+    def broken(path, sheets):
+        path.write_bytes(b"partial")
+        raise InputError("disk full")
+
+    monkeypatch.setattr(ex, "write_excel", broken)
+    clinical = pd.DataFrame({"case_id": ["a"], "subject": ["s1"], "age": [40]})
+    with ThreadPoolExecutor(2) as pool:
+        def submit(fn, *args):
+            future = pool.submit(fn, *args)
+            submitted.append(future)
+            return future
+
+        with pytest.raises(InputError, match="disk full"):
+            write_subject_tables(tmp_path, table(mf_case("s1")), _manifest(clinical), submit=submit)
+    assert len(submitted) == 2 and all(f.done() for f in submitted)
+    assert submitted[1].exception() is None  # the SPSS file was written (into the staging folder)...
+    assert (tmp_path / "subjects.csv").read_text() == "old\n"  # ...but nothing was committed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["subjects.csv"]
 
 
