@@ -455,7 +455,12 @@ class ParaspinalFatWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         except ImportError:  # Slicer < 5.12 has no slicer.packaging
             pipEnsure = None
         if pipEnsure is not None:
-            pipEnsure(requirements, requester="ParaspinalFat")
+            try:
+                pipEnsure(requirements, requester="ParaspinalFat")
+            except RuntimeError:  # pip_ensure raises RuntimeError when the user declines
+                slicer.util.showStatusMessage(_("Paraspinal Fat: installation of {names} declined; "
+                                                "nothing was measured.").format(names=", ".join(missing)), 5000)
+                return False
         else:
             text = _("Paraspinal Fat needs Python packages that are not installed: {names}.\n\n"
                      "Install them now into Slicer's Python? This downloads them from the Python "
@@ -507,8 +512,12 @@ class ParaspinalFatWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             raise ValueError(reason)
         progressDialog = slicer.util.createProgressDialog(
             windowTitle=_("Paraspinal Fat"), labelText=_("Measuring..."), maximum=100)
-        # the measurement cannot be interrupted half-way: no Cancel button
-        progressDialog.setCancelButton(None)
+        # the measurement cannot be interrupted half-way: no Cancel button (where PythonQt
+        # passes None as a null button; otherwise the button stays and is simply not used)
+        try:
+            progressDialog.setCancelButton(None)
+        except (TypeError, ValueError):
+            pass
 
         def progress(fraction, text=""):
             progressDialog.value = int(round(100.0 * min(max(float(fraction), 0.0), 1.0)))

@@ -184,8 +184,9 @@ class LabelledVoxels:
         ``(k0, j0, i0)`` corner of the bounding box in the layer array.
     box_shape : tuple of 3 int
         Shape of the bounding box.
-    flat : numpy.ndarray of intp
-        C-order indices of the voxels *within the box*.
+    flat : numpy.ndarray of int32 (intp for a box of 2**31 voxels or more)
+        C-order indices of the voxels *within the box* (int32 halves the memory
+        of the largest array a measurement holds besides the image).
     labels : numpy.ndarray
         Their label values.
     """
@@ -209,6 +210,8 @@ class LabelledVoxels:
         j0, j1, i0, i1 = int(js[0]), int(js[-1]) + 1, int(is_[0]), int(is_[-1]) + 1
         box = np.ascontiguousarray(sub[:, j0:j1, i0:i1])
         flat = np.flatnonzero(box)
+        if box.size < _INT32_LIMIT:
+            flat = flat.astype(np.int32)
         return cls((k0, j0, i0), box.shape, flat, box.ravel()[flat])
 
     def value_counts(self) -> Dict[int, int]:
@@ -235,7 +238,7 @@ class LabelledVoxels:
         """Slices of the bounding box in the layer array."""
         return tuple(slice(a, a + n) for a, n in zip(self.start, self.box_shape))
 
-    def map_labels(self, mapping: Dict[int, int], missing: int = -1) -> np.ndarray:
+    def map_labels(self, mapping: Dict[int, int], missing: int = -1, dtype=np.intp) -> np.ndarray:
         """Number of every voxel's label in ``mapping`` (``missing`` for other labels).
 
         The lookup is sized to the labels present, never to the largest label
@@ -248,13 +251,15 @@ class LabelledVoxels:
             Label value -> number (e.g. the ROI number).
         missing : int
             Number given to voxels whose label is not in ``mapping``.
+        dtype : numpy dtype
+            Integer type of the result (wide enough for the numbers).
 
         Returns
         -------
-        numpy.ndarray of intp
+        numpy.ndarray of ``dtype``
             One number per voxel, parallel to :attr:`labels`.
         """
-        return map_label_values(self.labels, mapping, missing)
+        return map_label_values(self.labels, mapping, missing, dtype=dtype)
 
     def take(self, array: np.ndarray, select: Optional[np.ndarray] = None) -> np.ndarray:
         """Values of ``array`` (same shape as the layer) at the voxels (or a selection)."""
@@ -262,12 +267,12 @@ class LabelledVoxels:
         return np.ascontiguousarray(array[self.box]).ravel()[flat]
 
     def index(self, axis: int, select: Optional[np.ndarray] = None) -> np.ndarray:
-        """Index along numpy ``axis`` (0 = k, 1 = j, 2 = i) in the layer array."""
+        """Index along numpy ``axis`` (0 = k, 1 = j, 2 = i) in the layer array (in the type of :attr:`flat`)."""
         nk, nj, ni = self.box_shape
         if axis == 0:
             # flat indices are sorted (C order): slice k is a contiguous run
-            bounds = np.searchsorted(self.flat, np.arange(nk + 1) * (nj * ni))
-            local = np.repeat(np.arange(nk, dtype=np.intp), np.diff(bounds))
+            bounds = np.searchsorted(self.flat, np.arange(nk + 1, dtype=self.flat.dtype) * (nj * ni))
+            local = np.repeat(np.arange(nk, dtype=self.flat.dtype), np.diff(bounds))
             if select is not None:
                 local = local[select]
             return local + self.start[0]
@@ -281,9 +286,11 @@ class LabelledVoxels:
 
 #: Largest label value looked up through a direct table (8 bytes per entry: 8 MiB).
 _DIRECT_LOOKUP_MAX = 1 << 20
+#: boxes with fewer voxels than this index them as int32
+_INT32_LIMIT = 1 << 31
 
 
-def map_label_values(labels: np.ndarray, mapping: Dict[int, int], missing: int = -1) -> np.ndarray:
+def map_label_values(labels: np.ndarray, mapping: Dict[int, int], missing: int = -1, dtype=np.intp) -> np.ndarray:
     """Map label values to numbers with a lookup sized to the labels present.
 
     A direct table indexed by label value is used only while the largest label
@@ -302,28 +309,31 @@ def map_label_values(labels: np.ndarray, mapping: Dict[int, int], missing: int =
         range of its type) are ignored.
     missing : int
         Number given to labels that are not keys of ``mapping``.
+    dtype : numpy dtype
+        Integer type of the result (default intp; it must hold ``missing`` and
+        every number).
 
     Returns
     -------
-    numpy.ndarray of intp
+    numpy.ndarray of ``dtype``
         Array of the shape of ``labels``.
     """
     labels = np.asarray(labels)
     out_shape = labels.shape
     if labels.size == 0:
-        return np.zeros(out_shape, dtype=np.intp)
+        return np.zeros(out_shape, dtype=dtype)
     vmax = int(labels.max())
     vmin = int(labels.min())
     pairs = sorted((int(k), int(v)) for k, v in mapping.items() if vmin <= int(k) <= vmax)
     if vmin >= 0 and vmax < _DIRECT_LOOKUP_MAX:
-        lut = np.full(vmax + 1, missing, dtype=np.intp)
+        lut = np.full(vmax + 1, missing, dtype=dtype)
         for k, v in pairs:
             lut[k] = v
         return lut[labels]
     if not pairs:
-        return np.full(out_shape, missing, dtype=np.intp)
+        return np.full(out_shape, missing, dtype=dtype)
     # keys within [vmin, vmax] fit the labels' own type: compare without casting to float
     keys = np.array([k for k, _ in pairs], dtype=labels.dtype)
-    numbers = np.array([v for _, v in pairs], dtype=np.intp)
+    numbers = np.array([v for _, v in pairs], dtype=dtype)
     pos = np.minimum(np.searchsorted(keys, labels), keys.size - 1)
-    return np.where(keys[pos] == labels, numbers[pos], missing).astype(np.intp, copy=False)
+    return np.where(keys[pos] == labels, numbers[pos], missing).astype(dtype, copy=False)

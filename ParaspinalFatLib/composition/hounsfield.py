@@ -123,7 +123,7 @@ def histogram_peaks(values: np.ndarray) -> List[HistogramPeak]:
     width = max(_BIN, (hi - lo) / 4000.0)
     pad = 4 * _SIGMA_BINS * width
     edges = np.arange(np.floor((lo - pad) / width) * width, hi + pad + width, width)
-    counts, _ = np.histogram(v, edges)
+    counts = _counts_in_bins(v, edges)
     smooth = gaussian_filter1d(counts.astype(np.float64), _SIGMA_BINS, mode="constant")
     idx, props = find_peaks(smooth, prominence=0.0)
     if idx.size == 0:
@@ -142,6 +142,21 @@ def histogram_peaks(values: np.ndarray) -> List[HistogramPeak]:
         if share >= MAJOR_PEAK_SHARE:
             out.append(HistogramPeak((x_lo + x_hi) / 2.0, x_lo, x_hi, share))
     return sorted(out, key=lambda p: p.position)
+
+
+def _counts_in_bins(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``numpy.histogram(v, edges)[0]``, through numpy's equal-width path when it is exact.
+
+    Given the edges as an array, numpy sorts the values (about 70 ms for the 2.9 M-voxel
+    sample of a CT); given a bin count and a range it computes each value's bin and
+    corrects it against ``numpy.linspace`` edges (about 25 ms).  The two give the same
+    counts exactly when those linspace edges are ``edges`` bit for bit (5-unit bins from a
+    whole-number start are), which is checked; otherwise the edges are used as given.
+    """
+    n_bins = edges.size - 1
+    if n_bins >= 1 and np.array_equal(np.linspace(edges[0], edges[-1], n_bins + 1), edges):
+        return np.histogram(v, bins=n_bins, range=(float(edges[0]), float(edges[-1])))[0]
+    return np.histogram(v, edges)[0]
 
 
 def _in_band(x: float) -> bool:

@@ -144,7 +144,9 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
         df["warnings"] = df["warnings"].fillna("")
     df = add_grades(df, **(grading or {}))
     df = _finish(df, LEVEL_COLUMNS)
-    order = sorted(range(n_rows), key=lambda i: (df.at[i, "muscle"], df.at[i, "side"], level_sort_key(df.at[i, "level"])))
+    muscles, sides, levels = (df[c].tolist() for c in ("muscle", "side", "level"))
+    level_keys = {level: level_sort_key(level) for level in set(levels)}  # one parse per distinct level
+    order = sorted(range(n_rows), key=lambda i: (muscles[i], sides[i], level_keys[levels[i]]))
     return df.iloc[order].reset_index(drop=True)
 
 

@@ -24,9 +24,9 @@ class RoiVoxels:
 
     Attributes
     ----------
-    roi : numpy.ndarray of intp
+    roi : numpy.ndarray of int32 (intp when ROIs x slices reach 2**31)
         ROI number (index into the caller's ROI list).
-    slice_index : numpy.ndarray of intp
+    slice_index : numpy.ndarray of int32 (intp for a layer box of 2**31 voxels or more)
         Index of the voxel along the slice axis.
     value : numpy.ndarray
         Image value in the image's units (not rescaled): float images keep their
@@ -89,6 +89,8 @@ def gather_roi_voxels(
     if image.shape != segmentation.layers.shape[1:]:
         raise ValueError(f"image shape {image.shape} != segmentation shape {segmentation.layers.shape[1:]}")
     n_slices = image.shape[2 - slice_axis]
+    # ROI numbers as int32 while ROI x slice keys (roi * n_slices + slice) fit: half the memory of intp
+    roi_type = np.int32 if (len(roi_keys) + 1) * n_slices < 2 ** 31 else np.intp
     by_layer: Dict[int, Dict[int, int]] = {}
     for number, (layer, value) in enumerate(roi_keys):
         by_layer.setdefault(int(layer), {})[int(value)] = number
@@ -98,7 +100,7 @@ def gather_roi_voxels(
         if found.flat.size == 0:
             continue
         # a lookup sized to the labels present, not to the largest label value (2**31 costs nothing)
-        roi = found.map_labels(mapping)
+        roi = found.map_labels(mapping, dtype=roi_type)
         keep = roi >= 0
         select = None if keep.all() else keep
         rois.append(roi if select is None else roi[select])
@@ -108,11 +110,16 @@ def gather_roi_voxels(
         if water is not None:
             waters.append(_real(found.take(water, select)))
     if rois:
-        return RoiVoxels(np.concatenate(rois), np.concatenate(slices), np.concatenate(values), len(roi_keys),
-                         n_slices, np.concatenate(waters) if water is not None else None, parts)
-    empty = np.zeros(0, np.intp)
+        return RoiVoxels(_joined(rois), _joined(slices), _joined(values), len(roi_keys),
+                         n_slices, _joined(waters) if water is not None else None, parts)
+    empty = np.zeros(0, roi_type)
     return RoiVoxels(empty, empty, _real(np.zeros(0, image.dtype)), len(roi_keys), n_slices,
                      _real(np.zeros(0, water.dtype)) if water is not None else None)
+
+
+def _joined(parts: List[np.ndarray]) -> np.ndarray:
+    """The layers' arrays as one; a single layer's array as it is (a copy would double the peak memory)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _real(values: np.ndarray) -> np.ndarray:

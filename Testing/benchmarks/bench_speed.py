@@ -362,7 +362,10 @@ def case_memory(ct_paths, nbytes, warm_paths, repeat):
     print(f"    SimpleITK reads both files (reference)   peak - baseline = {read:5.2f} x image")
     print(f"    measure_case from the files              peak - baseline = {meas:5.2f} x image")
     print(f"    ratio (peak - baseline) / image bytes          {meas:6.2f}   (target <= 2.5)")
-    print(f"    ratio measure / SimpleITK read                 {meas / read:6.2f}")
+    if read > 0:
+        print(f"    ratio measure / SimpleITK read                 {meas / read:6.2f}")
+    else:  # a small (--quick) image: reading it did not raise the process's peak above the warm-up's
+        print("    ratio measure / SimpleITK read                    n/a (reading did not raise the peak: image too small)")
 
 
 # --------------------------------------------------------------------------- 4. tables

@@ -88,3 +88,21 @@ def test_an_int16_ct_is_judged_like_its_float64_copy():
     raw = (image.astype(np.int32) + 1024).astype(np.uint16)  # stored values, rescale not applied
     with pytest.raises(MeasurementError, match="not a CT in Hounsfield units"):
         check_hounsfield_units(raw)
+
+
+@pytest.mark.parametrize("width", [5.0, 0.37, 1e-3, 7.3, 1.0 / 3])
+def test_bin_counts_equal_numpy_histogram_on_edges_and_outside_values(width):
+    """The unsorted bin count gives numpy.histogram's counts exactly (oracle), including
+    values on an edge, one ulp either side of it, on the closed last edge, and outside."""
+    from ParaspinalFatLib.composition.hounsfield import _counts_in_bins
+
+    rng = np.random.default_rng(int(width * 1000))
+    for n in (1, 7, 400):
+        lo = float(rng.uniform(-2000, 100))
+        edges = np.arange(np.floor(lo / width) * width, lo + n * width + width, width)
+        on_edges = rng.choice(edges, size=5000)
+        near = np.concatenate([on_edges, np.nextafter(on_edges, -np.inf), np.nextafter(on_edges, np.inf)])
+        spread = rng.uniform(edges[0] - 3 * width, edges[-1] + 3 * width, size=5000)
+        integers = rng.integers(-2100, 2100, size=5000).astype(float)
+        for v in (near, spread, integers, np.array([edges[-1]]), np.array([])):
+            assert np.array_equal(_counts_in_bins(v, edges), np.histogram(v, edges)[0])

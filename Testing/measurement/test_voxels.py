@@ -1,0 +1,60 @@
+"""Gathering of ROI voxels (``measurement/voxels.py``) and the labelled-voxel pass behind it.
+
+Truth: numpy on the whole arrays (``np.nonzero`` of each label, the image values there),
+independent of the bounding-box pass; the compact index types (int32) must give the same
+positions, ROI numbers and values as that reference.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ParaspinalFatLib.geometry import Geometry
+from ParaspinalFatLib.measurement.voxels import gather_roi_voxels
+from ParaspinalFatLib.segmentation import LabelledVoxels, Segment, Segmentation
+
+
+def _layer(rng, shape=(9, 23, 31), labels=(1, 2, 7, 300)):
+    lab = np.zeros(shape, dtype=np.uint16)
+    inner = lab[2:7, 3:19, 4:27]  # a bounding box away from every border
+    inner[...] = rng.choice(np.array((0,) + labels, dtype=np.uint16), size=inner.shape)
+    return lab
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_labelled_voxels_positions_equal_nonzero_of_the_whole_layer(seed):
+    lab = _layer(np.random.default_rng(seed))
+    found = LabelledVoxels.from_layer(lab)
+    assert found.flat.dtype == np.int32  # half of intp: the largest array besides the image
+    k, j, i = np.nonzero(lab)
+    for axis, expected in enumerate((k, j, i)):
+        got = found.index(axis)
+        assert got.dtype == np.int32 and np.array_equal(got, expected)
+    assert np.array_equal(found.labels, lab[k, j, i])
+    select = found.labels != 7
+    assert np.array_equal(found.index(0, select), k[select])
+    mapping = {2: 0, 300: 1}
+    for dtype in (np.int32, np.intp):
+        numbers = found.map_labels(mapping, dtype=dtype)
+        assert numbers.dtype == dtype
+        assert np.array_equal(numbers, np.select([lab[k, j, i] == 2, lab[k, j, i] == 300], [0, 1], -1))
+
+
+def test_gathered_rois_equal_the_masks_values_and_slices():
+    rng = np.random.default_rng(5)
+    lab = _layer(rng)
+    image = rng.normal(30, 10, lab.shape).astype(np.float32)
+    geometry = Geometry(lab.shape[::-1], (1.0, 1.0, 3.0), (0.0, 0.0, 0.0), tuple(np.eye(3).ravel()))
+    seg = Segmentation(lab, geometry, [Segment("a", 0, 7), Segment("b", 0, 2), Segment("c", 0, 300)])
+    keys = [(0, 300), (0, 7)]  # ROI 0 = label 300, ROI 1 = label 7; label 2 is not gathered
+    vox = gather_roi_voxels(image, seg, keys, slice_axis=2)
+    assert vox.roi.dtype == np.int32 and vox.slice_index.dtype == np.int32
+    assert vox.n_rois == 2 and vox.n_slices == lab.shape[0]
+    for number, (_, value) in enumerate(keys):
+        k, j, i = np.nonzero(lab == value)
+        mine = vox.roi == number
+        assert np.array_equal(np.sort(vox.value[mine]), np.sort(image[k, j, i]))
+        assert np.array_equal(np.bincount(vox.slice_index[mine], minlength=lab.shape[0]),
+                              np.bincount(k, minlength=lab.shape[0]))
+    expected = np.stack([np.bincount(np.nonzero(lab == v)[0], minlength=lab.shape[0]) for _, v in keys])
+    assert np.array_equal(vox.counts_per_slice(), expected)
