@@ -377,6 +377,11 @@ class PlaneSamples:
         Position of every kept pixel in its plane.
     nearest_kji : tuple of 3 numpy.ndarray of intp
         Nearest image voxel of every kept pixel (clipped to the grid).
+    nearest_value, nearest_water : numpy.ndarray of float64 or None
+        That voxel's image (and water) value: what the pixel is classified by
+        (fat/lean/undefined; an interpolated value averages fat and lean voxels
+        and would shift their classes).  ``nearest_water`` is None without a
+        water image.
     n_rois : int
         Number of ROIs.
     n_slices : int
@@ -397,6 +402,8 @@ class PlaneSamples:
     n_rois: int
     n_slices: int
     pixel_area_mm2: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    nearest_value: Optional[np.ndarray] = None
+    nearest_water: Optional[np.ndarray] = None
 
     def counts_per_slice(self) -> np.ndarray:
         """Kept-pixel count per (ROI, plane), like :meth:`RoiVoxels.counts_per_slice`.
@@ -425,9 +432,11 @@ class PlaneSamples:
         Returns
         -------
         PlaneRoiVoxels
-            ``positions()`` returns :attr:`nearest_kji`.
+            ``positions()`` returns :attr:`nearest_kji`; the pixels are classified
+            by :attr:`nearest_value` / :attr:`nearest_water`.
         """
         return PlaneRoiVoxels(self.roi, self.slice_index, self.value, self.n_rois, self.n_slices, self.water,
+                              class_value=self.nearest_value, class_water=self.nearest_water,
                               nearest_kji=self.nearest_kji)
 
 
@@ -660,7 +669,7 @@ def sample_planes(image: np.ndarray, geometry: Geometry, segmentation: Segmentat
         mapping[int(value)] = number
     area = np.zeros((n_rois, n_planes))
     out: Dict[str, List[np.ndarray]] = {k: [] for k in ("roi", "plane", "value", "water", "member", "row", "col",
-                                                      "k", "j", "i")}
+                                                      "k", "j", "i", "near_value", "near_water")}
     size = np.array(geometry.size)
     for layer, mapping in by_layer.items():
         found = segmentation.labelled_voxels(layer)
@@ -691,7 +700,12 @@ def sample_planes(image: np.ndarray, geometry: Geometry, segmentation: Segmentat
             out["value"].append(values[0][back])
             if water is not None:
                 out["water"].append(values[1][back])
-            near = np.clip(np.rint(uci).astype(np.intp), 0, size - 1)[back]
+            # nearest voxel; half-way (within _SNAP, e.g. a plane midway between two slices) always rounds up,
+            # so that last-bit differences in the grid never flip a pixel's voxel (and class)
+            near = np.clip(np.floor(uci + (0.5 + _SNAP)).astype(np.intp), 0, size - 1)[back]
+            out["near_value"].append(image[near[:, 2], near[:, 1], near[:, 0]])
+            if water is not None:
+                out["near_water"].append(water[near[:, 2], near[:, 1], near[:, 0]])
             out["roi"].append(roi)
             out["plane"].append(np.full(roi.size, p, dtype=np.intp))
             out["member"].append(member)
@@ -709,4 +723,6 @@ def sample_planes(image: np.ndarray, geometry: Geometry, segmentation: Segmentat
         water=cat("water", np.float64) if water is not None else None, membership=cat("member", np.float64),
         area_pixels=area, pixel_row=cat("row", np.intp), pixel_col=cat("col", np.intp),
         nearest_kji=(cat("k", np.intp), cat("j", np.intp), cat("i", np.intp)), n_rois=n_rois,
-        n_slices=n_planes, pixel_area_mm2=np.array([pl.pixel_area_mm2 for pl in planes], dtype=float))
+        n_slices=n_planes, pixel_area_mm2=np.array([pl.pixel_area_mm2 for pl in planes], dtype=float),
+        nearest_value=cat("near_value", np.float64),
+        nearest_water=cat("near_water", np.float64) if water is not None else None)

@@ -171,7 +171,13 @@ def measure_groups(
     n_nan = np.bincount(groups[~raw_finite], minlength=n_groups)
     n_below = np.bincount(groups[raw_finite & method.below_noise(raw, water)], minlength=n_groups)
     ctx = GroupContext(list(names), reference_values, None if labels is None else list(labels))
-    codes, thresholds, notes = method.classify(values, groups, n_groups, ctx)
+    class_raw, class_water, class_values = raw, water, values
+    if vox.class_value is not None:  # plane pixels: classified by their nearest voxel's values (see RoiVoxels)
+        class_raw = vox.class_value if select is None else vox.class_value[select]
+        if vox.class_water is not None:
+            class_water = vox.class_water if select is None else vox.class_water[select]
+        class_values = method.voxel_values(class_raw, class_water)
+    codes, thresholds, notes = method.classify(class_values, groups, n_groups, ctx)
     if codes_out is not None:
         codes_out[slice(None) if select is None else select] = codes
     count = {c: np.bincount(groups[codes == c], minlength=n_groups) for c in (FAT, LEAN, UNDEFINED)}
@@ -207,7 +213,7 @@ def measure_groups(
     else:
         for c in ("fat_csa_mm2", "lean_csa_mm2", "undefined_csa_mm2", "fat_area_ratio", "fat_fraction_pct"):
             cols[c] = nan.copy()
-    cols.update(method.extra_columns(groups, n_groups, values, raw, water, codes))
+    cols.update(method.extra_columns(groups, n_groups, class_values, class_raw, class_water, codes))
     cols.update(thresholds)
     cols["warnings"] = np.array(["; ".join(w) for w in notes], dtype=object)
     return cols

@@ -36,6 +36,12 @@ class RoiVoxels:
         Sizes of the ROI and slice ranges.
     water : numpy.ndarray or None
         Second image's values at the same voxels (Dixon water), if gathered.
+    class_value, class_water : numpy.ndarray or None
+        The values the voxels are *classified* by (fat/lean/undefined, and the
+        classifier's thresholds), when they are not :attr:`value` /
+        :attr:`water`: for pixels of an oblique plane, their nearest image
+        voxel's values (:mod:`.planes`), because interpolation would average
+        fat and lean voxels and shift their classes.  None: :attr:`value`.
     """
 
     roi: np.ndarray
@@ -45,6 +51,8 @@ class RoiVoxels:
     n_slices: int
     water: Optional[np.ndarray] = None
     parts: List[Tuple[LabelledVoxels, Optional[np.ndarray]]] = field(default_factory=list, repr=False)
+    class_value: Optional[np.ndarray] = None
+    class_water: Optional[np.ndarray] = None
 
     def positions(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(k, j, i)`` array indices of every gathered voxel (computed on demand)."""
