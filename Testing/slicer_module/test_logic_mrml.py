@@ -339,12 +339,10 @@ def test_table_equals_library_on_slicer_written_files_and_the_analytic_truth(mrm
 
     classes = result.measurement.class_labelmap
     written = sitk.GetArrayFromImage(sitk.ReadImage(str(classes_path)))
-    if plane == "image":
-        np.testing.assert_array_equal(classes, written)
-    else:
-        # disc planes paint each plane pixel's class on its nearest voxel; this phantom's plane pixels sit
-        # exactly halfway between voxel centres, so the last bits of the file's grid decide a few ties
-        assert np.mean(classes == written) > 0.99
+    # (disc planes paint each plane pixel's class on its nearest voxel; this phantom's plane pixels sit
+    # exactly half-way between voxel centres, a tie the library breaks the same way whatever the last
+    # bits of the grid, so the file run and the in-memory run agree here too)
+    np.testing.assert_array_equal(classes, written)
     assert segmentation_names(result.overlayNode) == ["fat", "lean", "undefined"]
     for name, value in (("lean", 1), ("undefined", 2), ("fat", 3)):
         exported = _segment_mask(result.overlayNode, name, image_node)
