@@ -46,7 +46,7 @@ from typing import List, Tuple
 import numpy as np
 
 from ..errors import MeasurementError
-from .base import image_sample
+from .base import bounded_sample
 
 __all__ = ['HU_BANDS', 'MAJOR_PEAK_SHARE', 'HistogramPeak', 'histogram_peaks', 'check_hounsfield_units']
 
@@ -87,7 +87,7 @@ class HistogramPeak:
 
 def _judged_values(image: np.ndarray) -> Tuple[np.ndarray, int]:
     """Finite sampled voxels without padding (< -1100) and the saturation spike; and the finite count."""
-    s = image_sample(np.asarray(image))
+    s = bounded_sample(np.asarray(image))  # at most 10**6 voxels, evenly spread (no saw-tooth)
     s = s[np.isfinite(s)]
     n_finite = int(s.size)
     s = s[s >= _PADDING_BELOW]
@@ -147,7 +147,7 @@ def histogram_peaks(values: np.ndarray) -> List[HistogramPeak]:
 def _counts_in_bins(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """``numpy.histogram(v, edges)[0]``, through numpy's equal-width path when it is exact.
 
-    Given the edges as an array, numpy sorts the values (about 70 ms for the 2.9 M-voxel
+    Given the edges as an array, numpy sorts the values (about 70 ms for a 2.9 M-voxel
     sample of a CT); given a bin count and a range it computes each value's bin and
     corrects it against ``numpy.linspace`` edges (about 25 ms).  The two give the same
     counts exactly when those linspace edges are ``edges`` bit for bit (5-unit bins from a

@@ -135,6 +135,41 @@ def test_nrrd_roundtrip_matches_simpleitk(tmp_path, dtype, encoding, endian):
     assert Geometry.from_sitk(ref).same_grid(g, tol_mm=1e-6, tol_dir=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint32, np.float32, np.float64])
+@pytest.mark.parametrize("endian", ["little", "big"])
+def test_gzip_voxels_decoded_by_itk_equal_the_data_and_a_damaged_file_falls_back(tmp_path, dtype, endian):
+    """ITK decodes a simple 3-D gzip NRRD's voxels (fast path); they equal the data written, in
+    native byte order and the header's type. A truncated file is left to this library's decoder,
+    which refuses it with its own message."""
+    from ParaspinalFatLib.io.nrrd import _gzip_voxels_by_itk
+
+    geom = _geom((7, 5, 4), (0.7, 1.3, 2.9), (12.5, -40.25, 301.0), OBLIQUE)
+    data = (np.random.default_rng(3).integers(0, 120, size=geom.shape) + 0.5 * np.issubdtype(dtype, np.floating))
+    data = data.astype(dtype)
+    path = write_nrrd(tmp_path / "x.nrrd", data, geom, endian=endian)
+    fast = _gzip_voxels_by_itk(path, list(geom.size), np.dtype(dtype))
+    assert fast is not None and fast.dtype == np.dtype(dtype) and np.array_equal(fast, data)
+    assert fast.flags.writeable and np.array_equal(read_nrrd(path).array, data)
+    raw = path.read_bytes()
+    cut = tmp_path / "cut.nrrd"
+    cut.write_bytes(raw[:-20])
+    assert _gzip_voxels_by_itk(cut, list(geom.size), np.dtype(dtype)) is None
+    with pytest.raises(InputError, match="truncated|damaged"):
+        read_nrrd(cut)
+
+
+def test_gzip_nrrd_has_no_timestamp_so_the_same_data_give_the_same_file(tmp_path):
+    """The gzip member's MTIME field (bytes 4-8 of RFC 1952's header) is 0: two writes of the same
+    data are byte-identical whenever they happen (golden-file comparisons, content hashes)."""
+    geom = _geom((6, 4, 3), (1, 1, 1), (0, 0, 0))
+    data = np.arange(72, dtype=np.uint8).reshape(geom.shape)
+    a = write_nrrd(tmp_path / "a.nrrd", data, geom).read_bytes()
+    b = write_nrrd(tmp_path / "b.nrrd", data, geom).read_bytes()
+    body = a.split(b"\n\n", 1)[1]
+    assert body[:2] == b"\x1f\x8b" and struct.unpack("<I", body[4:8])[0] == 0
+    assert a == b and np.array_equal(read_nrrd(tmp_path / "a.nrrd").array, data)
+
+
 @pytest.mark.parametrize("encoding", ["bzip2", "ascii", "hex"])
 def test_nrrd_other_encodings(tmp_path, encoding):
     geom = _geom((6, 4, 3), (1, 1, 1), (0, 0, 0))
