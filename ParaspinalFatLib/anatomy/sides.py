@@ -155,17 +155,19 @@ def _centroids(segmentation: Segmentation, segments: Iterable[Segment]) -> Dict[
         if found.flat.size == 0:
             continue
         n = len(values) + 1
-        ids = found.map_labels({int(v): i + 1 for i, v in enumerate(values)}, missing=0)
         nk, nj, ni = found.box_shape
         nrows = nk * nj
-        row_ends = np.searchsorted(found.flat, np.arange(nrows + 1, dtype=np.int64) * ni)
         key_type = np.int32 if nrows * n < (1 << 31) else np.int64
+        ids = found.map_labels({int(v): i + 1 for i, v in enumerate(values)}, missing=0, dtype=key_type)
+        # row starts in the flat indices' own type (no converted copy of them; the values fit it)
+        flat_type = found.flat.dtype.type
+        row_ends = np.searchsorted(found.flat, np.arange(nrows + 1, dtype=found.flat.dtype) * flat_type(ni))
         key = np.repeat(np.arange(nrows, dtype=key_type) * key_type(n), np.diff(row_ends))
-        key += ids.astype(key_type, copy=False)
+        key += ids
         starts = np.concatenate(([0], np.flatnonzero(key[1:] != key[:-1]) + 1))
         run_key = key[starts].astype(np.int64)
         run_len = np.diff(np.append(starts, key.size)).astype(np.int64)
-        run_flat = np.add.reduceat(found.flat.astype(np.int64, copy=False), starts)
+        run_flat = np.add.reduceat(found.flat, starts, dtype=np.int64)  # sums in int64, no copy of flat
         run_id, run_row = run_key % n, run_key // n
         count = np.bincount(run_id, weights=run_len, minlength=n)
         s_row = np.bincount(run_id, weights=run_len * run_row, minlength=n)
