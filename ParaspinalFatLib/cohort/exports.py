@@ -33,7 +33,7 @@ import os
 import secrets
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -157,8 +157,8 @@ def write_excel(path: Union[str, Path], sheets: Dict[str, pd.DataFrame]) -> Path
             ws.freeze_panes = "A2"
             safe = defuse_formulas(table)
             ws.append([cell(c if isinstance(c, str) else str(c)) for c in safe.columns])
-            for row in safe.astype(object).itertuples(index=False, name=None):
-                ws.append([cell(v) for v in row])
+            for row in zip(*(_column_cells(safe.iloc[:, pos], cell) for pos in range(safe.shape[1]))):
+                ws.append(row)
         sheet = None
         book.save(str(tmp))
         os.replace(tmp, path)
@@ -170,6 +170,20 @@ def write_excel(path: Union[str, Path], sheets: Dict[str, pd.DataFrame]) -> Path
         if tmp is not None and os.path.lexists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _column_cells(values: pd.Series, cell: Callable[[Any], Any]) -> List[Any]:
+    """One column's cell values, as ``cell`` converts each value (whole numpy columns at once)."""
+    kind = values.dtype.kind if isinstance(values.dtype, np.dtype) else "O"
+    if kind in "iub":
+        return values.to_numpy().tolist()  # Python int / bool, as cell() gives them
+    if kind == "f":
+        array = values.to_numpy()
+        cells = array.tolist()
+        for i in np.flatnonzero(~np.isfinite(array)).tolist():  # NaN: empty cell; +-inf: text
+            cells[i] = cell(array[i])
+        return cells
+    return [cell(v) for v in values.tolist()]
 
 
 def _check_cells(path: Path, sheet: str, table: pd.DataFrame) -> None:

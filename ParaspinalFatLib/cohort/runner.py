@@ -63,10 +63,10 @@ import sys
 import time
 import traceback
 import warnings
-from collections import deque
+from collections import abc, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from ..atomic_files import atomic_output
 from ..dependencies import ignore_foreign_deprecations
@@ -74,7 +74,7 @@ from ..errors import InputError
 from .fingerprints import case_fingerprint, input_files
 from .manifest import CaseSpec, Manifest, RowError, read_manifest
 
-__all__ = ["ERROR_COLUMNS", "TEXT_LEVEL_COLUMNS", "CASE_TABLES", "LOCK_NAME", "CohortResult", "run_cohort",
+__all__ = ["ERROR_COLUMNS", "TEXT_LEVEL_COLUMNS", "CASE_TABLES", "LOCK_NAME", "CohortResult", "CaseTables", "run_cohort",
            "measure_case_folder", "read_case_levels"]
 
 #: columns of ``errors.csv``
@@ -123,8 +123,10 @@ class CohortResult:
         fingerprint) was reused.
     n_failed : int
         Rows refused by the manifest checks plus cases whose measurement failed.
-    case_tables : dict of str to pandas.DataFrame
-        ``case_id`` -> that case's rows of :attr:`measurements`.
+    case_tables : mapping of str to pandas.DataFrame
+        ``case_id`` -> that case's rows of :attr:`measurements` (index from
+        0), in manifest order; each table is cut from :attr:`measurements`
+        when it is first looked up.
     elapsed_s : float
         Wall time of the run in seconds.
     n_warnings : int
@@ -142,11 +144,40 @@ class CohortResult:
     n_measured: int
     n_reused: int
     n_failed: int
-    case_tables: Dict[str, Any] = field(default_factory=dict)
+    case_tables: Mapping[str, Any] = field(default_factory=dict)
     elapsed_s: float = 0.0
     n_warnings: int = 0
     manifest: Optional[Manifest] = None
     assembled: Any = None
+
+
+class CaseTables(abc.Mapping):
+    """``case_id`` -> that case's rows of a measurements table, cut on first lookup.
+
+    Parameters
+    ----------
+    measurements : pandas.DataFrame
+        The long table with a ``case_id`` column.
+    """
+
+    def __init__(self, measurements: Any):
+        self._measurements = measurements
+        self._rows = measurements.groupby("case_id", sort=False).indices  # case_id -> row positions, first-seen order
+        self._cut: Dict[str, Any] = {}
+
+    def __getitem__(self, case_id: str):
+        if case_id not in self._cut:
+            self._cut[case_id] = self._measurements.iloc[self._rows[case_id]].reset_index(drop=True)
+        return self._cut[case_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return f"CaseTables({len(self)} cases)"
 
 
 @dataclass
@@ -658,15 +689,42 @@ def _run_pool(jobs: Sequence[_Job], workers: int, qc: bool,
     return kept
 
 
-def _takes_submit(assemble: Callable[..., Any]) -> bool:
-    """Whether ``assemble`` accepts a ``submit`` keyword (then it gets the worker pool's)."""
+def _takes_keyword(assemble: Callable[..., Any], name: str) -> bool:
+    """Whether ``assemble`` accepts the keyword ``name`` (``submit``: then it gets the worker pool's)."""
     import inspect
 
     try:
         parameters = inspect.signature(assemble).parameters
     except (TypeError, ValueError):
         return False
-    return "submit" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def _assemble(assemble: Callable[..., Any], study: Path, measurements, manifest: Manifest, log: "_Progress",
+              **keywords: Any):
+    """(what ``assemble`` returned, None) or (None, the error row of its exception, which is logged)."""
+    try:
+        return assemble(study, measurements, manifest, **keywords), None
+    except Exception as exc:  # noqa: BLE001 - recorded in errors.csv; the measurements are kept
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        log.note(f"assembling the study tables failed: {type(exc).__name__}: {message}")
+        log.lines.append(traceback.format_exc().rstrip())
+        return None, RowError(0, "", "", str(study), "assemble", type(exc).__name__, message)
+
+
+def _submit_or_none(pool, function: Callable[..., Any], *args: Any):
+    """``pool.submit(function, *args)``, or None when the pool cannot take it (it broke)."""
+    try:
+        return pool.submit(function, *args)
+    except Exception:  # noqa: BLE001 - BrokenProcessPool, RuntimeError after shutdown: the caller does it itself
+        return None
+
+
+def _write_csv_file(table, path: Path) -> None:
+    """``table`` as the CSV file ``path`` (a worker's job: a staged file of the study set)."""
+    from ..report.case_files import write_csv_atomic
+
+    write_csv_atomic(table, path)
 
 
 def _run_dask(jobs: Sequence[_Job], scheduler: Any, workers: int, qc: bool,
@@ -872,7 +930,13 @@ def run_cohort(manifest: Union[str, os.PathLike, Manifest], output: Union[str, o
         (``[12/383] S012 ok (1.2 s)``).  ``run.log`` gets every line anyway.
     assemble : callable, optional
         Called as ``assemble(study_folder, measurements, manifest)`` after
-        the study files are written (e.g. the subject-table writer).  An
+        the study files are written (e.g. the subject-table writer).  One
+        that accepts a ``submit`` keyword gets the worker pool's (when the
+        cases ran on one), to hand work to the idle workers.  One that also
+        accepts ``errors`` (as
+        :func:`~.subject_tables.write_subject_tables`) gets the error table
+        and, with a pool, runs while a worker writes ``measurements.csv``:
+        the study files are then committed right after it returns.  An
         exception it raises becomes an ``errors.csv`` row (stage
         ``"assemble"``) and is logged; the run still returns.
 
@@ -978,7 +1042,7 @@ def run_cohort(manifest: Union[str, os.PathLike, Manifest], output: Union[str, o
                 else:
                     where = f"{min(workers, len(jobs))} worker process(es)"
                     pool = _run_pool(jobs, workers, qc, on_result,
-                                     keep=assemble is not None and _takes_submit(assemble))
+                                     keep=assemble is not None and _takes_keyword(assemble, "submit"))
         finally:
             log.close()
         try:
@@ -988,7 +1052,7 @@ def run_cohort(manifest: Union[str, os.PathLike, Manifest], output: Union[str, o
             if pool is not None:
                 pool.shutdown(wait=True)
 
-    case_tables = {cid: part.reset_index(drop=True) for cid, part in measurements.groupby("case_id", sort=False)}
+    case_tables = CaseTables(measurements)
     return CohortResult(study, measurements, error_table, manifest.n_rows, n_measured, n_reused, n_failed,
                         case_tables, elapsed_s=elapsed, n_warnings=n_warnings[0], manifest=manifest,
                         assembled=assembled)
@@ -1012,21 +1076,29 @@ def _finish(study: Path, manifest: Manifest, results: List[Optional[Dict[str, An
              f"warnings: {n_warnings[0]} in {n_warnings[1]} case(s) (see cases/<case_id>/warnings.txt), "
              f"elapsed: {elapsed:.1f} s")
     error_table = _errors_table(errors)
+    overlap = pool is not None and assemble is not None and _takes_keyword(assemble, "errors")
+    assembled = None
     with OutputSet(study, option="--output") as out:
-        out.write_csv(measurements, "measurements.csv")
+        if overlap:  # a worker writes measurements.csv while assemble builds the subject tables here
+            pending = _submit_or_none(pool, _write_csv_file, measurements, out.path("measurements.csv"))
+            assembled, failure = _assemble(assemble, study, measurements, manifest, log,
+                                           errors=error_table, submit=pool.submit)
+            if failure is not None:
+                errors.append(failure)
+                error_table = _errors_table(errors)
+            if pending is None or pending.exception() is not None:  # the pool could not: written here
+                out.unstage("measurements.csv")
+                out.write_csv(measurements, "measurements.csv")
+        else:
+            out.write_csv(measurements, "measurements.csv")
         out.write_csv(error_table, "errors.csv")
         _write_text(out.path("run.log"), "\n".join(log.lines) + "\n")
 
-    assembled = None
-    if assemble is not None:
-        try:
-            assembled = assemble(study, measurements, manifest,
-                                 **({"submit": pool.submit} if pool is not None else {}))
-        except Exception as exc:  # noqa: BLE001 - recorded in errors.csv; the measurements are kept
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            errors.append(RowError(0, "", "", str(study), "assemble", type(exc).__name__, message))
-            log.note(f"assembling the study tables failed: {type(exc).__name__}: {message}")
-            log.lines.append(traceback.format_exc().rstrip())
+    if assemble is not None and not overlap:
+        assembled, failure = _assemble(assemble, study, measurements, manifest, log,
+                                       **({"submit": pool.submit} if pool is not None else {}))
+        if failure is not None:
+            errors.append(failure)
             error_table = _errors_table(errors)
             with OutputSet(study, option="--output") as out:
                 out.write_csv(error_table, "errors.csv")

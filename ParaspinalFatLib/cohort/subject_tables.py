@@ -679,6 +679,10 @@ def write_subject_tables(study_dir: Union[str, Path], measurements: pd.DataFrame
     from .exports import write_excel, write_spss
 
     study_dir = Path(study_dir)
+    exports = (("subjects.xlsx", "openpyxl", write_excel), ("subjects.sav", "pyreadstat", write_spss))
+    if submit is not None:  # the workers import the exports' packages while this process builds the tables
+        installed = [package for _, package, _ in exports if _installed(package)]
+        warm_ups = [submit(_import_packages, installed) for _ in range(len(installed))]
     key_columns = ["subject"] + [k for k in (manifest.key_columns or ()) if k not in ("subject", MAP_KEY)]
     clinical = manifest.clinical
     if clinical is not None:
@@ -695,26 +699,63 @@ def write_subject_tables(study_dir: Union[str, Path], measurements: pd.DataFrame
         sheets = {"subjects": subjects, "codebook": codebook}
         if errors is not None:
             sheets["errors"] = errors
-        exports, exported = [], []
-        for name, package, writer, args in (("subjects.xlsx", "openpyxl", write_excel, (sheets,)),
-                                            ("subjects.sav", "pyreadstat", write_spss, (subjects, codebook))):
-            try:
-                require(package)
-            except MissingDependencyError:
-                out.remove(name)  # no stale export of an earlier run beside the new subjects.csv
-                continue
+        arguments = {"subjects.xlsx": (sheets,), "subjects.sav": (subjects, codebook)}
+        futures: Dict[str, Any] = {}
+        for name, package, writer in exports:
             if submit is None:
-                writer(out.path(name), *args)
+                try:
+                    require(package)
+                except MissingDependencyError:
+                    out.remove(name)  # no stale export of an earlier run beside the new subjects.csv
+                    continue
+                writer(out.path(name), *arguments[name])
+                written[name] = out.target(name)
+            elif package in installed:
+                futures[name] = submit(_export, writer, package, out.path(name), *arguments[name])
             else:
-                exports.append(submit(writer, out.path(name), *args))
-            exported.append(name)
+                out.remove(name)
         try:
             written["subjects.csv"] = out.write_csv(subjects, "subjects.csv")
             written["codebook.csv"] = out.write_csv(codebook, "codebook.csv")
-            written.update((name, out.target(name)) for name in exported)
         finally:
-            for future in exports:  # every export has finished (or failed) before the set is committed
+            for future in futures.values():  # every export has finished (or failed) before the set is committed
                 future.exception()
-        for future in exports:
-            future.result()  # an export's error (InputError naming the file) is raised here
-    return written
+            for future in warm_ups if submit is not None else ():
+                future.exception()
+        for name, future in futures.items():
+            if future.result():  # an export's error (InputError naming the file) is raised here
+                written[name] = out.target(name)
+            else:  # its package is installed but cannot be imported: skipped, as without submit
+                out.unstage(name)
+                out.remove(name)
+    return {name: written[name] for name in ("subjects.csv", "codebook.csv", "subjects.xlsx", "subjects.sav")
+            if name in written}
+
+
+def _installed(package: str) -> bool:
+    """Whether ``package`` can be found (without importing it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _import_packages(packages: Sequence[str]) -> None:
+    """Import ``packages`` (run in a worker ahead of the exports; a failing import is left to the export)."""
+    for package in packages:
+        try:
+            require(package)
+        except MissingDependencyError:
+            pass
+
+
+def _export(writer: Callable[..., Any], package: str, path: Path, *args: Any) -> bool:
+    """Run one export (in a worker); False, writing nothing, when its package cannot be imported."""
+    try:
+        require(package)
+    except MissingDependencyError:
+        return False
+    writer(path, *args)
+    return True

@@ -548,6 +548,19 @@ class OutputSet:
                              f"nothing was changed, the previous files in {self.folder} are kept") from None
         return self.target(name)
 
+    def unstage(self, name: str) -> None:
+        """Take the file ``name`` back out of the set (a writer that was given
+        :meth:`path` decided not to write it); a file already there is deleted.
+
+        Parameters
+        ----------
+        name : str
+            A name given to :meth:`path` before.
+        """
+        staged = self._staged.pop(name)
+        if os.path.lexists(staged):
+            os.unlink(staged)
+
     def remove(self, name: str) -> None:
         """Remove the target ``name`` on commit, if it exists: a file of an
         earlier run that this run does not produce (restored if the commit fails).

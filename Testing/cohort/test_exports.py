@@ -56,6 +56,36 @@ def test_xlsx_round_trip_keeps_numbers_and_neutralises_formula_text(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
+def test_xlsx_cells_of_every_column_type(tmp_path):
+    """Whole numpy columns are converted at once, other columns cell by cell: each type's cells."""
+    openpyxl = pytest.importorskip("openpyxl")
+    from datetime import datetime
+
+    table = pd.DataFrame({
+        "f32": np.array([1.1, np.nan, np.inf, 2.0], dtype=np.float32),
+        "u8": np.array([0, 7, 255, 1], dtype=np.uint8),
+        "i64": np.array([-(2 ** 40), 0, 3, 2 ** 40]),
+        "flag": np.array([True, False, False, True]),
+        "Float": pd.array([0.5, None, -2.0, 3.0], dtype="Float64"),
+        "boolean": pd.array([True, None, False, True], dtype="boolean"),
+        "when": pd.to_datetime(["2020-01-02 03:04", None, "2021-12-31 00:00", "2019-06-01 12:00"]),
+        "cat": pd.Categorical(["b", "=a", None, "b"]),
+        "mixed": [1, "x", 2.5, None],
+    })
+    path = write_excel(tmp_path / "types.xlsx", {"t": table})
+    rows = [[c.value for c in r] for r in openpyxl.load_workbook(path)["t"].iter_rows()]
+    columns = list(zip(*rows[1:]))
+    assert columns[0] == (float(np.float32(1.1)), None, "inf", 2.0)  # the float32 value, exactly
+    assert columns[1] == (0, 7, 255, 1) and columns[2] == (-(2 ** 40), 0, 3, 2 ** 40)
+    assert all(type(v) is int for v in columns[1] + columns[2])
+    assert columns[3] == (True, False, False, True) and all(type(v) is bool for v in columns[3])
+    assert columns[4] == (0.5, None, -2.0, 3.0)
+    assert columns[5] == (True, None, False, True)
+    assert columns[6] == (datetime(2020, 1, 2, 3, 4), None, datetime(2021, 12, 31), datetime(2019, 6, 1, 12))
+    assert columns[7] == ("b", "'=a", None, "b")
+    assert columns[8] == (1, "x", 2.5, None)
+
+
 def test_xlsx_failure_leaves_the_previous_file_and_no_partial_file(tmp_path):
     pytest.importorskip("openpyxl")
     target = tmp_path / "subjects.xlsx"

@@ -137,18 +137,28 @@ def test_two_workers_give_identical_tables(data):
     a = run_cohort(manifest, root / "study_a", workers=1, progress=False, assemble=assemble)
     b = run_cohort(manifest, root / "study_b", workers=2, progress=False, assemble=assemble)
     assert calls == [False, True]  # in-process: no pool to hand on; 2 workers: the pool's submit
-    assert b.n_measured == N_CASES + 1
+    # the CLI's assemble takes errors= too: measurements.csv is then written by a worker while the
+    # subject tables are built, and the study files are committed after them
+    c = run_cohort(manifest, root / "study_c", workers=2, progress=False, assemble=write_subject_tables)
+    assert b.n_measured == c.n_measured == N_CASES + 1
+    studies = ("study_a", "study_b", "study_c")
     for name in ("measurements.csv", "errors.csv", "subjects.csv", "codebook.csv"):
-        assert _raw(root / "study_a" / name) == _raw(root / "study_b" / name)
+        assert _raw(root / "study_a" / name) == _raw(root / "study_b" / name) == _raw(root / "study_c" / name)
     pd.testing.assert_frame_equal(a.measurements, b.measurements)
-    books = [openpyxl.load_workbook(root / s / "subjects.xlsx") for s in ("study_a", "study_b")]
-    assert books[0].sheetnames == books[1].sheetnames == ["subjects", "codebook", "errors"]
+    pd.testing.assert_frame_equal(a.measurements, c.measurements)
+    assert list(c.assembled) == ["subjects.csv", "codebook.csv", "subjects.xlsx", "subjects.sav"]
+    books = [openpyxl.load_workbook(root / s / "subjects.xlsx") for s in studies]
+    assert books[0].sheetnames == books[1].sheetnames == books[2].sheetnames == ["subjects", "codebook", "errors"]
     for name in books[0].sheetnames:
         cells = [[[c.value for c in row] for row in book[name].iter_rows()] for book in books]
-        assert cells[0] == cells[1] and len(cells[0]) > (0 if name == "errors" else 1)
-    (da, ma), (db, mb) = (pyreadstat.read_sav(str(root / s / "subjects.sav")) for s in ("study_a", "study_b"))
+        assert cells[0] == cells[1] == cells[2] and len(cells[0]) > (0 if name == "errors" else 1)
+    (da, ma), (db, mb), (dc, mc) = (pyreadstat.read_sav(str(root / s / "subjects.sav")) for s in studies)
     pd.testing.assert_frame_equal(da, db)
-    assert ma.column_labels == mb.column_labels and ma.variable_value_labels == mb.variable_value_labels
+    pd.testing.assert_frame_equal(da, dc)
+    assert ma.column_labels == mb.column_labels == mc.column_labels
+    assert ma.variable_value_labels == mb.variable_value_labels == mc.variable_value_labels
+    assert not [p.name for s in studies for p in (root / s).iterdir()
+                if p.name.startswith(".") and p.name != runner.LOCK_NAME]  # no staging folder left
 
 
 def test_bad_rows_go_to_errors_csv_and_formulas_are_neutralised(data):
@@ -245,6 +255,31 @@ def test_assemble_hook_gets_the_tables_and_its_failure_is_recorded(data):
     assert [(r["stage"], r["error_type"], r["message"]) for r in rows] == [
         ("assemble", "ValueError", "no subject table today")]
     assert "no subject table today" in (root / "study_hook" / "run.log").read_text()
+
+
+def test_assemble_failure_with_the_pool_keeps_the_study_files(data):
+    """An assemble taking errors= and submit= runs before the study files are committed (a worker
+    writes measurements.csv meanwhile); its failure is still one row of errors.csv, as without a pool."""
+    root, _ = data
+    manifest = _manifest(root, "hook2.csv", _good_rows()[:3])
+    seen = {}
+
+    def broken(study, measurements, manifest_, *, errors=None, submit=None):
+        seen["errors"] = list(errors.columns) if errors is not None else None
+        seen["submit"] = submit is not None
+        seen["measurements.csv there"] = (study / "measurements.csv").exists()
+        raise ValueError("no subject table today")
+
+    result = run_cohort(manifest, root / "study_hook2", workers=2, progress=False, assemble=broken)
+    assert seen == {"errors": ERROR_COLUMNS, "submit": True, "measurements.csv there": False}
+    assert result.n_measured == 3 and result.assembled is None
+    rows = pd.read_csv(root / "study_hook2" / "errors.csv", keep_default_na=False).to_dict("records")
+    assert [(r["stage"], r["error_type"], r["message"]) for r in rows] == [
+        ("assemble", "ValueError", "no subject table today")]
+    assert "no subject table today" in (root / "study_hook2" / "run.log").read_text()
+    written = pd.read_csv(root / "study_hook2" / "measurements.csv", dtype={"subject": str})
+    assert len(written) == len(result.measurements) == 54 and list(written.columns) == list(result.measurements.columns)
+    assert not [p.name for p in (root / "study_hook2").iterdir() if p.name.startswith(".") and p.name != runner.LOCK_NAME]
 
 
 # --------------------------------------------------------------------------- resume

@@ -366,10 +366,15 @@ def test_write_subject_tables_writes_the_set_and_neutralises_formulas(tmp_path, 
     assert not list(tmp_path.glob(".*"))  # no staging folder or temporary file left
 
 
-def test_write_subject_tables_skips_a_missing_package_and_removes_its_stale_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["here", "submitted, not found", "submitted, found but broken"])
+def test_write_subject_tables_skips_a_missing_package_and_removes_its_stale_file(tmp_path, monkeypatch, where):
+    """Without openpyxl no workbook, and none of an earlier run left: whether the exports are
+    written here or submitted (where openpyxl may be found but fail to import in the worker)."""
     pytest.importorskip("pyreadstat")
+    from concurrent.futures import ThreadPoolExecutor
+
     import ParaspinalFatLib.cohort.subject_tables as st
-    real = st.require
+    real, real_installed = st.require, st._installed
 
     def fake(package, needed_for=None):
         if package == "openpyxl":
@@ -377,11 +382,20 @@ def test_write_subject_tables_skips_a_missing_package_and_removes_its_stale_file
         return real(package, needed_for)
 
     monkeypatch.setattr(st, "require", fake)
+    if where == "submitted, not found":
+        monkeypatch.setattr(st, "_installed", lambda p: p != "openpyxl" and real_installed(p))
+    else:
+        monkeypatch.setattr(st, "_installed", lambda p: p == "openpyxl" or real_installed(p))
     (tmp_path / "subjects.xlsx").write_bytes(b"old workbook")
     clinical = pd.DataFrame({"case_id": ["a"], "subject": ["s1"], "age": [40]})
-    written = write_subject_tables(tmp_path, table(mf_case("s1")), _manifest(clinical))
-    assert set(written) == {"subjects.csv", "codebook.csv", "subjects.sav"}
+    if where == "here":
+        written = write_subject_tables(tmp_path, table(mf_case("s1")), _manifest(clinical))
+    else:
+        with ThreadPoolExecutor(2) as pool:  # threads: the patched require applies in the "worker"
+            written = write_subject_tables(tmp_path, table(mf_case("s1")), _manifest(clinical), submit=pool.submit)
+    assert list(written) == ["subjects.csv", "codebook.csv", "subjects.sav"]
     assert not (tmp_path / "subjects.xlsx").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["codebook.csv", "subjects.csv", "subjects.sav"]
 
 
 def test_write_subject_tables_changes_nothing_when_an_export_fails(tmp_path, monkeypatch):
@@ -424,13 +438,18 @@ def test_write_subject_tables_changes_nothing_when_a_submitted_export_fails(tmp_
     with ThreadPoolExecutor(2) as pool:
         def submit(fn, *args):
             future = pool.submit(fn, *args)
-            submitted.append(future)
+            submitted.append((fn.__name__, args, future))
             return future
 
         with pytest.raises(InputError, match="disk full"):
             write_subject_tables(tmp_path, table(mf_case("s1")), _manifest(clinical), submit=submit)
-    assert len(submitted) == 2 and all(f.done() for f in submitted)
-    assert submitted[1].exception() is None  # the SPSS file was written (into the staging folder)...
+    assert all(f.done() for _, _, f in submitted)
+    # first the two imports of the exports' packages (warming the workers), then the two exports
+    assert [(name, args[:2] if name == "_export" else args) for name, args, _ in submitted] == [
+        ("_import_packages", (["openpyxl", "pyreadstat"],)), ("_import_packages", (["openpyxl", "pyreadstat"],)),
+        ("_export", (broken, "openpyxl")), ("_export", (ex.write_spss, "pyreadstat"))]
+    assert isinstance(submitted[2][2].exception(), InputError)
+    assert submitted[3][2].result() is True  # the SPSS file was written (into the staging folder)...
     assert (tmp_path / "subjects.csv").read_text() == "old\n"  # ...but nothing was committed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["subjects.csv"]
 
