@@ -204,12 +204,13 @@ class LabelledVoxels:
             return cls((0, 0, 0), (0, 0, 0), np.zeros(0, np.intp), np.zeros(0, lab.dtype))
         k0, k1 = int(ks[0]), int(ks[-1]) + 1
         sub = lab[k0:k1]
-        plane = sub.any(axis=0)  # one more pass; the j and i extents follow from this 2-D map
+        # one more pass; the j and i extents follow from this 2-D map (max: no bool conversion of every voxel)
+        plane = sub.max(axis=0) if lab.dtype.kind == "u" else sub.any(axis=0)
         js = np.flatnonzero(plane.any(axis=1))
         is_ = np.flatnonzero(plane.any(axis=0))
         j0, j1, i0, i1 = int(js[0]), int(js[-1]) + 1, int(is_[0]), int(is_[-1]) + 1
         box = np.ascontiguousarray(sub[:, j0:j1, i0:i1])
-        flat = np.flatnonzero(box)
+        flat = np.flatnonzero(box != 0)  # numpy's nonzero is about 2x faster on a boolean mask
         if box.size < _INT32_LIMIT:
             flat = flat.astype(np.int32)
         return cls((k0, j0, i0), box.shape, flat, box.ravel()[flat])

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar, Dict, List, Optional, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from ..errors import InputError
 __all__ = [
     'LEAN', 'UNDEFINED', 'FAT', 'EXCLUDED', 'CLASS_NAMES',
     'COMMON_COLUMNS', 'VALUE_STATISTICS', 'SPLIT_COLUMNS', 'EXTRA_COLUMNS', 'THRESHOLD_COLUMNS', 'FIXED_UNITS',
-    'GroupContext', 'CompositionMethod', 'FatFractionMethod', 'image_sample', 'bounded_sample',
+    'GroupContext', 'CompositionMethod', 'FatFractionMethod', 'image_sample', 'bounded_sample', 'percentiles',
     'BOUNDED_SAMPLE_MAX',
 ]
 
@@ -366,6 +366,93 @@ def bounded_sample(image: np.ndarray, max_voxels: int = BOUNDED_SAMPLE_MAX) -> n
         counts[axis] = count
     index = np.ix_(*[((2 * np.arange(c, dtype=np.intp) + 1) * n) // (2 * c) for c, n in zip(counts, shape)])
     return np.asarray(image[index], dtype=np.float64).ravel()
+
+
+def percentiles(values: np.ndarray, q: Sequence[float]) -> List[float]:
+    """``numpy.percentile(values, q)`` (linear interpolation), equal to it to the last bit, fast in the tails.
+
+    The order statistics that the percentiles interpolate are selected from the
+    values at or beyond a threshold taken from an evenly strided pilot (1 in
+    16): for the 0.5th and 99.5th percentiles of 10**6 voxels about 2 % of
+    the values are partitioned instead of all of them (about 5x faster).  The
+    selection is exact (the values below the threshold are the smallest ones,
+    those equal to it come next; the whole array is partitioned when the
+    pilot misjudged), and the interpolation is numpy's
+    own formula (``a + (b - a) t``, or ``b - (b - a)(1 - t)`` for ``t >= 0.5``).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        The values, any shape, any real type; no NaN (remove them first: a
+        ValueError otherwise).
+    q : sequence of float
+        Percentiles, 0-100.
+
+    Returns
+    -------
+    list of float
+        One percentile per ``q``.
+    """
+    values = np.asarray(values).ravel()
+    n = int(values.size)
+    if n == 0:
+        raise ValueError("percentiles of an empty array")
+    if values.dtype.kind in "fc" and np.isnan(values).any():
+        raise ValueError("percentiles: remove the NaN values first")
+    quantiles = np.true_divide(np.asarray(q, dtype=np.float64), 100)
+    if np.any(quantiles < 0) or np.any(quantiles > 1):
+        raise ValueError("percentiles must be in the range [0, 100]")
+    virtual = (n - 1) * quantiles
+    below = np.floor(virtual).astype(np.intp)
+    above = np.minimum(below + 1, n - 1)
+    gamma = virtual - below
+    stats = _order_statistics(values, sorted(set(below.tolist()) | set(above.tolist())))
+    out = []
+    for k0, k1, t in zip(below.tolist(), above.tolist(), gamma.tolist()):
+        a, b = stats[k0], stats[k1]
+        diff = b - a
+        out.append(b - diff * (1 - t) if t >= 0.5 else a + diff * t)
+    return out
+
+
+def _order_statistics(values: np.ndarray, ks: List[int]) -> Dict[int, float]:
+    """``{k: sorted(values)[k]}`` as float64 for the sorted ranks ``ks`` (see :func:`percentiles`)."""
+    n = int(values.size)
+    found: Dict[int, float] = {}
+    if n < 65_536:
+        part = np.partition(values, ks)
+        return {k: float(np.float64(part[k])) for k in ks}
+    pilot = values[::16]
+    m = int(pilot.size)
+    low = [k for k in ks if k < n // 2]
+    high = [k for k in ks if k >= n // 2]
+    if low:  # sorted: the values < t, then those == t (ties such as air in a CT cost nothing)
+        j = min(m - 1, int(1.5 * (max(low) + 1) * m / n) + 64)
+        t = np.partition(pilot, j)[j]
+        below = values < t
+        n_lt = int(np.count_nonzero(below))
+        n_le = n_lt + int(np.count_nonzero(values == t))
+        inside = [k for k in low if k < n_lt]
+        if inside:
+            part = np.partition(values[below], inside)
+            found.update((k, float(np.float64(part[k]))) for k in inside)
+        found.update((k, float(np.float64(t))) for k in low if n_lt <= k < n_le)
+    if high:  # sorted: the values == t, then those > t, at the end
+        j = max(0, m - 1 - (int(1.5 * (n - min(high)) * m / n) + 64))
+        t = np.partition(pilot, j)[j]
+        above = values > t
+        n_gt = int(np.count_nonzero(above))
+        n_ge = n_gt + int(np.count_nonzero(values == t))
+        inside = [k for k in high if k >= n - n_gt]
+        if inside:
+            part = np.partition(values[above], [k - (n - n_gt) for k in inside])
+            found.update((k, float(np.float64(part[k - (n - n_gt)]))) for k in inside)
+        found.update((k, float(np.float64(t))) for k in high if n - n_ge <= k < n - n_gt)
+    missing = [k for k in ks if k not in found]
+    if missing:  # the pilot misjudged: the whole array
+        part = np.partition(values, missing)
+        found.update((k, float(np.float64(part[k]))) for k in missing)
+    return found
 
 
 def _grid_counts(sizes: List[int], budget: int) -> List[int]:

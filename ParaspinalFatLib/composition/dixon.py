@@ -14,7 +14,7 @@ from typing import ClassVar, Dict, Optional, Tuple
 import numpy as np
 
 from ..errors import InputError
-from .base import SPLIT_COLUMNS, VALUE_STATISTICS, FatFractionMethod, image_sample
+from .base import SPLIT_COLUMNS, VALUE_STATISTICS, FatFractionMethod, image_sample, percentiles
 
 __all__ = ['DixonMethod']
 
@@ -65,7 +65,7 @@ class DixonMethod(FatFractionMethod):
         if noise_floor is None:
             total = image_sample(image) + image_sample(water)
             total = total[np.isfinite(total)]
-            noise_floor = float(noise_floor_fraction * np.percentile(total, 99.5)) if total.size else 0.0
+            noise_floor = float(noise_floor_fraction * percentiles(total, [99.5])[0]) if total.size else 0.0
             how = f"{noise_floor_fraction:g} x 99.5th percentile of F+W"
         return cls({"fat_threshold_pct": float(fat_threshold_pct), "noise_floor": float(noise_floor),
                     "noise_floor_rule": how})

@@ -46,7 +46,7 @@ from typing import List, Tuple
 import numpy as np
 
 from ..errors import MeasurementError
-from .base import bounded_sample
+from .base import bounded_sample, percentiles
 
 __all__ = ['HU_BANDS', 'MAJOR_PEAK_SHARE', 'HistogramPeak', 'histogram_peaks', 'check_hounsfield_units']
 
@@ -201,7 +201,7 @@ def check_hounsfield_units(image: np.ndarray, source: str = "image") -> List[His
         )
     if v.size < _MIN_VOXELS:
         return []
-    p_lo, p_hi = (float(x) for x in np.percentile(v, [0.5, 99.5]))
+    p_lo, p_hi = percentiles(v, [0.5, 99.5])  # = numpy.percentile, selecting only the tails
     if p_hi - p_lo < _MIN_RANGE:
         raise MeasurementError(
             f"{source}: the values span only {p_lo:.4g}..{p_hi:.4g} (0.5-99.5 percentile); a CT of the body in "

@@ -11,7 +11,7 @@ import warnings
 from typing import Optional, Tuple
 import numpy as np
 from ..errors import MeasurementError, ParaspinalFatWarning
-from .base import bounded_sample
+from .base import bounded_sample, percentiles
 
 
 __all__ = ['PDFF_SCALES', 'MIN_IMAGE_P995_PCT', 'ROI_MEAN_MAX_PCT', 'ROI_HIGH_VOXEL_PCT', 'ROI_HIGH_VOXEL_SHARE',
@@ -48,10 +48,12 @@ def _robust_range(image: np.ndarray) -> Tuple[float, float]:
     """0.5th and 99.5th percentiles of the finite voxels (of the whole image up to 1 M voxels, else of a
     deterministic sample of about 1 M voxels: :func:`.base.bounded_sample`)."""
     sample = bounded_sample(image)
-    sample = sample[np.isfinite(sample)]
+    finite = np.isfinite(sample)
+    if not finite.all():
+        sample = sample[finite]
     if sample.size == 0:
         raise MeasurementError("the PDFF image has no finite voxel")
-    lo, hi = np.percentile(sample, [0.5, 99.5])
+    lo, hi = percentiles(sample, [0.5, 99.5])  # = numpy.percentile, selecting only the tails
     return float(lo), float(hi)
 
 

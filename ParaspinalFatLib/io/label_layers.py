@@ -53,7 +53,7 @@ def dtype_for_max(vmax: int):
     return np.int64
 
 
-def to_label_layers(layers: np.ndarray, source: str, notes: FileNotes) -> np.ndarray:
+def to_label_layers(layers: np.ndarray, source: str, notes: FileNotes, *, writeable: bool = True) -> np.ndarray:
     """Integer (L, k, j, i) array in the smallest unsigned type; negatives -> 0 (warned).
 
     Parameters
@@ -66,15 +66,20 @@ def to_label_layers(layers: np.ndarray, source: str, notes: FileNotes) -> np.nda
         File name used in the messages.
     notes : FileNotes
         Collects the warning about negative values.
+    writeable : bool, optional
+        False: an input that already has the target type and is C-contiguous
+        is returned itself even when it is read-only (a zero-copy view of an
+        image read from a file: no copy of the whole labelmap).
 
     Returns
     -------
     numpy.ndarray
-        Writeable array of the same shape with the same label values, in the
-        type of :func:`dtype_for_max` for its largest value, C-contiguous;
-        booleans become a ``uint8`` 0/1 copy that keeps the input's memory
-        order.  When the input already has the target type and is
-        C-contiguous and writeable it is returned itself, not copied.
+        Writeable array (unless ``writeable=False``) of the same shape with
+        the same label values, in the type of :func:`dtype_for_max` for its
+        largest value, C-contiguous; booleans become a ``uint8`` 0/1 copy
+        that keeps the input's memory order.  When the input already has the
+        target type and is C-contiguous (and writeable, or ``writeable`` is
+        False) it is returned itself, not copied.
 
     Raises
     ------
@@ -114,7 +119,10 @@ def to_label_layers(layers: np.ndarray, source: str, notes: FileNotes) -> np.nda
         if vmax >= 2.0 ** 63 or vmin < -(2.0 ** 63):  # int64 holds [-2**63, 2**63)
             raise InputError(f"{source}: label values out of range ({vmin:g}..{vmax:g}).")
         a = a.astype(np.int64)
-    vmin = int(a.min()) if a.size else 0
+    if a.dtype == np.uint8:  # the smallest label type already, and no negative values: no pass over the voxels
+        out = np.ascontiguousarray(a)
+        return out if out.flags.writeable or not writeable else out.copy()
+    vmin = int(a.min()) if a.size and a.dtype.kind == "i" else 0  # an unsigned type has no negative value
     if vmin < 0:
         neg = int(np.count_nonzero(a < 0))
         notes.warn(f"{neg} voxel(s) have negative values (e.g. {vmin}); they are treated as "
@@ -132,7 +140,7 @@ def to_label_layers(layers: np.ndarray, source: str, notes: FileNotes) -> np.nda
     target = np.dtype(dtype_for_max(vmax))
     if a.dtype == target:
         out = np.ascontiguousarray(a)
-        return out if out.flags.writeable else out.copy()
+        return out if out.flags.writeable or not writeable else out.copy()
     return np.ascontiguousarray(a.astype(target))
 
 

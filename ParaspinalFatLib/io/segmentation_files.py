@@ -270,7 +270,8 @@ def _read_dicom(p: Path, names, convention, fractional_threshold: float) -> Segm
 # ============================================================================ labelmaps
 def _from_sitk_image(image, source: str, names, convention, keep_empty, *, require_names: bool,
                      embedded: Optional[LabelTable] = None, fmt: str = "labelmap") -> Segmentation:
-    sitk = _sitk()
+    from .images import image_array
+
     dim = image.GetDimension()
     ncomp = image.GetNumberOfComponentsPerPixel()
     keys = set(image.GetMetaDataKeys())
@@ -294,11 +295,12 @@ def _from_sitk_image(image, source: str, names, convention, keep_empty, *, requi
         geometry = Geometry(tuple(int(s) for s in image.GetSize()[:3]),
                             tuple(float(s) for s in spacing), tuple(float(o) for o in origin),
                             tuple(float(v) for v in d4[:3, :3].ravel()))
-        array = sitk.GetArrayFromImage(image)[0]
+        array = image_array(image, keep_integers=True)[0]
     else:
         geometry = Geometry.from_sitk(image)
-        array = sitk.GetArrayFromImage(image)
+        array = image_array(image, keep_integers=True)  # a read-only view that keeps the image alive: no copy
     if kv and has_segment_fields(kv):
+        array = array.copy()  # the Slicer segmentation reader may edit its layers
         notes = FileNotes(source)
         if names is not None or convention is not None:
             notes.warn("the image carries Slicer segment metadata; 'names'/'convention' ignored.")
@@ -322,7 +324,7 @@ def _labelmap_segmentation(array: np.ndarray, geometry: Geometry, source: str, n
                            convention, keep_empty, *, embedded: Optional[LabelTable],
                            fmt: str) -> Segmentation:
     notes = FileNotes(source)
-    layer = to_label_layers(array[np.newaxis], source, notes)
+    layer = to_label_layers(array[np.newaxis], source, notes, writeable=False)  # read-only view: never edited
     # one pass finds every labelled voxel: it gives the counts here and is kept for the measurement
     found = LabelledVoxels.from_layer(layer[0])
     counts = found.value_counts()

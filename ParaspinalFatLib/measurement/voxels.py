@@ -62,9 +62,20 @@ class RoiVoxels:
         return tuple(np.concatenate([found.index(axis, sel) for found, sel in self.parts]) for axis in range(3))
 
     def counts_per_slice(self) -> np.ndarray:
-        """Voxel count per (ROI, slice) as an ``(n_rois, n_slices)`` array."""
-        key = self.roi * self.n_slices + self.slice_index
-        return np.bincount(key, minlength=self.n_rois * self.n_slices).reshape(self.n_rois, self.n_slices)
+        """Voxel count per (ROI, slice) as an ``(n_rois, n_slices)`` array.
+
+        Counted in slabs of 2**18 voxels: the ROI x slice keys of a slab are
+        small, reused temporaries (whole-array keys cost fresh memory of 8
+        bytes per voxel, and its page faults, on every call).
+        """
+        bins = self.n_rois * self.n_slices
+        counts = np.zeros(bins, np.intp)
+        for first in range(0, int(self.roi.size), 1 << 18):
+            key = self.roi[first:first + (1 << 18)].astype(np.intp)
+            key *= self.n_slices
+            key += self.slice_index[first:first + (1 << 18)]
+            counts += np.bincount(key, minlength=bins)
+        return counts.reshape(self.n_rois, self.n_slices)
 
 
 def gather_roi_voxels(

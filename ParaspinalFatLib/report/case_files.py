@@ -323,12 +323,13 @@ def defuse_formulas(df: "pd.DataFrame") -> "pd.DataFrame":
         values = df.iloc[:, pos]
         if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             continue
-        cells = values.astype(object)
-        hit = cells.map(_is_formula).to_numpy(dtype=bool)
-        if hit.any():
+        hits = [i for i, v in enumerate(values.tolist()) if _is_formula(v)]  # tolist(): no Series.map per column
+        if hits:
             if out is df:
                 out = df.copy()
-            cells = cells.copy()
+            cells = values.astype(object).copy()
+            hit = np.zeros(len(cells), dtype=bool)
+            hit[hits] = True
             cells[hit] = "'" + cells[hit].astype(str)
             out.isetitem(pos, cells)
     if any(_is_formula(c) for c in df.columns):

@@ -151,3 +151,51 @@ def test_bounded_sample_keeps_nan_and_converts_only_the_sample():
     sample = bounded_sample(image)
     assert sample.dtype == np.float64 and image.dtype == np.float32
     assert np.isnan(sample).any() and np.isfinite(sample).any()
+
+
+# --------------------------------------------------------------------------- percentiles (tail selection)
+def _percentile_cases():
+    rng = np.random.default_rng(7)
+    n_big = 1_000_000
+    yield "normal", rng.normal(size=n_big)
+    yield "few distinct values (ties at every rank)", rng.integers(-5, 5, size=n_big).astype(float)
+    yield "two thirds equal", rng.permutation(np.concatenate([np.zeros(666_667), rng.exponential(size=333_333)]))
+    yield "float32 map", (rng.random(n_big) * 100).astype(np.float32)
+    yield "int16 CT", rng.integers(-1024, 3000, size=n_big).astype(np.int16)
+    # a CT: half of the voxels are air at exactly -1000, so both low percentiles lie inside one tie
+    air = np.where(rng.random(n_big) < 0.5, -1000, np.round(rng.normal(40, 300, n_big))).astype(np.int16)
+    yield "CT with an air tie", air
+    yield "saturated top tie", np.minimum(np.round(rng.normal(0, 100, n_big)), 120.0)
+    yield "just above the pilot size", rng.normal(size=65_537)
+    yield "small", rng.normal(size=11)
+    yield "one value", np.array([3.25])
+    # sorted input: a strided pilot sees the ends exactly; reversed: the tails swap
+    yield "sorted", np.sort(rng.normal(size=200_003))
+    yield "reversed", np.sort(rng.normal(size=200_003))[::-1].copy()
+    # pilots that misjudge a tail (the small values all sit on the pilot's points, so its threshold
+    # keeps too few values): the whole array is partitioned
+    trap = np.full(160_000, 1e9)
+    trap[::16] = np.arange(10_000)
+    yield "pilot misjudges the low tail", trap
+    yield "pilot misjudges the high tail", -trap
+
+
+@pytest.mark.parametrize("name,values", list(_percentile_cases()), ids=lambda x: x if isinstance(x, str) else "")
+def test_percentiles_equal_numpy_to_the_last_bit(name, values):
+    from ParaspinalFatLib.composition.base import percentiles
+
+    for q in ([0.5, 99.5], [99.5], [0, 0.5, 1, 25, 50, 75, 99, 99.5, 100], [37.3]):
+        expected = np.percentile(np.asarray(values, dtype=np.float64), q)
+        got = percentiles(values, q)
+        assert got == expected.tolist(), (name, q)  # exact, not approximately
+
+
+def test_percentiles_refuse_nan_and_empty():
+    from ParaspinalFatLib.composition.base import percentiles
+
+    with pytest.raises(ValueError, match="NaN"):
+        percentiles(np.array([1.0, np.nan]), [50])
+    with pytest.raises(ValueError, match="empty"):
+        percentiles(np.array([]), [50])
+    with pytest.raises(ValueError, match="range"):
+        percentiles(np.array([1.0]), [101])

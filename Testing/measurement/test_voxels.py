@@ -58,3 +58,18 @@ def test_gathered_rois_equal_the_masks_values_and_slices():
                               np.bincount(k, minlength=lab.shape[0]))
     expected = np.stack([np.bincount(np.nonzero(lab == v)[0], minlength=lab.shape[0]) for _, v in keys])
     assert np.array_equal(vox.counts_per_slice(), expected)
+
+
+def test_counts_per_slice_over_several_slabs_equal_a_direct_count():
+    """More voxels than one counting slab (2**18): every (ROI, slice) count is the direct count."""
+    from ParaspinalFatLib.measurement.voxels import RoiVoxels
+
+    rng = np.random.default_rng(11)
+    n, n_rois, n_slices = 700_001, 5, 37
+    roi = rng.integers(0, n_rois, n).astype(np.int32)
+    slices = np.sort(rng.integers(0, n_slices, n)).astype(np.int32)
+    vox = RoiVoxels(roi, slices, np.zeros(n), n_rois, n_slices)
+    expected = np.zeros((n_rois, n_slices), np.int64)
+    np.add.at(expected, (roi, slices), 1)
+    got = vox.counts_per_slice()
+    assert got.shape == (n_rois, n_slices) and np.array_equal(got, expected) and got.sum() == n
