@@ -373,7 +373,7 @@ def percentiles(values: np.ndarray, q: Sequence[float]) -> List[float]:
 
     The order statistics that the percentiles interpolate are selected from the
     values at or beyond a threshold taken from an evenly strided pilot (1 in
-    16): for the 0.5th and 99.5th percentiles of 10**6 voxels about 2 % of
+    64): for the 0.5th and 99.5th percentiles of 10**6 voxels about 2 % of
     the values are partitioned instead of all of them (about 5x faster).  The
     selection is exact (the values below the threshold are the smallest ones,
     those equal to it come next; the whole array is partitioned when the
@@ -422,13 +422,13 @@ def _order_statistics(values: np.ndarray, ks: List[int]) -> Dict[int, float]:
     if n < 65_536:
         part = np.partition(values, ks)
         return {k: float(np.float64(part[k])) for k in ks}
-    pilot = values[::16]
+    pilot = np.sort(values[::64])  # sorted, not partitioned: numpy's selection is slow on many equal values
     m = int(pilot.size)
     low = [k for k in ks if k < n // 2]
     high = [k for k in ks if k >= n // 2]
     if low:  # sorted: the values < t, then those == t (ties such as air in a CT cost nothing)
         j = min(m - 1, int(1.5 * (max(low) + 1) * m / n) + 64)
-        t = np.partition(pilot, j)[j]
+        t = pilot[j]
         below = values < t
         n_lt = int(np.count_nonzero(below))
         n_le = n_lt + int(np.count_nonzero(values == t))
@@ -439,7 +439,7 @@ def _order_statistics(values: np.ndarray, ks: List[int]) -> Dict[int, float]:
         found.update((k, float(np.float64(t))) for k in low if n_lt <= k < n_le)
     if high:  # sorted: the values == t, then those > t, at the end
         j = max(0, m - 1 - (int(1.5 * (n - min(high)) * m / n) + 64))
-        t = np.partition(pilot, j)[j]
+        t = pilot[j]
         above = values > t
         n_gt = int(np.count_nonzero(above))
         n_ge = n_gt + int(np.count_nonzero(values == t))
