@@ -10,13 +10,14 @@ missing package is reported the same way whichever public name was asked for fir
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import warnings
 from types import ModuleType
 from typing import Dict, Optional
 
 from .errors import MissingDependencyError
 
-__all__ = ["PACKAGES", "require", "import_public", "install_hint", "ignore_foreign_deprecations"]
+__all__ = ["PACKAGES", "require", "is_installed", "import_public", "install_hint", "ignore_foreign_deprecations"]
 
 #: import name -> (pip requirement, what it is for)
 PACKAGES: Dict[str, tuple] = {
@@ -81,6 +82,25 @@ def require(package: str, needed_for: Optional[str] = None) -> ModuleType:
         return importlib.import_module(package)
     except ImportError as exc:
         raise _missing(package, needed_for, exc) from None
+
+
+def is_installed(package: str) -> bool:
+    """Whether ``package`` can be found, without importing it.
+
+    Parameters
+    ----------
+    package : str
+        Import name.
+
+    Returns
+    -------
+    bool
+        False also when its import is blocked (``sys.modules[package] is None``).
+    """
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def import_public(module_name: str) -> ModuleType:

@@ -720,11 +720,6 @@ def _submit_or_none(pool, function: Callable[..., Any], *args: Any):
         return None
 
 
-def _write_csv_file(table, path: Path) -> None:
-    """``table`` as the CSV file ``path`` (a worker's job: a staged file of the study set)."""
-    from ..report.case_files import write_csv_atomic
-
-    write_csv_atomic(table, path)
 
 
 def _run_dask(jobs: Sequence[_Job], scheduler: Any, workers: int, qc: bool,
@@ -1061,7 +1056,7 @@ def run_cohort(manifest: Union[str, os.PathLike, Manifest], output: Union[str, o
 def _finish(study: Path, manifest: Manifest, results: List[Optional[Dict[str, Any]]], log: "_Progress", where: str,
             n_reused: int, n_warnings: List[int], started: float, assemble, pool):
     """Write the study files and call ``assemble`` (with the pool's ``submit`` when there is one)."""
-    from ..report.case_files import OutputSet
+    from ..report.case_files import OutputSet, write_csv_atomic
 
     errors: List[RowError] = list(manifest.errors)
     errors += [r["error"] for r in results if r is not None and r["status"] != "ok" and r.get("error")]
@@ -1080,7 +1075,7 @@ def _finish(study: Path, manifest: Manifest, results: List[Optional[Dict[str, An
     assembled = None
     with OutputSet(study, option="--output") as out:
         if overlap:  # a worker writes measurements.csv while assemble builds the subject tables here
-            pending = _submit_or_none(pool, _write_csv_file, measurements, out.path("measurements.csv"))
+            pending = _submit_or_none(pool, write_csv_atomic, measurements, out.path("measurements.csv"))
             assembled, failure = _assemble(assemble, study, measurements, manifest, log,
                                            errors=error_table, submit=pool.submit)
             if failure is not None:

@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from ..anatomy.level_names import level_sort_key
-from ..dependencies import require
+from ..dependencies import is_installed, require
 from ..errors import InputError, MissingDependencyError, ParaspinalFatWarning
 from ..measurement.summary import summarize
 from ..schemas import LOWER_LUMBAR_LABEL, LOWER_LUMBAR_LEVELS
@@ -680,9 +680,9 @@ def write_subject_tables(study_dir: Union[str, Path], measurements: pd.DataFrame
 
     study_dir = Path(study_dir)
     exports = (("subjects.xlsx", "openpyxl", write_excel), ("subjects.sav", "pyreadstat", write_spss))
-    if submit is not None:  # the workers import the exports' packages while this process builds the tables
-        installed = [package for _, package, _ in exports if _installed(package)]
-        warm_ups = [submit(_import_packages, installed) for _ in range(len(installed))]
+    installed = [package for _, package, _ in exports if submit is None or is_installed(package)]
+    # with submit, the workers import the exports' packages while this process builds the tables
+    warm_ups = [submit(_import_packages, installed) for _ in installed] if submit is not None else []
     key_columns = ["subject"] + [k for k in (manifest.key_columns or ()) if k not in ("subject", MAP_KEY)]
     clinical = manifest.clinical
     if clinical is not None:
@@ -700,47 +700,27 @@ def write_subject_tables(study_dir: Union[str, Path], measurements: pd.DataFrame
         if errors is not None:
             sheets["errors"] = errors
         arguments = {"subjects.xlsx": (sheets,), "subjects.sav": (subjects, codebook)}
-        futures: Dict[str, Any] = {}
+        done: Dict[str, Any] = {}  # name -> whether written (a bool here, a future of it with submit)
         for name, package, writer in exports:
-            if submit is None:
-                try:
-                    require(package)
-                except MissingDependencyError:
-                    out.remove(name)  # no stale export of an earlier run beside the new subjects.csv
-                    continue
-                writer(out.path(name), *arguments[name])
-                written[name] = out.target(name)
-            elif package in installed:
-                futures[name] = submit(_export, writer, package, out.path(name), *arguments[name])
+            if package not in installed:
+                out.remove(name)  # no stale export of an earlier run beside the new subjects.csv
+            elif submit is None:
+                done[name] = _export(writer, package, out.path(name), *arguments[name])
             else:
-                out.remove(name)
+                done[name] = submit(_export, writer, package, out.path(name), *arguments[name])
         try:
             written["subjects.csv"] = out.write_csv(subjects, "subjects.csv")
             written["codebook.csv"] = out.write_csv(codebook, "codebook.csv")
         finally:
-            for future in futures.values():  # every export has finished (or failed) before the set is committed
-                future.exception()
-            for future in warm_ups if submit is not None else ():
-                future.exception()
-        for name, future in futures.items():
-            if future.result():  # an export's error (InputError naming the file) is raised here
+            for future in [*warm_ups, *(done.values() if submit is not None else ())]:
+                future.exception()  # every export has finished (or failed) before the set is committed
+        for name, result in done.items():
+            if result.result() if submit is not None else result:  # an export's error is raised here
                 written[name] = out.target(name)
-            else:  # its package is installed but cannot be imported: skipped, as without submit
+            else:  # its package cannot be imported: skipped, and no stale file of an earlier run left
                 out.unstage(name)
                 out.remove(name)
-    return {name: written[name] for name in ("subjects.csv", "codebook.csv", "subjects.xlsx", "subjects.sav")
-            if name in written}
-
-
-def _installed(package: str) -> bool:
-    """Whether ``package`` can be found (without importing it)."""
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(package) is not None
-    except (ImportError, ValueError):
-        return False
-
+    return written
 
 def _import_packages(packages: Sequence[str]) -> None:
     """Import ``packages`` (run in a worker ahead of the exports; a failing import is left to the export)."""

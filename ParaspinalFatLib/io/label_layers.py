@@ -120,8 +120,7 @@ def to_label_layers(layers: np.ndarray, source: str, notes: FileNotes, *, writea
             raise InputError(f"{source}: label values out of range ({vmin:g}..{vmax:g}).")
         a = a.astype(np.int64)
     if a.dtype == np.uint8:  # the smallest label type already, and no negative values: no pass over the voxels
-        out = np.ascontiguousarray(a)
-        return out if out.flags.writeable or not writeable else out.copy()
+        return _contiguous(a, writeable)
     vmin = int(a.min()) if a.size and a.dtype.kind == "i" else 0  # an unsigned type has no negative value
     if vmin < 0:
         neg = int(np.count_nonzero(a < 0))
@@ -139,9 +138,14 @@ def to_label_layers(layers: np.ndarray, source: str, notes: FileNotes, *, writea
         )
     target = np.dtype(dtype_for_max(vmax))
     if a.dtype == target:
-        out = np.ascontiguousarray(a)
-        return out if out.flags.writeable or not writeable else out.copy()
+        return _contiguous(a, writeable)
     return np.ascontiguousarray(a.astype(target))
+
+
+def _contiguous(a: np.ndarray, writeable: bool) -> np.ndarray:
+    """``a`` C-contiguous, itself when it already is (and writeable, unless ``writeable`` is False)."""
+    out = np.ascontiguousarray(a)
+    return out if out.flags.writeable or not writeable else out.copy()
 
 
 def present_values(layer: np.ndarray) -> Dict[int, int]:

@@ -68,12 +68,12 @@ class RoiVoxels:
         small, reused temporaries (whole-array keys cost fresh memory of 8
         bytes per voxel, and its page faults, on every call).
         """
-        bins = self.n_rois * self.n_slices
+        bins, slab = self.n_rois * self.n_slices, 1 << 18
         counts = np.zeros(bins, np.intp)
-        for first in range(0, int(self.roi.size), 1 << 18):
-            key = self.roi[first:first + (1 << 18)].astype(np.intp)
+        for first in range(0, int(self.roi.size), slab):
+            key = self.roi[first:first + slab].astype(np.intp)
             key *= self.n_slices
-            key += self.slice_index[first:first + (1 << 18)]
+            key += self.slice_index[first:first + slab]
             counts += np.bincount(key, minlength=bins)
         return counts.reshape(self.n_rois, self.n_slices)
 

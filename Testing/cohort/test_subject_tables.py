@@ -374,7 +374,7 @@ def test_write_subject_tables_skips_a_missing_package_and_removes_its_stale_file
     from concurrent.futures import ThreadPoolExecutor
 
     import ParaspinalFatLib.cohort.subject_tables as st
-    real, real_installed = st.require, st._installed
+    real, real_installed = st.require, st.is_installed
 
     def fake(package, needed_for=None):
         if package == "openpyxl":
@@ -383,9 +383,9 @@ def test_write_subject_tables_skips_a_missing_package_and_removes_its_stale_file
 
     monkeypatch.setattr(st, "require", fake)
     if where == "submitted, not found":
-        monkeypatch.setattr(st, "_installed", lambda p: p != "openpyxl" and real_installed(p))
+        monkeypatch.setattr(st, "is_installed", lambda p: p != "openpyxl" and real_installed(p))
     else:
-        monkeypatch.setattr(st, "_installed", lambda p: p == "openpyxl" or real_installed(p))
+        monkeypatch.setattr(st, "is_installed", lambda p: p == "openpyxl" or real_installed(p))
     (tmp_path / "subjects.xlsx").write_bytes(b"old workbook")
     clinical = pd.DataFrame({"case_id": ["a"], "subject": ["s1"], "age": [40]})
     if where == "here":
