@@ -6,8 +6,9 @@ Uses the level grammar (:mod:`.level_names`) and the muscle-name table (:mod:`.m
 from __future__ import annotations
 
 import warnings
+import weakref
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 from .tokens import camel_split, tokenize
 from .muscle_names import NameTable, default_name_table
 from .level_names import scan_levels
@@ -86,10 +87,37 @@ def parse_segment_name(name: str, table: Optional[NameTable] = None) -> ParsedNa
     >>> parse_segment_name("ES_L5S1").key
     ('erector_spinae', None, 'L5/S1')
     """
+    table = table if table is not None else default_name_table()
+    memo = _MEMO.get(table)
+    if memo is None:
+        memo = _MEMO.setdefault(table, {})
+    found = memo.get(name) if isinstance(name, str) else None
+    if found is None:
+        found = _parse(name, table)
+        if isinstance(name, str):
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            memo[name] = found
+    parsed, messages = found
+    for message in messages:
+        warnings.warn(message, NameWarning, stacklevel=2)
+    return parsed
+
+
+# A table is immutable and parsing is pure, so each table keeps its names' results (the parsed
+# name and the warning texts, re-issued on every call): a case parses each name in several
+# steps, a cohort the same names in every case.
+_MEMO: "weakref.WeakKeyDictionary[NameTable, Dict[str, Tuple[ParsedName, Tuple[str, ...]]]]" = \
+    weakref.WeakKeyDictionary()
+_MEMO_LIMIT = 4096
+
+
+def _parse(name, table: NameTable) -> Tuple[ParsedName, Tuple[str, ...]]:
+    """:func:`parse_segment_name` without its warnings: the result and the warning texts."""
+    messages = []
     raw = name
     if not isinstance(name, str):
         name = "" if name is None else str(name)
-    table = table if table is not None else default_name_table()
     text = camel_split(name)
 
     # 1. levels
@@ -97,21 +125,17 @@ def parse_segment_name(name: str, table: Optional[NameTable] = None) -> ParsedNa
     levels = []
     for _, _, lvl, matched in spans:
         if lvl is None:
-            warnings.warn(
+            messages.append(
                 f"segment '{name}': '{matched}' looks like a spinal level but is not a single "
-                "vertebra or a disc between adjacent vertebrae; it is ignored",
-                NameWarning,
-                stacklevel=2,
+                "vertebra or a disc between adjacent vertebrae; it is ignored"
             )
         elif lvl not in levels:
             levels.append(lvl)
     level = levels[0] if len(levels) == 1 else None
     if len(levels) > 1:
-        warnings.warn(
+        messages.append(
             f"segment '{name}' names several levels {levels}; its level is left empty. Rename it "
-            "to hold one level (e.g. 'MF_L_L4/5')",
-            NameWarning,
-            stacklevel=2,
+            "to hold one level (e.g. 'MF_L_L4/5')"
         )
     rest = text
     for start, end, _, _ in sorted(spans, reverse=True):
@@ -139,10 +163,8 @@ def parse_segment_name(name: str, table: Optional[NameTable] = None) -> ParsedNa
     if len(sides) == 1:
         side = sides.pop()
     elif len(sides) > 1:
-        warnings.warn(
-            f"segment '{name}' names both sides; its side is left empty (use one segment per side)",
-            NameWarning,
-            stacklevel=2,
+        messages.append(
+            f"segment '{name}' names both sides; its side is left empty (use one segment per side)"
         )
         side_positions = set()
 
@@ -163,12 +185,11 @@ def parse_segment_name(name: str, table: Optional[NameTable] = None) -> ParsedNa
     # 3. level versus structure
     if level is not None and kind in ("disc", "vertebra"):
         if (kind == "disc") != ("/" in level):
-            warnings.warn(
+            messages.append(
                 f"segment '{name}' is a {kind} but its level '{level}' is a "
                 f"{'disc' if '/' in level else 'vertebra'} level; its level is left empty. Name "
-                "discs by both vertebrae ('disc_L4_L5') and vertebrae by one ('vertebrae_L4')",
-                NameWarning,
-                stacklevel=2,
+                "discs by both vertebrae ('disc_L4_L5') and vertebrae by one ('vertebrae_L4')"
             )
             level = None
-    return ParsedName(muscle=muscle, side=side, level=level, kind=kind, raw=raw if isinstance(raw, str) else name)
+    parsed = ParsedName(muscle=muscle, side=side, level=level, kind=kind, raw=raw if isinstance(raw, str) else name)
+    return parsed, tuple(messages)

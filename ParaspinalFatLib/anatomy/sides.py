@@ -175,10 +175,13 @@ def _centroids(segmentation: Segmentation, segments: Iterable[Segment]) -> Dict[
         s_flat = np.bincount(run_id, weights=run_flat, minlength=n)
         s_j = s_row - nj * s_k
         s_i = s_flat - ni * s_row
-        for c, value in enumerate(values, start=1):
-            if count[c] > 0:
-                ijk = np.array([s_i[c], s_j[c], s_k[c]]) / count[c] + np.array(found.start[::-1], dtype=float)
-                out[(layer, value)] = geom.index_to_physical(ijk)
+        have = [c for c in range(1, n) if count[c] > 0]
+        if not have:
+            continue
+        ijk = np.stack([s_i[have], s_j[have], s_k[have]], axis=1) / count[have, None]
+        ijk += np.array(found.start[::-1], dtype=float)
+        for c, lps in zip(have, geom.index_to_physical(ijk)):
+            out[(layer, values[c - 1])] = lps
     return out
 
 
@@ -226,12 +229,14 @@ def _midline_function(points: np.ndarray, axis: np.ndarray):
             groups.append([i])
     tm = np.array([t[g].mean() for g in groups])
     pm = np.array([pts[g].mean(axis=0) for g in groups])
-    if len(tm) == 1:
-        return lambda c: pm[0]
 
     def at(c):
-        h = float(np.asarray(c, dtype=float) @ axis)
-        return np.array([np.interp(h, tm, pm[:, d]) for d in range(3)])
+        """Midline points of the LPS points ``c`` (shape ``(..., 3)``)."""
+        c = np.asarray(c, dtype=float)
+        if len(tm) == 1:
+            return np.broadcast_to(pm[0], c.shape).copy()
+        h = c @ axis
+        return np.stack([np.interp(h, tm, pm[:, d]) for d in range(3)], axis=-1)
 
     return at
 
@@ -403,20 +408,25 @@ def check_sides(
             f"check_sides: the spine axis {np.round(axis, 3).tolist()} runs left-right (LPS x), so no "
             "left-right direction exists across it; check cranio_caudal"
         )
-    directions = []
-    for lft, rgt in pairs:
-        d = _unit(_perp(points[lft] - points[rgt], axis))
-        if d is None:
-            continue
-        if float(d @ left) < 0:
-            d = -d
-        if float(d @ left) >= np.cos(np.radians(_MAX_PAIR_ANGLE_DEG)):
-            directions.append(d)
-    mean_direction = _unit(_perp(np.sum(directions, axis=0), axis)) if directions else None
-    if mean_direction is not None:
-        left = mean_direction
+    if pairs:
+        # each pair's left-right direction across the axis, turned to the patient's left; those
+        # within the angle of the left direction are averaged
+        across = np.array([points[lft] - points[rgt] for lft, rgt in pairs])
+        across -= (across @ axis)[:, None] * axis
+        length = np.linalg.norm(across, axis=1)
+        across = across[length > 1e-9] / length[length > 1e-9, None]
+        across[across @ left < 0] *= -1.0
+        directions = across[across @ left >= np.cos(np.radians(_MAX_PAIR_ANGLE_DEG))]
+        if len(directions):
+            mean_direction = _unit(_perp(directions.sum(axis=0), axis))
+            if mean_direction is not None:
+                left = mean_direction
 
     midline_at = _midline_function(mid, axis)
+    placed = list(points)
+    if placed:
+        at = np.array([points[name] for name in placed])
+        offset_of = dict(zip(placed, ((at - midline_at(at)) @ left).tolist()))
     offsets: Dict[str, float] = {}
     messages: Dict[str, str] = {}
     near: List[str] = []
@@ -424,7 +434,7 @@ def check_sides(
         if s.name not in points:
             continue
         c = points[s.name]
-        off = float((c - midline_at(c)) @ left)
+        off = offset_of[s.name]
         offsets[s.name] = off
         wrong = -_SIGN[p.side] * off  # > 0: on the opposite side
         if wrong > margin:

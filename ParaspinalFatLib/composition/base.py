@@ -364,8 +364,14 @@ def bounded_sample(image: np.ndarray, max_voxels: int = BOUNDED_SAMPLE_MAX) -> n
     counts = list(shape)
     for axis, count in zip(order, chosen):
         counts[axis] = count
-    index = np.ix_(*[((2 * np.arange(c, dtype=np.intp) + 1) * n) // (2 * c) for c, n in zip(counts, shape)])
-    return np.asarray(image[index], dtype=np.float64).ravel()
+    picks = [((2 * np.arange(c, dtype=np.intp) + 1) * n) // (2 * c) for c, n in zip(counts, shape)]
+    if len(shape) > 1 and shape[-1] <= 8 * counts[-1]:
+        # whole rows first, then the columns of the rows: the same voxels in the same order as
+        # image[np.ix_(*picks)], in about half its time (a temporary of at most 8 x the sample)
+        sample = np.take(image[np.ix_(*picks[:-1])], picks[-1], axis=-1)
+    else:
+        sample = image[np.ix_(*picks)]
+    return np.asarray(sample, dtype=np.float64).ravel()
 
 
 def percentiles(values: np.ndarray, q: Sequence[float]) -> List[float]:

@@ -412,8 +412,6 @@ def _table_from_mapping(mapping: dict, source: str) -> LabelTable:
     if not mapping:
         return table
     keys_int = [_as_int(k) for k in mapping]
-    vals_int = [_as_int(v) if not isinstance(v, (dict, list, tuple)) else None
-                for v in mapping.values()]
     if all(k is not None for k in keys_int):
         for k, v in zip(keys_int, mapping.values()):
             if isinstance(v, Mapping):
@@ -425,6 +423,8 @@ def _table_from_mapping(mapping: dict, source: str) -> LabelTable:
                 name, color = str(v), None
             _add_entry(table, k, name, color, source)
         return table
+    vals_int = [_as_int(v) if not isinstance(v, (dict, list, tuple)) else None
+                for v in mapping.values()]
     if all(v is not None for v in vals_int):
         for k, v in zip(mapping.keys(), vals_int):
             _add_entry(table, v, str(k), None, source)

@@ -14,12 +14,12 @@ descriptive columns.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 from ..composition.base import CompositionMethod
 from ..geometry import Geometry
-from .grading import add_grades
+from .grading import grade_columns
 from ..anatomy.level_names import level_sort_key
 from .planning import Roi, Row
 from ..schemas import COMPOSITION_COLUMNS, LEVEL_COLUMNS, ROI_COLUMNS, SLICE_COLUMNS
@@ -103,7 +103,7 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
     cols: Dict[str, np.ndarray] = {}
     ns = counts.shape[1]
     key = vox.roi * ns + vox.slice_index
-    for members in _non_overlapping_passes(rows, counts.shape):
+    for members in _non_overlapping_passes(rows):
         row_of = np.full(counts.size, -1, dtype=np.intp)
         for r_i in members:
             row = rows[r_i]
@@ -125,29 +125,42 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
             if name not in cols:
                 cols[name] = np.full(n_rows, np.nan, dtype=object if arr.dtype == object else float)
             cols[name][idx] = arr[idx]
-    df = pd.DataFrame({
+    for c in ("n_voxels", "n_nan", "n_below_noise"):
+        if c in cols:
+            cols[c] = np.nan_to_num(cols[c], nan=0.0).astype(np.int64)
+    if n_rows and "warnings" in cols:
+        cols["warnings"] = np.array(["" if w is None or (isinstance(w, float) and np.isnan(w)) else w
+                                     for w in cols["warnings"]], dtype=object)
+    composition = {c: cols.get(c, np.full(n_rows, np.nan)) for c in COMPOSITION_COLUMNS}
+    grades = grade_columns(composition["fat_fraction_pct"], composition["fat_area_ratio"], **(grading or {}))
+    data: Dict[str, Any] = {
         "subject": [subject] * n_rows,
         "segment": [rois[r.roi].segment.name for r in rows],
         "muscle": [rois[r.roi].muscle for r in rows],
         "side": [rois[r.roi].side or "" for r in rows],
         "level": [r.level for r in rows],
         "level_source": [r.level_source for r in rows],
-        "slice_index": [r.slice_index for r in rows],
-        "slice_offset_mm": [r.slice_offset_mm for r in rows],
+        "slice_index": np.array([r.slice_index for r in rows], dtype=np.int64),
+        "slice_offset_mm": np.array([r.slice_offset_mm for r in rows], dtype=float),
         **_plane_columns(plane, n_rows),
-        "n_slices": n_sl.astype(int),
-        "pixel_area_mm2": [area] * n_rows,
+        "n_slices": n_sl.astype(np.int64),
+        "pixel_area_mm2": np.full(n_rows, float(area)),
+        **composition,
+        **grades,
         **method_columns(method, n_rows),
-        **{c: cols.get(c, np.full(n_rows, np.nan)) for c in COMPOSITION_COLUMNS},
-    })
-    if n_rows:
-        df["warnings"] = df["warnings"].fillna("")
-    df = add_grades(df, **(grading or {}))
-    df = _finish(df, LEVEL_COLUMNS)
-    muscles, sides, levels = (df[c].tolist() for c in ("muscle", "side", "level"))
+    }
+    # rows sorted by muscle, side and level (cranial to caudal); one table built in its final order
+    muscles, sides, levels = data["muscle"], data["side"], data["level"]
     level_keys = {level: level_sort_key(level) for level in set(levels)}  # one parse per distinct level
     order = sorted(range(n_rows), key=lambda i: (muscles[i], sides[i], level_keys[levels[i]]))
-    return df.iloc[order].reset_index(drop=True)
+    return pd.DataFrame({c: _take(data[c], order) for c in LEVEL_COLUMNS})
+
+
+def _take(values, order: List[int]):
+    """``values`` (list, numpy or pandas array) in the row order ``order``."""
+    if isinstance(values, list):
+        return [values[i] for i in order]
+    return values[np.asarray(order, dtype=np.intp)]
 
 
 def _plane_columns(plane: Optional[Dict[str, Any]], n_rows: int) -> Dict[str, Any]:
@@ -165,21 +178,24 @@ def _plane_columns(plane: Optional[Dict[str, Any]], n_rows: int) -> Dict[str, An
     }
 
 
-def _non_overlapping_passes(rows: List[Row], shape) -> List[List[int]]:
-    """Split rows into passes in which no (ROI, slice) belongs to two rows."""
+def _non_overlapping_passes(rows: List[Row]) -> List[List[int]]:
+    """Split rows into passes in which no (ROI, slice) belongs to two rows.
+
+    A row goes into the first pass where no row of its ROI has a slice window that
+    overlaps its own (windows are inclusive slice ranges).
+    """
     passes: List[List[int]] = []
-    taken: List[np.ndarray] = []
+    taken: List[Dict[int, List[Tuple[int, int]]]] = []
     for r_i, row in enumerate(rows):
-        span = slice(row.window[0], row.window[1] + 1)
-        for p_i, used in enumerate(taken):
-            if not used[row.roi, span].any():
+        first, last = row.window
+        for p_i, windows in enumerate(taken):
+            used = windows.setdefault(row.roi, [])
+            if not any(a <= last and first <= b for a, b in used):
                 passes[p_i].append(r_i)
-                used[row.roi, span] = True
+                used.append((first, last))
                 break
         else:
-            used = np.zeros(shape, bool)
-            used[row.roi, span] = True
-            taken.append(used)
+            taken.append({row.roi: [(first, last)]})
             passes.append([r_i])
     return passes
 

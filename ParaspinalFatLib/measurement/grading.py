@@ -60,7 +60,7 @@ from ..validation import as_float_array, require_columns
 from .summary import labelled_row_warnings
 
 
-__all__ = ['GOUTALLIER_CUTOFFS', 'KJAER_CUTOFFS', 'GRADE_SOURCES', 'ALL_LEVELS_LABEL', 'GRADE_SUMMARY_COLUMNS', 'check_cutoffs', 'goutallier_grade', 'kjaer_grade', 'add_grades', 'grade_summary']
+__all__ = ['GOUTALLIER_CUTOFFS', 'KJAER_CUTOFFS', 'GRADE_SOURCES', 'ALL_LEVELS_LABEL', 'GRADE_SUMMARY_COLUMNS', 'check_cutoffs', 'goutallier_grade', 'kjaer_grade', 'add_grades', 'grade_columns', 'grade_summary']
 
 # -----------------------------------------------------------------------------
 # THIS PROJECT'S CONVENTION for quantitative Goutallier grading.
@@ -257,8 +257,43 @@ def add_grades(
     scales = _scales(goutallier_cutoffs, kjaer_cutoffs)
     pct, src = _grade_input(levels, source)
     out = levels.copy()
-    out["grade_fat_pct"] = pct
-    out["grade_source"] = src
+    for column, values in _grade_columns(scales, pct, src).items():
+        out[column] = values
+    return out
+
+
+def grade_columns(fat_fraction_pct: np.ndarray, fat_area_ratio: np.ndarray, source: str = "auto",
+                  goutallier_cutoffs: Sequence[float] = GOUTALLIER_CUTOFFS,
+                  kjaer_cutoffs: Sequence[float] = KJAER_CUTOFFS) -> Dict[str, Any]:
+    """The grade columns of :func:`add_grades`, from the two fat columns as arrays.
+
+    For a table being built (the per-level table): the same values, types and
+    refusals as :func:`add_grades` on a table holding these two columns (rows
+    named by their position).
+
+    Parameters
+    ----------
+    fat_fraction_pct, fat_area_ratio : numpy.ndarray of float
+        The ``fat_fraction_pct`` and ``fat_area_ratio`` of every row.
+    source, goutallier_cutoffs, kjaer_cutoffs
+        As in :func:`add_grades`.
+
+    Returns
+    -------
+    dict
+        ``grade_fat_pct`` (float64 array), ``grade_source`` (object array),
+        ``goutallier`` and ``kjaer`` (pandas ``Int64`` arrays).
+    """
+    scales = _scales(goutallier_cutoffs, kjaer_cutoffs)
+    _check_source(source)
+    ff = np.array(fat_fraction_pct, dtype=float)
+    ratio = np.array(fat_area_ratio, dtype=float)
+    pct, src = _grade_values(ff, ratio, source, range(ff.size))
+    return _grade_columns(scales, pct, src)
+
+
+def _grade_columns(scales, pct: np.ndarray, src: np.ndarray) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"grade_fat_pct": pct, "grade_source": src}
     for column, grade in _grades(scales, pct).items():
         out[column] = pd.array(grade, dtype="Int64")
     return out
@@ -404,17 +439,20 @@ def grade_summary(
     missing_rank = len(measured)  # rows without a level: after the levels, before the means
     rank[ALL_LEVELS_LABEL] = missing_rank + 1
     rank[LOWER_LUMBAR_LABEL] = missing_rank + 2
-    lrank = np.array([missing_rank if _is_missing(lv) else rank[lv] for lv in out_level], dtype=np.int64)
+    # every level that is not missing has a rank (a missing one, NaN or None, never equals a key)
+    lrank = np.array([rank.get(lv, missing_rank) for lv in out_level], dtype=np.int64)
     srank = np.array([_SIDE_ORDER.get(x, len(_SIDE_ORDER)) for x in out_side], dtype=np.int64)
     row_of = np.array(row_of, dtype=np.int64)
     order = np.lexsort((srank, lrank, _sort_codes(levels["muscle"])[row_of], _sort_codes(levels["subject"])[row_of]))
     order_l = order.tolist()
     subj_l, mus_l = subject[row_of[order]].tolist(), muscle[row_of[order]].tolist()
+    # text columns as lists (pandas infers their type as from records), numbers as arrays
     columns = [subj_l, mus_l, [out_level[i] for i in order_l], [out_side[i] for i in order_l],
-               out_pct[order].tolist(), [out_source[i] for i in order_l],
-               out_grades[_GOUTALLIER.column][order].tolist(), out_grades[_KJAER.column][order].tolist(),
-               out_n[order].tolist(), [out_warn[i] for i in order_l]]
-    out = pd.DataFrame.from_records(list(zip(*columns)), columns=GRADE_SUMMARY_COLUMNS)
+               out_pct[order].astype(float), [out_source[i] for i in order_l],
+               out_grades[_GOUTALLIER.column][order].astype(float), out_grades[_KJAER.column][order].astype(float),
+               out_n[order].astype(int), [out_warn[i] for i in order_l]]
+    out = (pd.DataFrame(dict(zip(GRADE_SUMMARY_COLUMNS, columns))) if order_l
+           else pd.DataFrame.from_records([], columns=GRADE_SUMMARY_COLUMNS))
     if len(out) and not measured:  # no level at all: the dtype the former concatenation gave
         out["level"] = out["level"].astype(object)
     if len(out) and not len(lr):
@@ -524,10 +562,14 @@ def _column(levels: pd.DataFrame, name: str) -> np.ndarray:
     return as_float_array(levels[name], f"column '{name}' must be numeric", copy=True)
 
 
-def _grade_input(levels: pd.DataFrame, source: str) -> Tuple[np.ndarray, np.ndarray]:
-    """The fat % to grade and its source label, per row."""
+def _check_source(source: Any) -> None:
     if not isinstance(source, str) or source not in GRADE_SOURCES:
         raise InputError(f"source must be one of {', '.join(GRADE_SOURCES)}; got {source!r}")
+
+
+def _grade_input(levels: pd.DataFrame, source: str) -> Tuple[np.ndarray, np.ndarray]:
+    """The fat % to grade and its source label, per row."""
+    _check_source(source)
     needed = {"fat_fraction_pct": ("fat_fraction_pct",), "fat_area_pct": ("fat_area_ratio",)}
     _require_level_columns(levels, needed.get(source, ()), f"source={source!r}")
     n = len(levels)
@@ -537,15 +579,22 @@ def _grade_input(levels: pd.DataFrame, source: str) -> Tuple[np.ndarray, np.ndar
             "nothing to grade"
         )
     ff = _column(levels, "fat_fraction_pct") if "fat_fraction_pct" in levels.columns else np.full(n, np.nan)
+    has_ratio = source != "fat_fraction_pct" and "fat_area_ratio" in levels.columns
+    ratio = _column(levels, "fat_area_ratio") if has_ratio else np.full(n, np.nan)
+    return _grade_values(ff, ratio, source, levels.index)
+
+
+def _grade_values(ff: np.ndarray, ratio: np.ndarray, source: str, row_names) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`_grade_input` on the columns as arrays; ``row_names`` name the rows in the refusal."""
+    n = ff.size
     area_pct = np.full(n, np.nan)
-    if source != "fat_fraction_pct" and "fat_area_ratio" in levels.columns:
-        ratio = _column(levels, "fat_area_ratio")
+    if source != "fat_fraction_pct":
         use = np.isfinite(ratio) if source == "fat_area_pct" else np.isfinite(ratio) & ~np.isfinite(ff)
         bad = use & ((ratio < -_RATIO_TOL) | (ratio > 1.0 + _RATIO_TOL))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise InputError(
-                f"fat_area_ratio must be a fraction 0..1, but row {levels.index[i]!r} has "
+                f"fat_area_ratio must be a fraction 0..1, but row {row_names[i]!r} has "
                 f"{ratio[i]:g} ({int(bad.sum())} row(s) out of range); was a percentage "
                 f"stored in fat_area_ratio?"
             )

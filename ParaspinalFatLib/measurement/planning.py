@@ -281,9 +281,12 @@ def plan_rows(
         if landmarks and absent:
             note(f"level(s) {absent} not found by any level source (found: {found})")
     skip_unleveled = allow_no_levels and (not landmarks or wanted == [])
+    # voxels in slices 0 .. s-1 of each ROI: a window's count is a difference of two of these
+    before = np.zeros((counts.shape[0], n_slices_grid + 1), np.int64)
+    np.cumsum(counts, axis=1, out=before[:, 1:])
     for number, roi in enumerate(rois):
-        present = np.flatnonzero(counts[number])
         if roi.level is not None:
+            present = np.flatnonzero(counts[number])
             if present.size == 0:
                 raise MeasurementError(
                     f"{seg_source}: segment '{roi.segment.name}' is empty (no voxel inside the "
@@ -323,7 +326,7 @@ def plan_rows(
                          f"({outside[level]}); not measured")
                 continue
             first, last = max(0, s - half), min(n_slices_grid - 1, s + half)
-            if counts[number, first: last + 1].sum() == 0 and on_empty == "error":
+            if before[number, last + 1] == before[number, first] and on_empty == "error":
                 raise MeasurementError(
                     f"{seg_source}: segment '{roi.segment.name}' has no voxel on slice {s} "
                     f"(level {level}, from {landmarks[level].source}); check that the segmentation "

@@ -80,9 +80,15 @@ def grouped_stats(
 
 
 def _grouped_quantiles(g: np.ndarray, v: np.ndarray, counts: np.ndarray, qs: Dict[str, float]):
-    """Linear-interpolated quantiles per group from one (group, value) sort."""
-    order = np.lexsort((v, g))
-    sv = v[order]
+    """Linear-interpolated quantiles per group from one (group, value) sort.
+
+    The values are sorted by value, then stably by group: the values of each group in
+    ascending order, as ``numpy.lexsort((v, g))`` orders them, in about half its time (a
+    stable sort of 16-bit group ids is a radix sort).
+    """
+    by_value = np.argsort(v)
+    group_type = np.int16 if counts.size <= np.iinfo(np.int16).max else np.intp
+    sv = v[by_value[np.argsort(g.astype(group_type)[by_value], kind="stable")]]
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     res = {}
     has = counts > 0

@@ -95,19 +95,25 @@ def labelled_row_warnings(levels: pd.DataFrame) -> np.ndarray:
     def text(v) -> str:
         return "" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v).strip()
 
-    def column(name):
-        return [text(v) for v in levels[name]] if name in levels.columns else [""] * n
+    columns = {name: levels[name].to_numpy(dtype=object) if name in levels.columns else None
+               for name in ("warnings", "level", "segment", "muscle", "side")}
 
-    warn, level, segment = column("warnings"), column("level"), column("segment")
-    muscle, side = column("muscle"), column("side")
-    out = []
-    for w, lv, seg, mu, sd in zip(warn, level, segment, muscle, side):
-        if not w:
-            out.append("")
+    def at(name, i) -> str:
+        values = columns[name]
+        return "" if values is None else text(values[i])
+
+    out = np.full(n, "", dtype=object)
+    # only the rows with a warning are named (most rows have none: "" is skipped without a call)
+    for i, w in enumerate(columns["warnings"]):
+        if type(w) is str and w == "":
             continue
-        name = seg or " ".join(x for x in (mu, sd) if x) or "row"
-        out.append(f"{name} ({lv}): {w}" if lv else f"{name}: {w}")
-    return np.array(out, dtype=object)
+        w = text(w)
+        if not w:
+            continue
+        lv, seg = at("level", i), at("segment", i)
+        name = seg or " ".join(x for x in (at("muscle", i), at("side", i)) if x) or "row"
+        out[i] = f"{name} ({lv}): {w}" if lv else f"{name}: {w}"
+    return out
 
 
 def join_warnings(texts) -> str:
@@ -238,18 +244,28 @@ def _tidy_summary(levels: pd.DataFrame, side: np.ndarray, warn: np.ndarray, metr
     metric_idx = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, int)
     pick = np.lexsort((np.tile(out_pos, len(parts)), metric_idx, np.tile(out_gid, len(parts))))
     unit_all = [u for p in parts for u in p[5]]
-    subj_key = [subj_uniques[int(k) // len(mus_uniques)] for k in group_ids]
-    mus_key = [mus_uniques[int(k) % len(mus_uniques)] for k in group_ids]
-    gid_all = np.tile(out_gid, len(parts))[pick].tolist()
-    unit_idx = np.tile(np.arange(n_rows_out), len(parts))[pick].tolist()
-    metric_pick = metric_idx[pick].tolist()
+    if not parts:
+        return pd.DataFrame.from_records([], columns=SUMMARY_COLUMNS)
+    subj_key = _objects([subj_uniques[int(k) // len(mus_uniques)] for k in group_ids])
+    mus_key = _objects([mus_uniques[int(k) % len(mus_uniques)] for k in group_ids])
+    gid_all = np.tile(out_gid, len(parts))[pick]
+    unit_idx = np.tile(np.arange(n_rows_out), len(parts))[pick]
+    # text columns as lists (pandas infers their type as it did from records: an integer subject id
+    # stays integer), numbers as arrays
     columns = [
-        [subj_key[g] for g in gid_all], [mus_key[g] for g in gid_all], [out_level[u] for u in unit_idx],
-        [metrics[m] for m in metric_pick], [unit_all[i] for i in pick.tolist()],
-    ] + [np.concatenate([p[k] for p in parts])[pick].tolist() for k in (1, 2, 3, 4)] + [
-        out_n_levels[unit_idx].tolist() if len(unit_idx) else [], [out_warn[u] for u in unit_idx],
+        subj_key[gid_all].tolist(), mus_key[gid_all].tolist(), _objects(out_level)[unit_idx].tolist(),
+        _objects(metrics)[metric_idx[pick]].tolist(), _objects(unit_all)[pick].tolist(),
+    ] + [np.concatenate([p[k] for p in parts]).astype(float)[pick] for k in (1, 2, 3, 4)] + [
+        out_n_levels[unit_idx].astype(np.int64), _objects(out_warn)[unit_idx].tolist(),
     ]
-    return pd.DataFrame.from_records(list(zip(*columns)), columns=SUMMARY_COLUMNS)
+    return pd.DataFrame(dict(zip(SUMMARY_COLUMNS, columns)))
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    """A 1-D object array of ``values`` (never a 2-D array of tuples or characters)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
 
 
 def _joined_by_key(keys, warn: np.ndarray, n_keys: Optional[int] = None):

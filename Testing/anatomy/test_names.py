@@ -232,6 +232,27 @@ def test_ambiguous_names_warn_and_leave_field_empty(name, message):
         assert parsed.level is None
 
 
+def test_parsing_again_gives_the_same_result_and_the_same_warnings(tmp_path):
+    # each table keeps its names' results: a repeated name must warn again, per call, and a
+    # user table must not see the built-in table's results (SM is semimembranosus there)
+    for _ in range(3):
+        with pytest.warns(NameWarning) as caught:
+            parsed = parse_segment_name("MF_L4/5_L5/S1 left right")
+        texts = sorted(str(w.message) for w in caught)
+        assert len(texts) == 2 and "both sides" in texts[0] and "several levels" in texts[1]
+        assert parsed.key == ("multifidus", None, None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert parse_segment_name("SM_R").key == ("semimembranosus", "right", None)
+    path = tmp_path / "names.csv"
+    path.write_text("kind,canonical,alias,side\nmuscle,semispinalis,SM,\n", encoding="utf-8")
+    table = load_name_table(path)
+    assert parse_segment_name("SM_R", table).key == ("semispinalis", "right", None)
+    assert parse_segment_name("SM_R").key == ("semimembranosus", "right", None)
+    # not a string: parsed as its text, never kept
+    assert parse_segment_name(None).raw == "" and parse_segment_name(12).raw == "12"
+
+
 # ----------------------------------------------------------------------------- table
 def test_builtin_table_is_well_formed():
     table = default_name_table()

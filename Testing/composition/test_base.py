@@ -145,6 +145,25 @@ def test_bounded_sample_is_spread_evenly_along_every_axis(shape):
     np.testing.assert_array_equal(bounded_sample(image), sample)
 
 
+@pytest.mark.parametrize("shape, cap", [((50, 60, 400), 3000), ((50, 60, 400), 300_000), ((7, 900), 5000),
+                                        ((300, 7), 500), ((4, 5, 6, 70), 400), ((10_000,), 77), ((40, 40, 900), 1000)])
+def test_bounded_sample_is_the_grid_of_centres_in_array_order(shape, cap):
+    # whichever way the voxels are gathered (whole rows first, or one fancy index when the
+    # rows would be much larger than the sample), the sample is image[np.ix_(centres...)]
+    image = np.random.default_rng(len(shape)).normal(size=shape).astype(np.float32)
+    sample = bounded_sample(image, max_voxels=cap)
+    assert sample.size <= cap
+    counts = []
+    rest = sample.size
+    for axis, size in enumerate(shape):  # the per-axis counts: the distinct indices of an arange image
+        index = np.unique(np.unravel_index(bounded_sample(np.arange(image.size).reshape(shape), cap).astype(np.int64),
+                                           shape)[axis])
+        counts.append(index.size)
+    assert int(np.prod(counts)) == rest
+    centres = [np.floor((np.arange(c) + 0.5) * n / c).astype(np.intp) for c, n in zip(counts, shape)]
+    np.testing.assert_array_equal(sample, image[np.ix_(*centres)].astype(np.float64).ravel())
+
+
 def test_bounded_sample_keeps_nan_and_converts_only_the_sample():
     image = np.ones((20, 300, 300), np.float32)
     image[10] = np.nan

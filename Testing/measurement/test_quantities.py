@@ -32,6 +32,26 @@ def test_grouped_stats_match_numpy_per_group(seed):
         assert res["n_above"][g] == int((fin >= 1030.0).sum())
 
 
+@pytest.mark.parametrize("n_groups", [3, 600, 40000])  # 40000: group ids beyond 16 bits
+def test_grouped_quantiles_are_the_order_statistics_of_each_group(n_groups):
+    # each group's quantiles read off its own sorted values, with the same interpolation
+    # formula: equal to the last bit, with many ties and groups in no particular order
+    rng = np.random.default_rng(n_groups)
+    groups = rng.integers(0, n_groups, 20000)
+    values = np.round(rng.normal(20, 9, groups.size), 1)
+    res = grouped_stats(groups, values, n_groups)
+    qs = {"median": 0.5, "p05": 0.05, "p10": 0.10, "p90": 0.90, "p95": 0.95}
+    present = np.unique(groups)
+    for g in present[:: max(1, present.size // 300)]:
+        fin = np.sort(values[groups == g])
+        for name, q in qs.items():
+            pos = q * (fin.size - 1)
+            lo = int(np.floor(pos))
+            a, b = fin[lo], fin[min(lo + 1, fin.size - 1)]
+            assert res[name][g] == a + (b - a) * (pos - lo), (g, name)
+    assert np.isnan(res["median"][np.setdiff1d(np.arange(n_groups), present)]).all()
+
+
 def test_hand_checkable_group():
     res = grouped_stats(np.array([0, 0, 0, 0, 1]), np.array([1.0, 2.0, 3.0, 10.0, 5.0]), 2, threshold=3.0)
     assert res["mean"].tolist() == [4.0, 5.0]
