@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from ParaspinalFatLib.errors import InputError
-from ParaspinalFatLib.measurement.grading import ALL_LEVELS_LABEL, GOUTALLIER_CUTOFFS, GRADE_SUMMARY_COLUMNS, KJAER_CUTOFFS, add_grades, goutallier_grade, grade_summary, kjaer_grade
+from ParaspinalFatLib.measurement.grading import ALL_LEVELS_LABEL, GOUTALLIER_CUTOFFS, GRADE_SUMMARY_COLUMNS, KJAER_CUTOFFS, add_grades, goutallier_grade, grade_columns, grade_summary, kjaer_grade
 from ParaspinalFatLib.schemas import LEVEL_COLUMNS
 
 LOWER = "mean L3/4-L5/S1"
@@ -245,6 +245,22 @@ def test_add_grades_rejects_percent_stored_as_ratio():
     df = hand_table()
     df.loc["r0", "fat_area_ratio"] = 10.0
     assert add_grades(df)["goutallier"].iloc[0] == 0
+
+
+@pytest.mark.parametrize("source", ["auto", "fat_area_pct", "fat_fraction_pct"])
+def test_grade_columns_from_arrays_equal_add_grades(source):
+    # the per-level table grades its rows from arrays: the same columns as add_grades on the table
+    df = hand_table()
+    cols = grade_columns(df["fat_fraction_pct"].to_numpy(), df["fat_area_ratio"].to_numpy(), source=source,
+                         goutallier_cutoffs=(5, 15, 30, 50))
+    expected = add_grades(df, source=source, goutallier_cutoffs=(5, 15, 30, 50))
+    assert list(cols) == ["grade_fat_pct", "grade_source", "goutallier", "kjaer"]
+    got = pd.DataFrame(cols, index=df.index)
+    pd.testing.assert_frame_equal(got, expected[list(cols)], check_exact=True)
+    with pytest.raises(InputError, match=r"fat_area_ratio must be a fraction 0\.\.1.*row 3 has 10"):
+        grade_columns(np.array([nan] * 4), np.array([0.1, 0.2, 0.3, 10.0]))
+    with pytest.raises(InputError, match="source must be one of"):
+        grade_columns(np.zeros(1), np.zeros(1), source="ratio")
 
 
 # --------------------------------------------------------------------------- grade_summary
