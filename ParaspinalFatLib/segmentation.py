@@ -209,11 +209,21 @@ class LabelledVoxels:
         js = np.flatnonzero(plane.any(axis=1))
         is_ = np.flatnonzero(plane.any(axis=0))
         j0, j1, i0, i1 = int(js[0]), int(js[-1]) + 1, int(is_[0]), int(is_[-1]) + 1
-        box = np.ascontiguousarray(sub[:, j0:j1, i0:i1])
-        flat = np.flatnonzero(box != 0)  # numpy's nonzero is about 2x faster on a boolean mask
-        if box.size < _INT32_LIMIT:
-            flat = flat.astype(np.int32)
-        return cls((k0, j0, i0), box.shape, flat, box.ravel()[flat])
+        box = sub[:, j0:j1, i0:i1]
+        nk, nj, ni = box.shape
+        index_type = np.int32 if box.size < _INT32_LIMIT else np.intp
+        # slabs of about 2**20 voxels: the mask and indices of a slab are small, reused temporaries
+        # (a copy and a mask of the whole box cost fresh memory, and its page faults, on every call)
+        step = max(1, (1 << 20) // (nj * ni))
+        flats, labels = [], []
+        for k in range(0, nk, step):
+            part = box[k:k + step]
+            mask = part != 0  # numpy's nonzero is about 2x faster on a boolean mask
+            found = np.flatnonzero(mask).astype(index_type)
+            found += index_type(k * nj * ni)
+            flats.append(found)
+            labels.append(part[mask])
+        return cls((k0, j0, i0), (nk, nj, ni), np.concatenate(flats), np.concatenate(labels))
 
     def value_counts(self) -> Dict[int, int]:
         """{label value: voxel count} of the non-zero voxels, in increasing value order.
@@ -265,7 +275,21 @@ class LabelledVoxels:
     def take(self, array: np.ndarray, select: Optional[np.ndarray] = None) -> np.ndarray:
         """Values of ``array`` (same shape as the layer) at the voxels (or a selection)."""
         flat = self.flat if select is None else self.flat[select]
-        return np.ascontiguousarray(array[self.box]).ravel()[flat]
+        box = array[self.box]
+        nk, nj, ni = self.box_shape
+        plane = nj * ni
+        # slab by slab (about 2**20 voxels): no copy of the whole box, no whole intp copy of the indices
+        step = max(1, (1 << 20) // max(plane, 1))
+        out = np.empty(flat.size, dtype=array.dtype)
+        lo = 0
+        for k in range(0, nk, step):
+            end = min(k + step, nk) * plane
+            hi = int(np.searchsorted(flat, flat.dtype.type(end)))  # end <= box size: fits the indices' type
+            if hi > lo:
+                part = np.ascontiguousarray(box[k:k + step]).ravel()
+                out[lo:hi] = part[flat[lo:hi] - flat.dtype.type(k * plane)]
+            lo = hi
+        return out
 
     def index(self, axis: int, select: Optional[np.ndarray] = None) -> np.ndarray:
         """Index along numpy ``axis`` (0 = k, 1 = j, 2 = i) in the layer array (in the type of :attr:`flat`)."""

@@ -180,8 +180,12 @@ def _centroids(segmentation: Segmentation, segments: Iterable[Segment]) -> Dict[
             continue
         ijk = np.stack([s_i[have], s_j[have], s_k[have]], axis=1) / count[have, None]
         ijk += np.array(found.start[::-1], dtype=float)
-        for c, lps in zip(have, geom.index_to_physical(ijk)):
-            out[(layer, values[c - 1])] = lps
+        # Geometry.index_to_physical one point at a time (its matrix made once): one matrix product
+        # of all the points would wake BLAS's threads, which costs more than the products
+        m = geom.ijk_to_lps
+        rotation, shift = m[:3, :3].T, m[:3, 3]
+        for c, point in zip(have, ijk):
+            out[(layer, values[c - 1])] = point @ rotation + shift
     return out
 
 

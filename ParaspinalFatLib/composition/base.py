@@ -330,8 +330,8 @@ def image_sample(image: np.ndarray) -> np.ndarray:
 BOUNDED_SAMPLE_MAX = 1_000_000
 
 
-def bounded_sample(image: np.ndarray, max_voxels: int = BOUNDED_SAMPLE_MAX) -> np.ndarray:
-    """A deterministic sample of at most ``max_voxels`` voxels of an image, as float64.
+def bounded_sample(image: np.ndarray, max_voxels: int = BOUNDED_SAMPLE_MAX, keep_type: bool = False) -> np.ndarray:
+    """A deterministic sample of at most ``max_voxels`` voxels of an image, as float64 (or in its own type).
 
     An image of at most ``max_voxels`` voxels is used whole (exact percentiles).
     A larger one is sampled on a grid spread evenly along every axis: along
@@ -348,16 +348,21 @@ def bounded_sample(image: np.ndarray, max_voxels: int = BOUNDED_SAMPLE_MAX) -> n
         Voxel array (any number of dimensions, any real type).
     max_voxels : int
         Most voxels in the sample (>= 1).
+    keep_type : bool
+        Return the voxels in the image's own type (e.g. float32): for
+        :func:`percentiles`, whose order statistics and interpolation are the
+        same for the values and their float64 conversion, at half the memory.
 
     Returns
     -------
-    numpy.ndarray of float64
+    numpy.ndarray of float64 (or of the image's type)
         The sampled voxels, flattened (NaN/inf kept).
     """
     image = np.asarray(image)
+    dtype = image.dtype if keep_type else np.float64
     max_voxels = max(1, int(max_voxels))
     if image.size <= max_voxels:
-        return np.asarray(image, dtype=np.float64).ravel()
+        return np.asarray(image, dtype=dtype).ravel()
     shape = [int(n) for n in image.shape]
     order = sorted(range(len(shape)), key=lambda a: shape[a])  # short axes first: the rest takes up the slack
     chosen = _grid_counts([shape[a] for a in order], max_voxels)
@@ -371,11 +376,15 @@ def bounded_sample(image: np.ndarray, max_voxels: int = BOUNDED_SAMPLE_MAX) -> n
         sample = np.take(image[np.ix_(*picks[:-1])], picks[-1], axis=-1)
     else:
         sample = image[np.ix_(*picks)]
-    return np.asarray(sample, dtype=np.float64).ravel()
+    return np.asarray(sample, dtype=dtype).ravel()
 
 
 def percentiles(values: np.ndarray, q: Sequence[float]) -> List[float]:
-    """``numpy.percentile(values, q)`` (linear interpolation), equal to it to the last bit, fast in the tails.
+    """``numpy.percentile`` (linear interpolation) of the values as float64, to the last bit, fast in the tails.
+
+    The values may keep their own type (float32, int16): the order statistics are
+    selected in it (its conversion to float64 is exact and keeps the order) and
+    interpolated in float64.
 
     The order statistics that the percentiles interpolate are selected from the
     values at or beyond a threshold taken from an evenly strided pilot (1 in

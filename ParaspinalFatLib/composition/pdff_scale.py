@@ -47,7 +47,7 @@ ROI_MIN_VOXELS = 20
 def _robust_range(image: np.ndarray) -> Tuple[float, float]:
     """0.5th and 99.5th percentiles of the finite voxels (of the whole image up to 1 M voxels, else of a
     deterministic sample of about 1 M voxels: :func:`.base.bounded_sample`)."""
-    sample = bounded_sample(image)
+    sample = bounded_sample(image, keep_type=True)  # float32 stays float32: percentiles interpolate in float64
     finite = np.isfinite(sample)
     if not finite.all():
         sample = sample[finite]

@@ -99,24 +99,35 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
         statistics are in ``method.unit``.
     """
     n_rows = len(rows)
-    n_sl = np.array([r.window[1] - r.window[0] + 1 for r in rows], dtype=float)
+    row_roi = np.array([r.roi for r in rows], dtype=np.intp)
+    first = np.array([r.window[0] for r in rows], dtype=np.intp)
+    last = np.array([r.window[1] for r in rows], dtype=np.intp)
+    n_sl = (last - first + 1).astype(float)
     cols: Dict[str, np.ndarray] = {}
     ns = counts.shape[1]
-    key = vox.roi * ns + vox.slice_index
-    for members in _non_overlapping_passes(rows):
+    for members in _non_overlapping_passes(rows, row_roi, first, last):
+        # every (ROI, slice) of the pass's windows -> its row; the slices of the windows
+        mem = np.asarray(members, dtype=np.intp)
+        width = np.maximum(last[mem] - first[mem] + 1, 0)
+        offset = np.arange(int(width.sum()), dtype=np.intp) - np.repeat(np.cumsum(width) - width, width)
+        slices = np.repeat(first[mem], width) + offset
         row_of = np.full(counts.size, -1, dtype=np.intp)
-        for r_i in members:
-            row = rows[r_i]
-            row_of[row.roi * ns + row.window[0]: row.roi * ns + row.window[1] + 1] = r_i
-        rid = row_of[key]
-        sel = np.flatnonzero(rid >= 0)
+        row_of[np.repeat(row_roi[mem], width) * ns + slices] = np.repeat(mem, width)
+        in_window = np.zeros(ns, bool)
+        in_window[slices] = True
+        # the voxels on a slice of some window first (one small lookup per voxel), then their rows:
+        # no ROI x slice key of every gathered voxel (a CT's whole muscles: millions)
+        sel = np.flatnonzero(in_window[vox.slice_index])
+        rid = row_of[vox.roi[sel].astype(np.intp) * ns + vox.slice_index[sel]]
+        keep = rid >= 0
+        sel, rid = sel[keep], rid[keep]
         refs = None
         if reference_roi is not None:
             refs = [_reference_on_slices(vox, reference_roi, range(r.window[0], r.window[1] + 1)) for r in rows]
         csa = None
         if area_pixels is not None:
             csa = np.array([area_pixels[r.roi, r.window[0]: r.window[1] + 1].sum() for r in rows]) * area / n_sl
-        part = measure_groups(vox, sel, rid[sel], n_rows, method, [rois[r.roi].muscle for r in rows],
+        part = measure_groups(vox, sel, rid, n_rows, method, [rois[r.roi].muscle for r in rows],
                               area, n_sl, refs, codes_out,
                               labels=[f"segment '{rois[r.roi].segment.name}' ({r.level})" for r in rows],
                               csa_mm2=csa)
@@ -178,31 +189,39 @@ def _plane_columns(plane: Optional[Dict[str, Any]], n_rows: int) -> Dict[str, An
     }
 
 
-def _non_overlapping_passes(rows: List[Row]) -> List[List[int]]:
+def _non_overlapping_passes(rows: List[Row], roi: np.ndarray, first: np.ndarray, last: np.ndarray) -> List[List[int]]:
     """Split rows into passes in which no (ROI, slice) belongs to two rows.
 
     A row goes into the first pass where no row of its ROI has a slice window that
-    overlaps its own (windows are inclusive slice ranges).
+    overlaps its own (windows are the inclusive slice ranges ``first``..``last``).
+    When no two windows of one ROI overlap (the usual case: levels are far apart),
+    that is a single pass of every row, found without a loop.
     """
+    if len(rows) > 1:
+        order = np.lexsort((first, roi))
+        # windows of one ROI sorted by start overlap nowhere iff each starts after the previous one ends
+        clash = (roi[order][1:] == roi[order][:-1]) & (first[order][1:] <= last[order][:-1])
+        if not clash.any():
+            return [list(range(len(rows)))]
     passes: List[List[int]] = []
     taken: List[Dict[int, List[Tuple[int, int]]]] = []
     for r_i, row in enumerate(rows):
-        first, last = row.window
+        lo, hi = row.window
         for p_i, windows in enumerate(taken):
             used = windows.setdefault(row.roi, [])
-            if not any(a <= last and first <= b for a, b in used):
+            if not any(a <= hi and lo <= b for a, b in used):
                 passes[p_i].append(r_i)
-                used.append((first, last))
+                used.append((lo, hi))
                 break
         else:
-            taken.append({row.roi: [(first, last)]})
+            taken.append({row.roi: [(lo, hi)]})
             passes.append([r_i])
     return passes
 
 
 def _reference_on_slices(vox: RoiVoxels, reference_roi: int, slices) -> np.ndarray:
     mask = (vox.roi == reference_roi) & np.isin(vox.slice_index, np.asarray(list(slices)))
-    return vox.value[mask].astype(np.float64)
+    return vox.values_at(mask).astype(np.float64)
 
 
 def slice_table(rois: List[Roi], vox: RoiVoxels, area: float, method: CompositionMethod, subject: str,
@@ -307,7 +326,7 @@ def roi_table(rois: List[Roi], vox: RoiVoxels, counts: np.ndarray, area: float, 
     sel = np.flatnonzero(vox.roi < n)
     refs = None
     if reference_roi is not None:
-        refs = [vox.value[vox.roi == reference_roi].astype(np.float64)] * n
+        refs = [vox.values_at(vox.roi == reference_roi).astype(np.float64)] * n
     vox_ml = geometry.voxel_volume_mm3() / 1000.0
     # area 1 and one "slice": the *_csa_mm2 columns are voxel counts, converted to mL below
     cols = measure_groups(vox, sel, vox.roi[sel], n, method, [r.muscle for r in rois],

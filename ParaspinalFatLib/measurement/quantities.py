@@ -167,7 +167,7 @@ def measure_groups(
         array of ``"; "``-joined messages).  Composition columns are NaN for
         a ``scalar`` method.
     """
-    raw = vox.value if select is None else vox.value[select]
+    raw = vox.values_at(select)
     water = None
     if vox.water is not None:
         water = vox.water if select is None else vox.water[select]

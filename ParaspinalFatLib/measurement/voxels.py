@@ -28,10 +28,9 @@ class RoiVoxels:
         ROI number (index into the caller's ROI list).
     slice_index : numpy.ndarray of int32 (intp for a layer box of 2**31 voxels or more)
         Index of the voxel along the slice axis.
-    value : numpy.ndarray
-        Image value in the image's units (not rescaled): float images keep their
-        own type; integer images' values are converted to float64 here, voxel by
-        voxel, so that statistics are computed in floating point.
+    raw : numpy.ndarray
+        Image value in the image's units and its own type (not rescaled).
+        :attr:`value` and :meth:`values_at` give them in floating point.
     n_rois, n_slices : int
         Sizes of the ROI and slice ranges.
     water : numpy.ndarray or None
@@ -46,13 +45,33 @@ class RoiVoxels:
 
     roi: np.ndarray
     slice_index: np.ndarray
-    value: np.ndarray
+    raw: np.ndarray
     n_rois: int
     n_slices: int
     water: Optional[np.ndarray] = None
     parts: List[Tuple[LabelledVoxels, Optional[np.ndarray]]] = field(default_factory=list, repr=False)
     class_value: Optional[np.ndarray] = None
     class_water: Optional[np.ndarray] = None
+    _value: Optional[np.ndarray] = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def value(self) -> np.ndarray:
+        """Every voxel's value in floating point: a float image's values as they are, an integer
+        image's converted to float64 (on first use, once), so that statistics are computed in
+        floating point."""
+        if self._value is None:
+            self._value = _real(self.raw)
+        return self._value
+
+    def values_at(self, select: Optional[np.ndarray]) -> np.ndarray:
+        """:attr:`value` of the selected voxels (a mask or indices; None: all), converting only those.
+
+        The per-level table reads a few slices of every ROI: an integer image's millions of
+        other gathered voxels (a CT's whole muscles) are never converted.
+        """
+        if select is None or self._value is not None:
+            return self.value if select is None else self.value[select]
+        return _real(self.raw[select])
 
     def positions(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(k, j, i)`` array indices of every gathered voxel (computed on demand)."""
@@ -124,7 +143,7 @@ def gather_roi_voxels(
         select = None if keep.all() else keep
         rois.append(roi if select is None else roi[select])
         slices.append(found.index(2 - slice_axis, select))
-        values.append(_real(found.take(image, select)))
+        values.append(found.take(image, select))
         parts.append((found, select))
         if water is not None:
             waters.append(_real(found.take(water, select)))
@@ -132,7 +151,7 @@ def gather_roi_voxels(
         return RoiVoxels(_joined(rois), _joined(slices), _joined(values), len(roi_keys),
                          n_slices, _joined(waters) if water is not None else None, parts)
     empty = np.zeros(0, roi_type)
-    return RoiVoxels(empty, empty, _real(np.zeros(0, image.dtype)), len(roi_keys), n_slices,
+    return RoiVoxels(empty, empty, np.zeros(0, image.dtype), len(roi_keys), n_slices,
                      _real(np.zeros(0, water.dtype)) if water is not None else None)
 
 

@@ -162,6 +162,8 @@ def test_bounded_sample_is_the_grid_of_centres_in_array_order(shape, cap):
     assert int(np.prod(counts)) == rest
     centres = [np.floor((np.arange(c) + 0.5) * n / c).astype(np.intp) for c, n in zip(counts, shape)]
     np.testing.assert_array_equal(sample, image[np.ix_(*centres)].astype(np.float64).ravel())
+    own = bounded_sample(image, max_voxels=cap, keep_type=True)
+    assert own.dtype == np.float32 and np.array_equal(own.astype(np.float64), sample)
 
 
 def test_bounded_sample_keeps_nan_and_converts_only_the_sample():

@@ -40,6 +40,29 @@ def test_labelled_voxels_positions_equal_nonzero_of_the_whole_layer(seed):
         assert np.array_equal(numbers, np.select([lab[k, j, i] == 2, lab[k, j, i] == 300], [0, 1], -1))
 
 
+@pytest.mark.parametrize("shape, box", [((13, 530, 520), (slice(1, 12), slice(3, 525), slice(2, 519))),
+                                        ((5, 1100, 1000), (slice(0, 5), slice(0, 1100), slice(1, 999)))])
+def test_labelled_voxels_found_slab_by_slab_equal_nonzero(shape, box):
+    # boxes of several slabs of ~2**20 voxels (and one slice larger than a slab): the same
+    # voxels, in C order, with their labels, as numpy's nonzero of the whole layer
+    rng = np.random.default_rng(shape[0])
+    lab = np.zeros(shape, dtype=np.uint8)
+    lab[box] = rng.choice(np.array([0, 0, 0, 4, 9], np.uint8), size=lab[box].shape)
+    found = LabelledVoxels.from_layer(lab)
+    k, j, i = np.nonzero(lab)
+    assert found.start == (k.min(), j.min(), i.min())
+    assert found.box_shape == (k.max() - k.min() + 1, j.max() - j.min() + 1, i.max() - i.min() + 1)
+    assert found.flat.dtype == np.int32
+    for axis, expected in enumerate((k, j, i)):
+        assert np.array_equal(found.index(axis), expected)
+    assert np.array_equal(found.labels, lab[k, j, i]) and found.labels.dtype == np.uint8
+    image = rng.normal(0, 100, shape).astype(np.int16)
+    assert np.array_equal(found.take(image), image[k, j, i]) and found.take(image).dtype == np.int16
+    select = found.labels == 9
+    assert np.array_equal(found.take(image, select), image[k, j, i][select])
+    assert np.array_equal(found.take(image, np.flatnonzero(select)), image[k, j, i][select])
+
+
 def test_gathered_rois_equal_the_masks_values_and_slices():
     rng = np.random.default_rng(5)
     lab = _layer(rng)
