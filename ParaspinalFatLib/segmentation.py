@@ -8,6 +8,7 @@ by the label value alone.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
@@ -16,7 +17,7 @@ import numpy as np
 from .errors import InputError
 from .geometry import Geometry
 
-__all__ = ["Segment", "Segmentation", "LabelledVoxels", "map_label_values"]
+__all__ = ["Segment", "Segmentation", "LabelledVoxels", "LabelRuns", "map_label_values"]
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,74 @@ class LabelledVoxels:
         values, counts = np.unique(labels, return_counts=True)
         return {int(v): int(c) for v, c in zip(values, counts)}
 
+    @functools.cached_property
+    def runs(self) -> "LabelRuns":
+        """The voxels as runs of one label along the rows of the box (computed once, cached).
+
+        Per-label sums over voxels (counts, centroids, second moments) follow from the runs
+        in closed form: a muscle's row of 60 voxels is one run, so the sums cost a fraction of
+        a pass over the voxels, and the side check and the level landmarks share one pass.
+        """
+        flat, labels = self.flat, self.labels
+        n = int(flat.size)
+        if n == 0:
+            empty = np.zeros(0, np.int64)
+            return LabelRuns(np.zeros(0, np.intp), empty, labels[:0], empty, empty)
+        ni = self.box_shape[2]
+        row = flat // flat.dtype.type(ni)
+        cut = labels[1:] != labels[:-1]
+        cut |= np.diff(flat) != 1
+        cut |= row[1:] != row[:-1]
+        first = np.flatnonzero(cut)
+        first += 1
+        first = np.concatenate((np.zeros(1, first.dtype), first))
+        length = np.diff(np.append(first, n)).astype(np.int64)
+        run_row = row[first].astype(np.int64)
+        first_i = flat[first].astype(np.int64) - run_row * ni
+        return LabelRuns(first, length, labels[first], run_row, first_i)
+
+    def label_sums(self, mapping: Dict[int, int], n: int, second: bool = False) -> Dict[str, np.ndarray]:
+        """Voxel counts and sums of box indices per label number, exactly, from the runs.
+
+        Parameters
+        ----------
+        mapping : dict of int to int
+            Label value -> number ``1 .. n`` (other labels count for number 0).
+        n : int
+            Largest number.
+        second : bool
+            Also the sums of the products of the indices.
+
+        Returns
+        -------
+        dict of numpy.ndarray of float64, each of length ``n + 1``
+            ``count``; ``k``, ``j``, ``i`` (sums of the box indices); with ``second``
+            ``kk``, ``jj``, ``ii``, ``kj``, ``ki``, ``ji``.  Every sum is of integers and
+            is exact (the closed forms over each run are summed in float64 well below
+            2**53), so it equals a sum over the voxels in any order.
+        """
+        runs = self.runs
+        ids = map_label_values(runs.label, mapping, missing=0, dtype=np.intp)
+        size = n + 1
+        length = runs.length
+        nj = self.box_shape[1]
+        k = runs.row // nj
+        j = runs.row - k * nj
+        i0 = runs.first_i
+        tri = length * (length - 1) // 2  # 0 + 1 + ... + (L - 1)
+        run_i = length * i0 + tri  # sum of i over the run
+
+        def total(weights):
+            return np.bincount(ids, weights=weights.astype(np.float64), minlength=size)
+
+        out = {"count": total(length), "k": total(length * k), "j": total(length * j), "i": total(run_i)}
+        if second:
+            squares = (length - 1) * length * (2 * length - 1) // 6  # 0 + 1 + 4 + ... + (L - 1)**2
+            out.update(kk=total(length * k * k), jj=total(length * j * j), kj=total(length * k * j),
+                       ki=total(k * run_i), ji=total(j * run_i),
+                       ii=total(length * i0 * i0 + 2 * i0 * tri + squares))
+        return out
+
     @property
     def box(self) -> Tuple[slice, slice, slice]:
         """Slices of the bounding box in the layer array."""
@@ -307,6 +376,31 @@ class LabelledVoxels:
         else:
             local = flat % ni
         return local + self.start[axis]
+
+
+@dataclass(frozen=True)
+class LabelRuns:
+    """The labelled voxels of a box as runs: stretches of one label along one row (fixed k and j).
+
+    Attributes (one entry per run, in the voxels' C order)
+    ----------
+    first : numpy.ndarray of intp
+        Index of the run's first voxel in :attr:`LabelledVoxels.flat` / ``labels``.
+    length : numpy.ndarray of int64
+        Number of voxels.
+    label : numpy.ndarray
+        Label value (the labels' type).
+    row : numpy.ndarray of int64
+        ``k * nj + j`` in the box.
+    first_i : numpy.ndarray of int64
+        ``i`` of the first voxel in the box (the run covers ``first_i .. first_i + length - 1``).
+    """
+
+    first: np.ndarray
+    length: np.ndarray
+    label: np.ndarray
+    row: np.ndarray
+    first_i: np.ndarray
 
 
 #: Largest label value looked up through a direct table (8 bytes per entry: 8 MiB).

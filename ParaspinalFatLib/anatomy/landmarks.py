@@ -112,7 +112,7 @@ from .muscle_names import NameTable
 from .level_names import (adjacent_vertebrae, canonical_level, disc_between, is_disc_level, is_vertebra_level,
                           level_sort_key, next_vertebra)
 from .segment_names import parse_segment_name
-from ..segmentation import Segment, Segmentation
+from ..segmentation import Segment, Segmentation, map_label_values
 
 
 __all__ = ['SOURCES', 'POSITION_SOURCES', 'HOW_TO_GIVE_LEVELS', 'LevelLandmark', 'read_markups',
@@ -222,74 +222,58 @@ class LevelLandmark:
 # =============================================================================
 # centroids
 # =============================================================================
-def _label_lookup(values: Sequence[int]):
-    """Function mapping a label block to compact indices 1..n (0 = not of interest)."""
-    values = np.asarray(values, dtype=np.int64)
-    n = len(values)
-    vmax = int(values.max())
-    dtype = np.uint8 if n < 255 else (np.uint16 if n < 65535 else np.int64)
-    if vmax <= (1 << 22):
-        lut = np.zeros(max(vmax + 2, 1 << 16), dtype=dtype)
-        lut[values] = np.arange(1, n + 1, dtype=dtype)
-        small = {1: np.uint8, 2: np.uint16}
-
-        def apply(block):
-            if block.dtype.itemsize in small:
-                # 8/16-bit labels: index directly (negative values become large unsigned ones -> 0)
-                return lut[block.view(small[block.dtype.itemsize])]
-            return lut[np.clip(block, 0, vmax + 1)]
-
-        return apply
-    order = np.argsort(values)
-    sorted_values = values[order]
-
-    def apply(block):  # very large label values: binary search
-        # keys in the block's own type: int64 keys against uint64 labels would compare as float64
-        keys = sorted_values.astype(np.uint64) if block.dtype == np.uint64 else sorted_values
-        pos = np.clip(np.searchsorted(keys, block), 0, n - 1)
-        hit = keys[pos] == block
-        return np.where(hit, order[pos] + 1, 0).astype(dtype)
-
-    return apply
-
-
 def _layer_stats(segmentation: Segmentation, layer: int, values: Sequence[int], moments: bool = False):
     """Voxel counts, mean indices (k, j, i), grid-edge contact and (optionally)
     index covariances (k, j, i order) of labels.
 
-    Uses the segmentation's cached non-zero voxel index of the layer
-    (:meth:`Segmentation.labelled_voxels`), so the ROI gathering of the
-    measurement and these centroids share one pass over the volume.  Indices
-    are summed relative to the grid centre, which keeps the second moments
-    precise far from the origin.
+    Uses the runs of the segmentation's cached labelled voxels of the layer
+    (:meth:`Segmentation.labelled_voxels`, :meth:`LabelledVoxels.label_sums`), so the
+    ROI gathering, the side check and these centroids share one pass over the volume.
+    Indices are taken relative to the grid centre, which keeps the second moments
+    precise far from the origin; every sum is exact (integers and halves).
     """
     n = len(values)
-    lookup = _label_lookup(values)
     found = segmentation.labelled_voxels(layer)
-    idx = lookup(found.labels)
-    sel = idx > 0
-    w = idx[sel].astype(np.intp)
-    k, j, i = (found.index(axis, sel) for axis in range(3))
+    sums = found.label_sums({int(v): c for c, v in enumerate(values, start=1)}, n, second=moments)
+    for column in sums.values():
+        column[0] = 0.0  # number 0 gathers the other labels: not a label asked for
+    counts = sums["count"].astype(np.int64)
     nk, nj, ni = segmentation.layers.shape[1:]
     centre = np.array([(nk - 1) / 2.0, (nj - 1) / 2.0, (ni - 1) / 2.0])
-    rel = [k - centre[0], j - centre[1], i - centre[2]]
-    counts = np.bincount(w, minlength=n + 1).astype(np.int64)
+    # box index + shift = index relative to the grid centre (a multiple of 0.5)
+    shift = np.array(found.start, dtype=float) - centre
     safe = np.maximum(counts, 1)[:, None]
-    sums = np.zeros((n + 1, 3), dtype=float)
-    for a in range(3):
-        sums[:, a] = np.bincount(w, weights=rel[a], minlength=n + 1)
-    means = sums / safe
+    axes = ("k", "j", "i")
+    # sum of (box index + shift) = sum of box indices + count * shift: exact, as the voxel sum was
+    rel = np.stack([sums[a] + sums["count"] * shift[x] for x, a in enumerate(axes)], axis=1)
+    means = rel / safe
     cov = None
     if moments:
         cov = np.zeros((n + 1, 3, 3), dtype=float)
         for a in range(3):
             for b in range(a, 3):
-                m = np.bincount(w, weights=rel[a] * rel[b], minlength=n + 1) / safe[:, 0]
+                products = (sums[axes[a] + axes[b]] + shift[a] * sums[axes[b]] + shift[b] * sums[axes[a]]
+                            + sums["count"] * (shift[a] * shift[b]))
+                m = products / safe[:, 0]
                 cov[:, a, b] = cov[:, b, a] = m - means[:, a] * means[:, b]
-    on_edge = (k == 0) | (k == nk - 1) | (j == 0) | (j == nj - 1) | (i == 0) | (i == ni - 1)
-    edge = np.bincount(w[on_edge], minlength=n + 1) > 0
-    edge[0] = False
+    edge = _edge_labels(found, (nk, nj, ni), sums, values)
     return counts, means + centre, edge, cov
+
+
+def _edge_labels(found, shape, sums, values) -> np.ndarray:
+    """Per label number (0 = others, never on the edge): does any voxel lie on the grid's outer faces?"""
+    n = len(values)
+    runs = found.runs
+    ids = map_label_values(runs.label, {int(v): c for c, v in enumerate(values, start=1)}, missing=0, dtype=np.intp)
+    nk, nj, ni = shape
+    k0, j0, i0 = found.start
+    k = runs.row // found.box_shape[1] + k0
+    j = runs.row % found.box_shape[1] + j0
+    first = runs.first_i + i0
+    on_edge = (k == 0) | (k == nk - 1) | (j == 0) | (j == nj - 1) | (first == 0) | (first + runs.length - 1 == ni - 1)
+    edge = np.bincount(ids[on_edge], minlength=n + 1) > 0
+    edge[0] = False
+    return edge
 
 
 @dataclass(frozen=True, eq=False)

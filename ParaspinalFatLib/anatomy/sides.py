@@ -138,11 +138,8 @@ def _perp(v, axis) -> np.ndarray:
 def _centroids(segmentation: Segmentation, segments: Iterable[Segment]) -> Dict[Tuple[int, int], np.ndarray]:
     """LPS centroids of segments, keyed by ``(layer, label_value)``; empty segments left out.
 
-    Works on the cached index of labelled voxels (:meth:`Segmentation.labelled_voxels`):
-    the voxels are in C order, so each grid row ``(k, j)`` is a contiguous run; the
-    voxels are grouped into runs of one label within one row, and the sums of k, j
-    and i per label follow from the run lengths, rows and the sums of the flat
-    indices (about ten times faster than summing three index arrays per voxel).
+    The sums of the voxels' indices per label come from the runs of the cached labelled
+    voxels (:meth:`LabelledVoxels.label_sums`, exact; shared with the level landmarks).
     """
     by_layer: Dict[int, List[int]] = {}
     for s in segments:
@@ -154,31 +151,12 @@ def _centroids(segmentation: Segmentation, segments: Iterable[Segment]) -> Dict[
         found = segmentation.labelled_voxels(layer)
         if found.flat.size == 0:
             continue
-        n = len(values) + 1
-        nk, nj, ni = found.box_shape
-        nrows = nk * nj
-        key_type = np.int32 if nrows * n < (1 << 31) else np.int64
-        ids = found.map_labels({int(v): i + 1 for i, v in enumerate(values)}, missing=0, dtype=key_type)
-        # row starts in the flat indices' own type (no converted copy of them; the values fit it)
-        flat_type = found.flat.dtype.type
-        row_ends = np.searchsorted(found.flat, np.arange(nrows + 1, dtype=found.flat.dtype) * flat_type(ni))
-        key = np.repeat(np.arange(nrows, dtype=key_type) * key_type(n), np.diff(row_ends))
-        key += ids
-        starts = np.concatenate(([0], np.flatnonzero(key[1:] != key[:-1]) + 1))
-        run_key = key[starts].astype(np.int64)
-        run_len = np.diff(np.append(starts, key.size)).astype(np.int64)
-        run_flat = _run_sums(found.flat, starts)
-        run_id, run_row = run_key % n, run_key // n
-        count = np.bincount(run_id, weights=run_len, minlength=n)
-        s_row = np.bincount(run_id, weights=run_len * run_row, minlength=n)
-        s_k = np.bincount(run_id, weights=run_len * (run_row // nj), minlength=n)
-        s_flat = np.bincount(run_id, weights=run_flat, minlength=n)
-        s_j = s_row - nj * s_k
-        s_i = s_flat - ni * s_row
-        have = [c for c in range(1, n) if count[c] > 0]
+        sums = found.label_sums({v: c for c, v in enumerate(values, start=1)}, len(values))
+        count = sums["count"]
+        have = [c for c in range(1, len(values) + 1) if count[c] > 0]
         if not have:
             continue
-        ijk = np.stack([s_i[have], s_j[have], s_k[have]], axis=1) / count[have, None]
+        ijk = np.stack([sums["i"][have], sums["j"][have], sums["k"][have]], axis=1) / count[have, None]
         ijk += np.array(found.start[::-1], dtype=float)
         # Geometry.index_to_physical one point at a time (its matrix made once): one matrix product
         # of all the points would wake BLAS's threads, which costs more than the products
@@ -186,26 +164,6 @@ def _centroids(segmentation: Segmentation, segments: Iterable[Segment]) -> Dict[
         rotation, shift = m[:3, :3].T, m[:3, 3]
         for c, point in zip(have, ijk):
             out[(layer, values[c - 1])] = point @ rotation + shift
-    return out
-
-
-
-def _run_sums(flat: np.ndarray, starts: np.ndarray, slab: int = 1 << 20) -> np.ndarray:
-    """``numpy.add.reduceat(flat, starts)`` summed in int64, converting ``flat`` one slab at a time.
-
-    ``reduceat(..., dtype=int64)`` on int32 input takes numpy's casting path, whose cost
-    grows with the number of runs (85 000 runs: 70 ms against 1 ms after a cast); a cast
-    of the whole array would add a 64-bit copy of every labelled voxel's index to the
-    peak memory.  Slabs of about ``slab`` values (cut at run starts) do neither.
-    """
-    out = np.empty(starts.size, np.int64)
-    n, i = int(flat.size), 0
-    while i < starts.size:
-        first = int(starts[i])
-        j = max(i + 1, int(np.searchsorted(starts, first + slab, side="left")))
-        end = int(starts[j]) if j < starts.size else n
-        out[i:j] = np.add.reduceat(flat[first:end].astype(np.int64), starts[i:j] - first)
-        i = j
     return out
 
 

@@ -281,18 +281,3 @@ def test_totalsegmentator_outputs_pass_and_a_swap_is_caught(realdata, name, deta
     res2 = check_sides(Segmentation(seg.layers, seg.geometry, swapped, source=seg.source), warn=False)
     assert set(res2.warnings) == {"autochthon_left", "autochthon_right"}
     assert f"({detail}; it lies to the patient's right of 'autochthon_right')" in res2.warnings["autochthon_left"]
-
-
-@pytest.mark.parametrize("slab", [1, 7, 64, 1 << 20])
-def test_run_sums_equal_reduceat_in_int64_whatever_the_slab(slab):
-    """The centroid sums: equal to numpy's int64 reduceat, with runs longer than a slab too."""
-    from ParaspinalFatLib.anatomy.sides import _run_sums
-
-    rng = np.random.default_rng(3)
-    flat = np.sort(rng.choice(2 ** 31 - 1, 5000, replace=False)).astype(np.int32)  # sums overflow int32
-    starts = np.concatenate(([0], np.sort(rng.choice(np.arange(1, 5000), 300, replace=False)), [4990]))
-    starts = np.unique(starts)
-    expected = np.add.reduceat(flat.astype(np.int64), starts)
-    got = _run_sums(flat, starts, slab=slab)
-    assert got.dtype == np.int64 and np.array_equal(got, expected)
-    assert got.sum() == int(flat.astype(np.int64).sum())

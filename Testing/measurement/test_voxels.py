@@ -63,6 +63,39 @@ def test_labelled_voxels_found_slab_by_slab_equal_nonzero(shape, box):
     assert np.array_equal(found.take(image, np.flatnonzero(select)), image[k, j, i][select])
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32])
+def test_label_sums_from_runs_equal_sums_over_the_voxels(dtype):
+    # runs of one label along a row; full-width rows make runs that would continue into the next
+    # row, and a label value absent from the mapping counts for number 0
+    rng = np.random.default_rng(np.dtype(dtype).itemsize)
+    lab = np.zeros((8, 40, 50), dtype)
+    top = 200 if dtype == np.uint8 else 300
+    lab[1:7, 3:37, 5:45] = rng.choice(np.array([0, 2, 2, 2, top, 9], dtype), size=(6, 34, 40))
+    lab[2, 10:14, 5:45] = 2  # whole rows of the box: one run per row, not one for the four rows
+    found = LabelledVoxels.from_layer(lab)
+    runs = found.runs
+    assert runs.length.sum() == found.flat.size
+    assert np.array_equal(np.repeat(runs.label, runs.length), found.labels)
+    k, j, i = (found.index(axis) - found.start[axis] for axis in range(3))
+    assert np.array_equal(np.repeat(runs.row, runs.length), k * found.box_shape[1] + j)
+    assert np.array_equal(runs.first_i, i[runs.first])
+    values = [int(v) for v in np.unique(found.labels)]
+    mapping = {values[0]: 2, values[-1]: 1}  # numbers in any order; the other labels -> 0
+    sums = found.label_sums(mapping, 2, second=True)
+    number = np.array([mapping.get(int(v), 0) for v in found.labels])
+    for c in range(3):
+        m = number == c
+        kk, jj, ii = k[m].astype(np.int64), j[m].astype(np.int64), i[m].astype(np.int64)
+        expected = dict(count=m.sum(), k=kk.sum(), j=jj.sum(), i=ii.sum(), kk=(kk * kk).sum(), jj=(jj * jj).sum(),
+                        ii=(ii * ii).sum(), kj=(kk * jj).sum(), ki=(kk * ii).sum(), ji=(jj * ii).sum())
+        for name, value in expected.items():
+            assert sums[name][c] == value, (name, c)
+    assert set(found.label_sums(mapping, 2)) == {"count", "k", "j", "i"}
+    # a row of full-width runs: 4 runs of 40 voxels on slice 2
+    on_slice = runs.row // found.box_shape[1] == 2 - found.start[0]
+    assert np.count_nonzero(runs.length[on_slice] == 40) >= 4
+
+
 def test_gathered_rois_equal_the_masks_values_and_slices():
     rng = np.random.default_rng(5)
     lab = _layer(rng)
