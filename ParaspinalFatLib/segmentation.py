@@ -235,14 +235,15 @@ class LabelledVoxels:
             The same as :func:`ParaspinalFatLib.io.label_layers.present_values` of the layer,
             from this pass's labels only (no second pass over the volume).
         """
-        labels = self.labels
-        if labels.size == 0:
+        runs = self.runs  # counted per run (exact integer sums): no 8-byte copy of every label
+        if runs.label.size == 0:
             return {}
-        if labels.dtype.itemsize <= 2 and np.issubdtype(labels.dtype, np.unsignedinteger):
-            counts = np.bincount(labels, minlength=1)
+        if runs.label.dtype.itemsize <= 2 and np.issubdtype(runs.label.dtype, np.unsignedinteger):
+            counts = np.bincount(runs.label, weights=runs.length, minlength=1)
             values = np.flatnonzero(counts)
             return {int(v): int(counts[v]) for v in values}
-        values, counts = np.unique(labels, return_counts=True)
+        values, inverse = np.unique(runs.label, return_inverse=True)
+        counts = np.bincount(inverse.ravel(), weights=runs.length, minlength=values.size)
         return {int(v): int(c) for v, c in zip(values, counts)}
 
     @functools.cached_property
@@ -259,17 +260,24 @@ class LabelledVoxels:
             empty = np.zeros(0, np.int64)
             return LabelRuns(np.zeros(0, np.intp), empty, labels[:0], empty, empty)
         ni = self.box_shape[2]
-        row = flat // flat.dtype.type(ni)
-        cut = labels[1:] != labels[:-1]
-        cut |= np.diff(flat) != 1
-        cut |= row[1:] != row[:-1]
-        first = np.flatnonzero(cut)
-        first += 1
-        first = np.concatenate((np.zeros(1, first.dtype), first))
+        width = flat.dtype.type(ni)
+        # a run starts after a change of label, a gap, or the end of a row (the next voxel is at i = 0);
+        # compared in slabs of 2**18 voxel pairs (small, reused temporaries)
+        starts = [np.zeros(1, np.intp)]
+        for a in range(0, n - 1, 1 << 18):
+            b = min(a + (1 << 18), n - 1)
+            after = flat[a + 1: b + 1]
+            cut = labels[a + 1: b + 1] != labels[a:b]
+            cut |= (after - flat[a:b]) != 1
+            cut |= (after % width) == 0
+            found = np.flatnonzero(cut)
+            found += a + 1
+            starts.append(found)
+        first = np.concatenate(starts)
         length = np.diff(np.append(first, n)).astype(np.int64)
-        run_row = row[first].astype(np.int64)
-        first_i = flat[first].astype(np.int64) - run_row * ni
-        return LabelRuns(first, length, labels[first], run_row, first_i)
+        start_flat = flat[first].astype(np.int64)
+        run_row = start_flat // ni
+        return LabelRuns(first, length, labels[first], run_row, start_flat - run_row * ni)
 
     def label_sums(self, mapping: Dict[int, int], n: int, second: bool = False) -> Dict[str, np.ndarray]:
         """Voxel counts and sums of box indices per label number, exactly, from the runs.
@@ -366,16 +374,17 @@ class LabelledVoxels:
         if axis == 0:
             # flat indices are sorted (C order): slice k is a contiguous run
             bounds = np.searchsorted(self.flat, np.arange(nk + 1, dtype=self.flat.dtype) * (nj * ni))
-            local = np.repeat(np.arange(nk, dtype=self.flat.dtype), np.diff(bounds))
-            if select is not None:
-                local = local[select]
-            return local + self.start[0]
+            first = self.start[0]
+            index = np.repeat(np.arange(first, first + nk, dtype=self.flat.dtype), np.diff(bounds))
+            return index if select is None else index[select]
         flat = self.flat if select is None else self.flat[select]
         if axis == 1:
-            local = (flat // ni) % nj
+            index = flat // ni
+            index %= nj
         else:
-            local = flat % ni
-        return local + self.start[axis]
+            index = flat % ni
+        index += self.flat.dtype.type(self.start[axis])  # in place: no second array of every voxel
+        return index
 
 
 @dataclass(frozen=True)
