@@ -50,7 +50,7 @@ References
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 from ..errors import InputError
@@ -440,8 +440,8 @@ def grade_summary(
     rank[ALL_LEVELS_LABEL] = missing_rank + 1
     rank[LOWER_LUMBAR_LABEL] = missing_rank + 2
     # every level that is not missing has a rank (a missing one, NaN or None, never equals a key)
-    lrank = np.array([rank.get(lv, missing_rank) for lv in out_level], dtype=np.int64)
-    srank = np.array([_SIDE_ORDER.get(x, len(_SIDE_ORDER)) for x in out_side], dtype=np.int64)
+    lrank = _ranks(out_level, rank, missing_rank)
+    srank = _ranks(out_side, _SIDE_ORDER, len(_SIDE_ORDER))
     row_of = np.array(row_of, dtype=np.int64)
     order = np.lexsort((srank, lrank, _sort_codes(levels["muscle"])[row_of], _sort_codes(levels["subject"])[row_of]))
     order_l = order.tolist()
@@ -802,6 +802,19 @@ def _as_concatenated_with_no_pairs(out: pd.DataFrame, keys: Dict[str, np.ndarray
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # pandas < 3: empty entries in a concatenation
         return pd.concat([out, template], ignore_index=True)
+
+
+def _ranks(values: List[Any], rank: Mapping[Any, int], default: int) -> np.ndarray:
+    """``[rank.get(v, default) for v in values]`` as int64, looked up once per distinct value."""
+    codes, uniques = pd.factorize(_object_array(values))  # missing values (NaN, None): code -1
+    looked_up = np.array([rank.get(u, default) for u in uniques] + [default], dtype=np.int64)
+    return looked_up[codes]  # code -1 picks the default at the end
+
+
+def _object_array(values: List[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def _is_missing(value: Any) -> bool:

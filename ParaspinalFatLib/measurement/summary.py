@@ -207,7 +207,7 @@ def _tidy_summary(levels: pd.DataFrame, side: np.ndarray, warn: np.ndarray, metr
     unit_col = levels["unit"] if "unit" in levels.columns else None
     first_row = np.full(n_groups, n, dtype=np.int64)
     np.minimum.at(first_row, gid, rows)
-    group_unit = ([unit_col.iloc[int(i)] for i in first_row] if unit_col is not None else [""] * n_groups)
+    group_unit = (unit_col.to_numpy(dtype=object)[first_row].tolist() if unit_col is not None else [""] * n_groups)
     weights = {}
     n_rows_out = n_cells + len(lower_groups)
     out_gid = np.r_[cell_gid, lower_groups]
