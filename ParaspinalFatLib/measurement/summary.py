@@ -236,14 +236,15 @@ def _tidy_summary(levels: pd.DataFrame, side: np.ndarray, warn: np.ndarray, metr
         value = np.concatenate([per_cell, mean3])
         unit = _UNIT_OF.get(metric)
         units = [unit] * n_groups if unit else group_unit
-        interval = np.array([metric == "mean" and u == "HU" for u in units], dtype=bool)[out_gid]
+        interval = (np.array([u == "HU" for u in units], dtype=bool) if metric == "mean"
+                    else np.zeros(n_groups, dtype=bool))[out_gid]
         left, right, both = value[:, 0], value[:, 1], value[:, 2]
         lr_mean, asym = _lr_mean_and_asymmetry(left, right, both, interval)
-        parts.append((np.full(n_rows_out, m_index), left, right, lr_mean, asym, [units[g] for g in out_gid.tolist()]))
+        parts.append((np.full(n_rows_out, m_index), left, right, lr_mean, asym, _objects(units)[out_gid]))
     # order: group, metric, level (the L3/4-L5/S1 mean last)
     metric_idx = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, int)
     pick = np.lexsort((np.tile(out_pos, len(parts)), metric_idx, np.tile(out_gid, len(parts))))
-    unit_all = [u for p in parts for u in p[5]]
+    unit_all = np.concatenate([p[5] for p in parts]) if parts else np.zeros(0, dtype=object)
     if not parts:
         return pd.DataFrame.from_records([], columns=SUMMARY_COLUMNS)
     subj_key = _objects([subj_uniques[int(k) // len(mus_uniques)] for k in group_ids])
@@ -254,7 +255,7 @@ def _tidy_summary(levels: pd.DataFrame, side: np.ndarray, warn: np.ndarray, metr
     # stays integer), numbers as arrays
     columns = [
         subj_key[gid_all].tolist(), mus_key[gid_all].tolist(), _objects(out_level)[unit_idx].tolist(),
-        _objects(metrics)[metric_idx[pick]].tolist(), _objects(unit_all)[pick].tolist(),
+        _objects(metrics)[metric_idx[pick]].tolist(), unit_all[pick].tolist(),
     ] + [np.concatenate([p[k] for p in parts]).astype(float)[pick] for k in (1, 2, 3, 4)] + [
         out_n_levels[unit_idx].astype(np.int64), _objects(out_warn)[unit_idx].tolist(),
     ]
