@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
-from ..segmentation import LabelledVoxels, Segmentation
+from ..segmentation import LabelledVoxels, Segmentation, map_label_values
 
 
 __all__ = ['RoiVoxels', 'gather_roi_voxels']
@@ -137,12 +137,16 @@ def gather_roi_voxels(
         found = segmentation.labelled_voxels(layer)
         if found.flat.size == 0:
             continue
-        # a lookup sized to the labels present, not to the largest label value (2**31 costs nothing)
-        roi = found.map_labels(mapping, dtype=roi_type)
-        keep = roi >= 0
-        select = None if keep.all() else keep
-        rois.append(roi if select is None else roi[select])
-        slices.append(found.index(2 - slice_axis, select))
+        # ROI numbers per run of one label along a row (LabelledVoxels.runs), then per voxel: a
+        # lookup sized to the labels present (a label value of 2**31 costs nothing), made per run
+        runs = found.runs
+        run_roi = map_label_values(runs.label, mapping, missing=-1, dtype=roi_type)
+        kept = run_roi >= 0
+        every = bool(kept.all())
+        length = runs.length if every else runs.length[kept]
+        select = None if every else np.repeat(kept, runs.length)
+        rois.append(np.repeat(run_roi if every else run_roi[kept], length))
+        slices.append(_slice_index(found, runs, None if every else kept, length, 2 - slice_axis, select))
         values.append(found.take(image, select))
         parts.append((found, select))
         if water is not None:
@@ -153,6 +157,18 @@ def gather_roi_voxels(
     empty = np.zeros(0, roi_type)
     return RoiVoxels(empty, empty, np.zeros(0, image.dtype), len(roi_keys), n_slices,
                      _real(np.zeros(0, water.dtype)) if water is not None else None)
+
+
+def _slice_index(found: LabelledVoxels, runs, kept: Optional[np.ndarray], length: np.ndarray, axis: int,
+                 select: Optional[np.ndarray]) -> np.ndarray:
+    """:meth:`LabelledVoxels.index` of the kept voxels along numpy ``axis``: from the runs for k and j
+    (constant along a run), else per voxel."""
+    if axis == 2:
+        return found.index(axis, select)
+    nj = found.box_shape[1]
+    per_run = runs.row // nj if axis == 0 else runs.row % nj
+    per_run = (per_run if kept is None else per_run[kept]) + found.start[axis]
+    return np.repeat(per_run.astype(found.flat.dtype), length)
 
 
 def _joined(parts: List[np.ndarray]) -> np.ndarray:

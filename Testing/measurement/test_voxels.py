@@ -96,6 +96,29 @@ def test_label_sums_from_runs_equal_sums_over_the_voxels(dtype):
     assert np.count_nonzero(runs.length[on_slice] == 40) >= 4
 
 
+@pytest.mark.parametrize("slice_axis", [0, 1, 2])
+@pytest.mark.parametrize("keys", [[(0, 300), (0, 7)], [(0, 1), (0, 2), (0, 7), (0, 300)]])
+def test_gathered_arrays_equal_the_voxels_in_c_order(slice_axis, keys):
+    # every ROI voxel in C order: its ROI number, its index along the slice axis and its value,
+    # whether every label is an ROI or only some, for slices along i, j or k
+    rng = np.random.default_rng(slice_axis)
+    lab = _layer(rng)
+    image = rng.integers(-1000, 1000, lab.shape).astype(np.int16)
+    geometry = Geometry(lab.shape[::-1], (1.0, 1.0, 3.0), (0.0, 0.0, 0.0), tuple(np.eye(3).ravel()))
+    seg = Segmentation(lab, geometry, [Segment(f"s{v}", 0, v) for v in (1, 2, 7, 300)])
+    vox = gather_roi_voxels(image, seg, keys, slice_axis=slice_axis)
+    number = {value: n for n, (_, value) in enumerate(keys)}
+    k, j, i = np.nonzero(lab)
+    labels = lab[k, j, i]
+    mine = np.isin(labels, list(number))
+    assert np.array_equal(vox.roi, np.array([number[int(v)] for v in labels[mine]])) and vox.roi.dtype == np.int32
+    assert np.array_equal(vox.slice_index, (i, j, k)[slice_axis][mine]) and vox.slice_index.dtype == np.int32
+    assert np.array_equal(vox.raw, image[k, j, i][mine]) and vox.raw.dtype == np.int16
+    assert vox.value.dtype == np.float64 and np.array_equal(vox.value, image[k, j, i][mine].astype(np.float64))
+    assert np.array_equal(vox.values_at(vox.roi == 1), vox.value[vox.roi == 1])
+    assert vox.n_slices == lab.shape[2 - slice_axis]
+
+
 def test_gathered_rois_equal_the_masks_values_and_slices():
     rng = np.random.default_rng(5)
     lab = _layer(rng)
