@@ -200,7 +200,11 @@ class LabelledVoxels:
     @classmethod
     def from_layer(cls, lab: np.ndarray) -> "LabelledVoxels":
         """Find the non-zero voxels of a ``(k, j, i)`` label array."""
-        ks = np.flatnonzero(lab.any(axis=(1, 2)))
+        if lab.dtype.kind == "u" and lab.flags.c_contiguous:
+            # the largest label of each slice: numpy's max of unsigned rows is several times faster than any()
+            ks = np.flatnonzero(lab.reshape(lab.shape[0], -1).max(axis=1, initial=0))
+        else:
+            ks = np.flatnonzero(lab.any(axis=(1, 2)))
         if ks.size == 0:
             return cls((0, 0, 0), (0, 0, 0), np.zeros(0, np.intp), np.zeros(0, lab.dtype))
         k0, k1 = int(ks[0]), int(ks[-1]) + 1
