@@ -262,7 +262,7 @@ class LabelledVoxels:
         n = int(flat.size)
         if n == 0:
             empty = np.zeros(0, np.int64)
-            return LabelRuns(np.zeros(0, np.intp), empty, labels[:0], empty, empty)
+            return LabelRuns(np.zeros(0, np.intp), empty, labels[:0], empty, empty, empty)
         ni = self.box_shape[2]
         width = flat.dtype.type(ni)
         # a run starts after a change of label, a gap, or the end of a row (the next voxel is at i = 0);
@@ -280,16 +280,21 @@ class LabelledVoxels:
         first = np.concatenate(starts)
         length = np.diff(np.append(first, n)).astype(np.int64)
         start_flat = flat[first].astype(np.int64)
-        run_row = start_flat // ni
-        return LabelRuns(first, length, labels[first], run_row, start_flat - run_row * ni)
+        row = start_flat // ni
+        k = row // self.box_shape[1]
+        return LabelRuns(first, length, labels[first], k, row - k * self.box_shape[1], start_flat - row * ni)
 
-    def label_sums(self, mapping: Dict[int, int], n: int, second: bool = False) -> Dict[str, np.ndarray]:
+    def run_numbers(self, mapping: Dict[int, int], missing: int = 0, dtype=np.intp) -> np.ndarray:
+        """Number of every run's label in ``mapping`` (``missing`` for other labels); see :meth:`map_labels`."""
+        return map_label_values(self.runs.label, mapping, missing, dtype=dtype)
+
+    def label_sums(self, numbers: np.ndarray, n: int, second: bool = False) -> Dict[str, np.ndarray]:
         """Voxel counts and sums of box indices per label number, exactly, from the runs.
 
         Parameters
         ----------
-        mapping : dict of int to int
-            Label value -> number ``1 .. n`` (other labels count for number 0).
+        numbers : numpy.ndarray of int
+            Number ``0 .. n`` of every run (:meth:`run_numbers`; 0 for labels not asked for).
         n : int
             Largest number.
         second : bool
@@ -304,18 +309,13 @@ class LabelledVoxels:
             2**53), so it equals a sum over the voxels in any order.
         """
         runs = self.runs
-        ids = map_label_values(runs.label, mapping, missing=0, dtype=np.intp)
         size = n + 1
-        length = runs.length
-        nj = self.box_shape[1]
-        k = runs.row // nj
-        j = runs.row - k * nj
-        i0 = runs.first_i
+        length, k, j, i0 = runs.length, runs.k, runs.j, runs.first_i
         tri = length * (length - 1) // 2  # 0 + 1 + ... + (L - 1)
         run_i = length * i0 + tri  # sum of i over the run
 
         def total(weights):
-            return np.bincount(ids, weights=weights.astype(np.float64), minlength=size)
+            return np.bincount(numbers, weights=weights.astype(np.float64), minlength=size)
 
         out = {"count": total(length), "k": total(length * k), "j": total(length * j), "i": total(run_i)}
         if second:
@@ -403,8 +403,8 @@ class LabelRuns:
         Number of voxels.
     label : numpy.ndarray
         Label value (the labels' type).
-    row : numpy.ndarray of int64
-        ``k * nj + j`` in the box.
+    k, j : numpy.ndarray of int64
+        The run's slice and row in the box.
     first_i : numpy.ndarray of int64
         ``i`` of the first voxel in the box (the run covers ``first_i .. first_i + length - 1``).
     """
@@ -412,7 +412,8 @@ class LabelRuns:
     first: np.ndarray
     length: np.ndarray
     label: np.ndarray
-    row: np.ndarray
+    k: np.ndarray
+    j: np.ndarray
     first_i: np.ndarray
 
 

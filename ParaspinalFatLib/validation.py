@@ -1,4 +1,4 @@
-"""Input checks shared by every stage: numeric arrays and required table columns.
+"""Input checks and conversions shared by every stage: numeric and object arrays, required table columns.
 
 Each check raises the caller's error class (``InputError`` in the measurement
 pipeline, ``StatsError`` in :mod:`ParaspinalFatLib.stats`) with a message that
@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["as_float_array", "require_columns"]
+__all__ = ["as_float_array", "object_array", "require_columns"]
 
 
 def as_float_array(values: Any, what: str, *, error: Type[Exception] = InputError,
@@ -55,6 +55,24 @@ def as_float_array(values: Any, what: str, *, error: Type[Exception] = InputErro
     if ndim is not None and arr.ndim != ndim:
         raise error(f"{what}: expected a {ndim}-D sequence, got shape {arr.shape}")
     return np.array(arr, dtype=np.float64, copy=True) if copy else arr.astype(np.float64, copy=False)
+
+
+def object_array(values: Iterable[Any]) -> np.ndarray:
+    """A 1-D object array of ``values``, one entry per value (never a 2-D array of tuples or characters).
+
+    Parameters
+    ----------
+    values : iterable
+        Any objects (text, numbers, None, NaN).
+
+    Returns
+    -------
+    numpy.ndarray of object
+    """
+    values = list(values)
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def require_columns(data: Any, columns: Iterable[Any], what: str = "", *,

@@ -112,7 +112,7 @@ from .muscle_names import NameTable
 from .level_names import (adjacent_vertebrae, canonical_level, disc_between, is_disc_level, is_vertebra_level,
                           level_sort_key, next_vertebra)
 from .segment_names import parse_segment_name
-from ..segmentation import Segment, Segmentation, map_label_values
+from ..segmentation import Segment, Segmentation
 
 
 __all__ = ['SOURCES', 'POSITION_SOURCES', 'HOW_TO_GIVE_LEVELS', 'LevelLandmark', 'read_markups',
@@ -234,7 +234,8 @@ def _layer_stats(segmentation: Segmentation, layer: int, values: Sequence[int], 
     """
     n = len(values)
     found = segmentation.labelled_voxels(layer)
-    sums = found.label_sums({int(v): c for c, v in enumerate(values, start=1)}, n, second=moments)
+    numbers = found.run_numbers({int(v): c for c, v in enumerate(values, start=1)})
+    sums = found.label_sums(numbers, n, second=moments)
     for column in sums.values():
         column[0] = 0.0  # number 0 gathers the other labels: not a label asked for
     counts = sums["count"].astype(np.int64)
@@ -256,22 +257,18 @@ def _layer_stats(segmentation: Segmentation, layer: int, values: Sequence[int], 
                             + sums["count"] * (shift[a] * shift[b]))
                 m = products / safe[:, 0]
                 cov[:, a, b] = cov[:, b, a] = m - means[:, a] * means[:, b]
-    edge = _edge_labels(found, (nk, nj, ni), sums, values)
+    edge = _edge_labels(found, (nk, nj, ni), numbers, n)
     return counts, means + centre, edge, cov
 
 
-def _edge_labels(found, shape, sums, values) -> np.ndarray:
-    """Per label number (0 = others, never on the edge): does any voxel lie on the grid's outer faces?"""
-    n = len(values)
+def _edge_labels(found, shape, numbers: np.ndarray, n: int) -> np.ndarray:
+    """Per label number of the runs (0 = others, never on the edge): does any voxel lie on the grid's outer faces?"""
     runs = found.runs
-    ids = map_label_values(runs.label, {int(v): c for c, v in enumerate(values, start=1)}, missing=0, dtype=np.intp)
     nk, nj, ni = shape
     k0, j0, i0 = found.start
-    k = runs.row // found.box_shape[1] + k0
-    j = runs.row % found.box_shape[1] + j0
-    first = runs.first_i + i0
+    k, j, first = runs.k + k0, runs.j + j0, runs.first_i + i0
     on_edge = (k == 0) | (k == nk - 1) | (j == 0) | (j == nj - 1) | (first == 0) | (first + runs.length - 1 == ni - 1)
-    edge = np.bincount(ids[on_edge], minlength=n + 1) > 0
+    edge = np.bincount(numbers[on_edge], minlength=n + 1) > 0
     edge[0] = False
     return edge
 

@@ -131,8 +131,9 @@ def _unit(v) -> Optional[np.ndarray]:
 
 
 def _perp(v, axis) -> np.ndarray:
+    """The part of ``v`` (one vector or rows of vectors) across the unit ``axis``."""
     v = np.asarray(v, dtype=float)
-    return v - float(v @ axis) * axis
+    return v - np.asarray(v @ axis)[..., None] * axis
 
 
 def _centroids(segmentation: Segmentation, segments: Iterable[Segment]) -> Dict[Tuple[int, int], np.ndarray]:
@@ -151,7 +152,7 @@ def _centroids(segmentation: Segmentation, segments: Iterable[Segment]) -> Dict[
         found = segmentation.labelled_voxels(layer)
         if found.flat.size == 0:
             continue
-        sums = found.label_sums({v: c for c, v in enumerate(values, start=1)}, len(values))
+        sums = found.label_sums(found.run_numbers({v: c for c, v in enumerate(values, start=1)}), len(values))
         count = sums["count"]
         have = [c for c in range(1, len(values) + 1) if count[c] > 0]
         if not have:
@@ -373,8 +374,7 @@ def check_sides(
     if pairs:
         # each pair's left-right direction across the axis, turned to the patient's left; those
         # within the angle of the left direction are averaged
-        across = np.array([points[lft] - points[rgt] for lft, rgt in pairs])
-        across -= (across @ axis)[:, None] * axis
+        across = _perp(np.array([points[lft] - points[rgt] for lft, rgt in pairs]), axis)
         length = np.linalg.norm(across, axis=1)
         across = across[length > 1e-9] / length[length > 1e-9, None]
         across[across @ left < 0] *= -1.0

@@ -105,7 +105,7 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
     n_sl = (last - first + 1).astype(float)
     cols: Dict[str, np.ndarray] = {}
     ns = counts.shape[1]
-    for members in _non_overlapping_passes(rows, row_roi, first, last):
+    for members in _non_overlapping_passes(row_roi, first, last):
         # every (ROI, slice) of the pass's windows -> its row; the slices of the windows
         mem = np.asarray(members, dtype=np.intp)
         width = np.maximum(last[mem] - first[mem] + 1, 0)
@@ -189,32 +189,32 @@ def _plane_columns(plane: Optional[Dict[str, Any]], n_rows: int) -> Dict[str, An
     }
 
 
-def _non_overlapping_passes(rows: List[Row], roi: np.ndarray, first: np.ndarray, last: np.ndarray) -> List[List[int]]:
+def _non_overlapping_passes(roi: np.ndarray, first: np.ndarray, last: np.ndarray) -> List[List[int]]:
     """Split rows into passes in which no (ROI, slice) belongs to two rows.
 
+    Row ``r`` measures ROI ``roi[r]`` on the inclusive slice window ``first[r]``..``last[r]``.
     A row goes into the first pass where no row of its ROI has a slice window that
-    overlaps its own (windows are the inclusive slice ranges ``first``..``last``).
+    overlaps its own.
     When no two windows of one ROI overlap (the usual case: levels are far apart),
     that is a single pass of every row, found without a loop.
     """
-    if len(rows) > 1:
+    if len(roi) > 1:
         order = np.lexsort((first, roi))
         # windows of one ROI sorted by start overlap nowhere iff each starts after the previous one ends
         clash = (roi[order][1:] == roi[order][:-1]) & (first[order][1:] <= last[order][:-1])
         if not clash.any():
-            return [list(range(len(rows)))]
+            return [list(range(len(roi)))]
     passes: List[List[int]] = []
     taken: List[Dict[int, List[Tuple[int, int]]]] = []
-    for r_i, row in enumerate(rows):
-        lo, hi = row.window
+    for r_i, (number, lo, hi) in enumerate(zip(roi.tolist(), first.tolist(), last.tolist())):
         for p_i, windows in enumerate(taken):
-            used = windows.setdefault(row.roi, [])
+            used = windows.setdefault(number, [])
             if not any(a <= hi and lo <= b for a, b in used):
                 passes[p_i].append(r_i)
                 used.append((lo, hi))
                 break
         else:
-            taken.append({row.roi: [(lo, hi)]})
+            taken.append({number: [(lo, hi)]})
             passes.append([r_i])
     return passes
 

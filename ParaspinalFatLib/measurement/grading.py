@@ -56,7 +56,7 @@ import pandas as pd
 from ..errors import InputError
 from ..anatomy.level_names import level_sort_key
 from ..schemas import LOWER_LUMBAR_LABEL, LOWER_LUMBAR_LEVELS
-from ..validation import as_float_array, require_columns
+from ..validation import as_float_array, object_array, require_columns
 from .summary import labelled_row_warnings
 
 
@@ -806,15 +806,9 @@ def _as_concatenated_with_no_pairs(out: pd.DataFrame, keys: Dict[str, np.ndarray
 
 def _ranks(values: List[Any], rank: Mapping[Any, int], default: int) -> np.ndarray:
     """``[rank.get(v, default) for v in values]`` as int64, looked up once per distinct value."""
-    codes, uniques = pd.factorize(_object_array(values))  # missing values (NaN, None): code -1
+    codes, uniques = pd.factorize(object_array(values))  # missing values (NaN, None): code -1
     looked_up = np.array([rank.get(u, default) for u in uniques] + [default], dtype=np.int64)
     return looked_up[codes]  # code -1 picks the default at the end
-
-
-def _object_array(values: List[Any]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
 
 
 def _is_missing(value: Any) -> bool:

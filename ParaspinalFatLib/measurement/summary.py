@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from ..anatomy.level_names import level_sort_key
 from ..schemas import LOWER_LUMBAR_LABEL, LOWER_LUMBAR_LEVELS, SUMMARY_COLUMNS
+from ..validation import object_array
 
 
 __all__ = ['SUMMARY_METRICS', 'summarize', 'labelled_row_warnings', 'join_warnings']
@@ -240,33 +241,26 @@ def _tidy_summary(levels: pd.DataFrame, side: np.ndarray, warn: np.ndarray, metr
                     else np.zeros(n_groups, dtype=bool))[out_gid]
         left, right, both = value[:, 0], value[:, 1], value[:, 2]
         lr_mean, asym = _lr_mean_and_asymmetry(left, right, both, interval)
-        parts.append((np.full(n_rows_out, m_index), left, right, lr_mean, asym, _objects(units)[out_gid]))
-    # order: group, metric, level (the L3/4-L5/S1 mean last)
-    metric_idx = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, int)
-    pick = np.lexsort((np.tile(out_pos, len(parts)), metric_idx, np.tile(out_gid, len(parts))))
-    unit_all = np.concatenate([p[5] for p in parts]) if parts else np.zeros(0, dtype=object)
+        parts.append((np.full(n_rows_out, m_index), left, right, lr_mean, asym, object_array(units)[out_gid]))
     if not parts:
         return pd.DataFrame.from_records([], columns=SUMMARY_COLUMNS)
-    subj_key = _objects([subj_uniques[int(k) // len(mus_uniques)] for k in group_ids])
-    mus_key = _objects([mus_uniques[int(k) % len(mus_uniques)] for k in group_ids])
+    # order: group, metric, level (the L3/4-L5/S1 mean last)
+    metric_idx = np.concatenate([p[0] for p in parts])
+    pick = np.lexsort((np.tile(out_pos, len(parts)), metric_idx, np.tile(out_gid, len(parts))))
+    unit_all = np.concatenate([p[5] for p in parts])
+    subj_key = object_array([subj_uniques[int(k) // len(mus_uniques)] for k in group_ids])
+    mus_key = object_array([mus_uniques[int(k) % len(mus_uniques)] for k in group_ids])
     gid_all = np.tile(out_gid, len(parts))[pick]
     unit_idx = np.tile(np.arange(n_rows_out), len(parts))[pick]
     # text columns as lists (pandas infers their type as it did from records: an integer subject id
     # stays integer), numbers as arrays
     columns = [
-        subj_key[gid_all].tolist(), mus_key[gid_all].tolist(), _objects(out_level)[unit_idx].tolist(),
-        _objects(metrics)[metric_idx[pick]].tolist(), unit_all[pick].tolist(),
+        subj_key[gid_all].tolist(), mus_key[gid_all].tolist(), object_array(out_level)[unit_idx].tolist(),
+        object_array(metrics)[metric_idx[pick]].tolist(), unit_all[pick].tolist(),
     ] + [np.concatenate([p[k] for p in parts]).astype(float)[pick] for k in (1, 2, 3, 4)] + [
-        out_n_levels[unit_idx].astype(np.int64), _objects(out_warn)[unit_idx].tolist(),
+        out_n_levels[unit_idx].astype(np.int64), object_array(out_warn)[unit_idx].tolist(),
     ]
     return pd.DataFrame(dict(zip(SUMMARY_COLUMNS, columns)))
-
-
-def _objects(values: Sequence[Any]) -> np.ndarray:
-    """A 1-D object array of ``values`` (never a 2-D array of tuples or characters)."""
-    out = np.empty(len(values), dtype=object)
-    out[:] = list(values)
-    return out
 
 
 def _joined_by_key(keys, warn: np.ndarray, n_keys: Optional[int] = None):

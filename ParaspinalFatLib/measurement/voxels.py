@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
-from ..segmentation import LabelledVoxels, Segmentation, map_label_values
+from ..segmentation import LabelledVoxels, Segmentation
 
 
 __all__ = ['RoiVoxels', 'gather_roi_voxels']
@@ -140,7 +140,7 @@ def gather_roi_voxels(
         # ROI numbers per run of one label along a row (LabelledVoxels.runs), then per voxel: a
         # lookup sized to the labels present (a label value of 2**31 costs nothing), made per run
         runs = found.runs
-        run_roi = map_label_values(runs.label, mapping, missing=-1, dtype=roi_type)
+        run_roi = found.run_numbers(mapping, missing=-1, dtype=roi_type)
         kept = run_roi >= 0
         every = bool(kept.all())
         length = runs.length if every else runs.length[kept]
@@ -165,8 +165,7 @@ def _slice_index(found: LabelledVoxels, runs, kept: Optional[np.ndarray], length
     (constant along a run), else per voxel."""
     if axis == 2:
         return found.index(axis, select)
-    nj = found.box_shape[1]
-    per_run = runs.row // nj if axis == 0 else runs.row % nj
+    per_run = runs.k if axis == 0 else runs.j
     per_run = (per_run if kept is None else per_run[kept]) + found.start[axis]
     return np.repeat(per_run.astype(found.flat.dtype), length)
 

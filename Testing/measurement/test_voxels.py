@@ -77,11 +77,11 @@ def test_label_sums_from_runs_equal_sums_over_the_voxels(dtype):
     assert runs.length.sum() == found.flat.size
     assert np.array_equal(np.repeat(runs.label, runs.length), found.labels)
     k, j, i = (found.index(axis) - found.start[axis] for axis in range(3))
-    assert np.array_equal(np.repeat(runs.row, runs.length), k * found.box_shape[1] + j)
+    assert np.array_equal(np.repeat(runs.k, runs.length), k) and np.array_equal(np.repeat(runs.j, runs.length), j)
     assert np.array_equal(runs.first_i, i[runs.first])
     values = [int(v) for v in np.unique(found.labels)]
     mapping = {values[0]: 2, values[-1]: 1}  # numbers in any order; the other labels -> 0
-    sums = found.label_sums(mapping, 2, second=True)
+    sums = found.label_sums(found.run_numbers(mapping), 2, second=True)
     number = np.array([mapping.get(int(v), 0) for v in found.labels])
     for c in range(3):
         m = number == c
@@ -90,9 +90,9 @@ def test_label_sums_from_runs_equal_sums_over_the_voxels(dtype):
                         ii=(ii * ii).sum(), kj=(kk * jj).sum(), ki=(kk * ii).sum(), ji=(jj * ii).sum())
         for name, value in expected.items():
             assert sums[name][c] == value, (name, c)
-    assert set(found.label_sums(mapping, 2)) == {"count", "k", "j", "i"}
+    assert set(found.label_sums(found.run_numbers(mapping), 2)) == {"count", "k", "j", "i"}
     # a row of full-width runs: 4 runs of 40 voxels on slice 2
-    on_slice = runs.row // found.box_shape[1] == 2 - found.start[0]
+    on_slice = runs.k == 2 - found.start[0]
     assert np.count_nonzero(runs.length[on_slice] == 40) >= 4
 
 

@@ -124,3 +124,13 @@ def test_warnings_point_at_the_users_call():
     with pytest.warns(StatsWarning, match="n = 3") as record:
         stats.correlation(df, "x", "y")  # note() is two calls deep, behind the decorator
     assert record[0].filename == __file__
+
+
+def test_object_array_holds_one_entry_per_value():
+    from ParaspinalFatLib.validation import object_array
+
+    values = [("L4/5", 1), "left", None, float("nan"), 3]
+    out = object_array(values)
+    assert out.shape == (5,) and out.dtype == object
+    assert out[0] == ("L4/5", 1) and out[1] == "left" and out[2] is None and out[4] == 3
+    assert object_array(iter(["ab"])).tolist() == ["ab"] and object_array([]).shape == (0,)
