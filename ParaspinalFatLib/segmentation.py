@@ -166,7 +166,7 @@ class Segmentation:
         """
         shape = tuple(self.layers.shape[1:])
         end = tuple(a + n for a, n in zip(found.start, found.box_shape))
-        if found.flat.size and (len(end) != 3 or any(e > n for e, n in zip(end, shape))):
+        if found.size and (len(end) != 3 or any(e > n for e, n in zip(end, shape))):
             raise ValueError(f"labelled voxels with box {found.start}..{end} do not fit layer shape {shape}")
         self._nonzero[layer] = found
 
@@ -177,7 +177,12 @@ class Segmentation:
 
 @dataclass(frozen=True)
 class LabelledVoxels:
-    """The non-zero voxels of one label layer, found inside its bounding box.
+    """The non-zero voxels of one label layer, found inside its bounding box, as runs.
+
+    The voxels are found as :class:`LabelRuns` (stretches of one label along a row of the
+    box): one comparison of neighbouring voxels per slab, no index of every voxel.  Label
+    counts, centroids and the voxels of a few slices follow from the runs; the per-voxel
+    :attr:`flat` indices and :attr:`labels` are expanded from them on first use only.
 
     Attributes
     ----------
@@ -185,17 +190,21 @@ class LabelledVoxels:
         ``(k0, j0, i0)`` corner of the bounding box in the layer array.
     box_shape : tuple of 3 int
         Shape of the bounding box.
-    flat : numpy.ndarray of int32 (intp for a box of 2**31 voxels or more)
-        C-order indices of the voxels *within the box* (int32 halves the memory
-        of the largest array a measurement holds besides the image).
+    runs : LabelRuns
+        The voxels as runs of one label along the rows of the box, in C order.
+    index_type : numpy.dtype
+        Integer type of :attr:`flat`: int32 for a box of fewer than 2**31 voxels (half the
+        memory of the largest array a measurement holds besides the image), else intp.
+    flat : numpy.ndarray of ``index_type``
+        C-order indices of the voxels *within the box* (computed on first use).
     labels : numpy.ndarray
-        Their label values.
+        Their label values, in the layer's type (computed on first use).
     """
 
     start: Tuple[int, int, int]
     box_shape: Tuple[int, int, int]
-    flat: np.ndarray
-    labels: np.ndarray
+    runs: "LabelRuns"
+    index_type: np.dtype
 
     @classmethod
     def from_layer(cls, lab: np.ndarray) -> "LabelledVoxels":
@@ -206,7 +215,7 @@ class LabelledVoxels:
         else:
             ks = np.flatnonzero(lab.any(axis=(1, 2)))
         if ks.size == 0:
-            return cls((0, 0, 0), (0, 0, 0), np.zeros(0, np.intp), np.zeros(0, lab.dtype))
+            return cls((0, 0, 0), (0, 0, 0), LabelRuns.empty(lab.dtype), np.dtype(np.intp))
         k0, k1 = int(ks[0]), int(ks[-1]) + 1
         sub = lab[k0:k1]
         # one more pass; the j and i extents follow from this 2-D map (max: no bool conversion of every voxel)
@@ -215,20 +224,31 @@ class LabelledVoxels:
         is_ = np.flatnonzero(plane.any(axis=0))
         j0, j1, i0, i1 = int(js[0]), int(js[-1]) + 1, int(is_[0]), int(is_[-1]) + 1
         box = sub[:, j0:j1, i0:i1]
-        nk, nj, ni = box.shape
-        index_type = np.int32 if box.size < _INT32_LIMIT else np.intp
-        # slabs of about 2**20 voxels: the mask and indices of a slab are small, reused temporaries
-        # (a copy and a mask of the whole box cost fresh memory, and its page faults, on every call)
-        step = max(1, (1 << 20) // (nj * ni))
-        flats, labels = [], []
-        for k in range(0, nk, step):
-            part = box[k:k + step]
-            mask = part != 0  # numpy's nonzero is about 2x faster on a boolean mask
-            found = np.flatnonzero(mask).astype(index_type)
-            found += index_type(k * nj * ni)
-            flats.append(found)
-            labels.append(part[mask])
-        return cls((k0, j0, i0), (nk, nj, ni), np.concatenate(flats), np.concatenate(labels))
+        index_type = np.dtype(np.int32 if box.size < _INT32_LIMIT else np.intp)
+        return cls((k0, j0, i0), box.shape, _runs_of_box(box), index_type)
+
+    @functools.cached_property
+    def size(self) -> int:
+        """Number of labelled voxels."""
+        return int(self.runs.length.sum())
+
+    @functools.cached_property
+    def flat(self) -> np.ndarray:
+        """C-order indices of the voxels within the box (expanded from the runs, once)."""
+        runs = self.runs
+        if self.size == 0:
+            return np.zeros(0, self.index_type)
+        nj, ni = self.box_shape[1], self.box_shape[2]
+        # voxel t of a run lies at the run's first index + t, and is voxel first + t of the list
+        offset = (runs.k * nj + runs.j) * ni + runs.first_i - runs.first
+        flat = np.repeat(offset.astype(self.index_type), runs.length)
+        flat += np.arange(self.size, dtype=self.index_type)
+        return flat
+
+    @functools.cached_property
+    def labels(self) -> np.ndarray:
+        """Label value of every voxel of :attr:`flat` (expanded from the runs, once)."""
+        return np.repeat(self.runs.label, self.runs.length)
 
     def value_counts(self) -> Dict[int, int]:
         """{label value: voxel count} of the non-zero voxels, in increasing value order.
@@ -249,40 +269,6 @@ class LabelledVoxels:
         values, inverse = np.unique(runs.label, return_inverse=True)
         counts = np.bincount(inverse.ravel(), weights=runs.length, minlength=values.size)
         return {int(v): int(c) for v, c in zip(values, counts)}
-
-    @functools.cached_property
-    def runs(self) -> "LabelRuns":
-        """The voxels as runs of one label along the rows of the box (computed once, cached).
-
-        Per-label sums over voxels (counts, centroids, second moments) follow from the runs
-        in closed form: a muscle's row of 60 voxels is one run, so the sums cost a fraction of
-        a pass over the voxels, and the side check and the level landmarks share one pass.
-        """
-        flat, labels = self.flat, self.labels
-        n = int(flat.size)
-        if n == 0:
-            empty = np.zeros(0, np.int64)
-            return LabelRuns(np.zeros(0, np.intp), empty, labels[:0], empty, empty, empty)
-        ni = self.box_shape[2]
-        width = flat.dtype.type(ni)
-        # a run starts after a change of label, a gap, or the end of a row (the next voxel is at i = 0);
-        # compared in slabs of 2**18 voxel pairs (small, reused temporaries)
-        starts = [np.zeros(1, np.intp)]
-        for a in range(0, n - 1, 1 << 18):
-            b = min(a + (1 << 18), n - 1)
-            after = flat[a + 1: b + 1]
-            cut = labels[a + 1: b + 1] != labels[a:b]
-            cut |= (after - flat[a:b]) != 1
-            cut |= (after % width) == 0
-            found = np.flatnonzero(cut)
-            found += a + 1
-            starts.append(found)
-        first = np.concatenate(starts)
-        length = np.diff(np.append(first, n)).astype(np.int64)
-        start_flat = flat[first].astype(np.int64)
-        row = start_flat // ni
-        k = row // self.box_shape[1]
-        return LabelRuns(first, length, labels[first], k, row - k * self.box_shape[1], start_flat - row * ni)
 
     def run_numbers(self, mapping: Dict[int, int], missing: int = 0, dtype=np.intp) -> np.ndarray:
         """Number of every run's label in ``mapping`` (``missing`` for other labels); see :meth:`map_labels`."""
@@ -415,6 +401,51 @@ class LabelRuns:
     k: np.ndarray
     j: np.ndarray
     first_i: np.ndarray
+
+    @classmethod
+    def empty(cls, label_type) -> "LabelRuns":
+        """No runs (labels of type ``label_type``)."""
+        none = np.zeros(0, np.int64)
+        return cls(np.zeros(0, np.intp), none, np.zeros(0, label_type), none, none, none)
+
+
+def _runs_of_box(box: np.ndarray) -> LabelRuns:
+    """The runs of one non-zero label along the rows of a ``(k, j, i)`` box (see :class:`LabelRuns`).
+
+    Slab by slab (about 2**20 voxels, copied to C order: small, reused temporaries), every
+    voxel is compared with its row neighbour; a stretch ends where the label changes and at
+    the end of each row, and the stretches of label 0 are dropped.
+    """
+    nk, nj, ni = box.shape
+    plane = nj * ni
+    step = max(1, (1 << 20) // max(plane, 1))
+    begins, labels, lengths = [], [], []
+    for k in range(0, nk, step):
+        part = np.ascontiguousarray(box[k:k + step]).reshape(-1)
+        change = part[1:] != part[:-1]
+        change[ni - 1::ni] = True  # a run never continues into the next row
+        cut = np.flatnonzero(change)
+        begin = np.empty(cut.size + 1, np.int64)  # first voxel of every stretch, labelled or not
+        begin[0] = 0
+        np.add(cut, 1, out=begin[1:])
+        label = part[begin]
+        keep = label != 0
+        lengths.append(np.diff(begin, append=part.size)[keep])
+        begin = begin[keep]
+        begin += k * plane
+        begins.append(begin)
+        labels.append(label[keep])
+    start = np.concatenate(begins)
+    if start.size == 0:
+        return LabelRuns.empty(box.dtype)
+    length = np.concatenate(lengths)
+    first = np.zeros(start.size, np.intp)  # index of the run's first voxel in the voxel list
+    np.cumsum(length[:-1], out=first[1:])
+    row = start // ni
+    k = row // nj
+    return LabelRuns(first, length, np.concatenate(labels), k, row - k * nj, start - row * ni)
+
+
 
 
 #: Largest label value looked up through a direct table (8 bytes per entry: 8 MiB).

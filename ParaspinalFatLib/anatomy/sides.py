@@ -150,7 +150,7 @@ def _centroids(segmentation: Segmentation, segments: Iterable[Segment]) -> Dict[
     out: Dict[Tuple[int, int], np.ndarray] = {}
     for layer, values in by_layer.items():
         found = segmentation.labelled_voxels(layer)
-        if found.flat.size == 0:
+        if found.size == 0:
             continue
         sums = found.label_sums(found.run_numbers({v: c for c, v in enumerate(values, start=1)}), len(values))
         count = sums["count"]

@@ -115,22 +115,26 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
         row_of[np.repeat(row_roi[mem], width) * ns + slices] = np.repeat(mem, width)
         in_window = np.zeros(ns, bool)
         in_window[slices] = True
-        # the voxels on a slice of some window first (one small lookup per voxel), then their rows:
-        # no ROI x slice key of every gathered voxel (a CT's whole muscles: millions)
-        sel = np.flatnonzero(in_window[vox.slice_index])
-        rid = row_of[vox.roi[sel].astype(np.intp) * ns + vox.slice_index[sel]]
-        keep = rid >= 0
-        sel, rid = sel[keep], rid[keep]
+        # the voxels on a slice of some window first (taken run by run from the image when the voxels'
+        # arrays are not made: a few slices of the muscles), then their rows: no ROI x slice key of
+        # every gathered voxel (a CT's whole muscles: millions)
+        sub, at = vox.subset(in_window)
+        rid = row_of[sub.roi.astype(np.intp) * ns + sub.slice_index]
+        sel = np.flatnonzero(rid >= 0)
+        rid = rid[sel]
         refs = None
         if reference_roi is not None:
             refs = [_reference_on_slices(vox, reference_roi, range(r.window[0], r.window[1] + 1)) for r in rows]
         csa = None
         if area_pixels is not None:
             csa = np.array([area_pixels[r.roi, r.window[0]: r.window[1] + 1].sum() for r in rows]) * area / n_sl
-        part = measure_groups(vox, sel, rid, n_rows, method, [rois[r.roi].muscle for r in rows],
-                              area, n_sl, refs, codes_out,
+        sub_codes = None if codes_out is None else np.zeros(sub.size, dtype=codes_out.dtype)
+        part = measure_groups(sub, sel, rid, n_rows, method, [rois[r.roi].muscle for r in rows],
+                              area, n_sl, refs, sub_codes,
                               labels=[f"segment '{rois[r.roi].segment.name}' ({r.level})" for r in rows],
                               csa_mm2=csa)
+        if codes_out is not None:
+            codes_out[at[sel]] = sub_codes[sel]
         idx = np.asarray(members)
         for name, arr in part.items():
             if name not in cols:

@@ -767,7 +767,7 @@ def _measure(image, segmentation, opts: MeasureOptions, keep_classes: bool = Fal
         grading["goutallier_cutoffs"] = check_cutoffs(opts.goutallier_cutoffs, "goutallier")
     if opts.kjaer_cutoffs is not None:
         grading["kjaer_cutoffs"] = check_cutoffs(opts.kjaer_cutoffs, "kjaer")
-    codes = np.full(level_vox.roi.size, EXCLUDED - 1, dtype=np.int8)  # EXCLUDED - 1: not in any row
+    codes = np.full(level_vox.size, EXCLUDED - 1, dtype=np.int8)  # EXCLUDED - 1: not in any row
     levels_df = level_table(rows, rois, level_vox, level_counts, level_area, method, subject, reference_roi, codes,
                             grading, area_pixels=area_pixels, plane=plane_info)
     slices_df = (slice_table(rois, vox, area, method, subject, geometry, axis, reference_roi)

@@ -327,7 +327,6 @@ def make_plane(geometry: Geometry, point_lps, normal_lps, pixel_mm: Optional[flo
     return Plane(point, normal, u, v, origin, pixel, shape)
 
 
-@dataclass
 class PlaneRoiVoxels(RoiVoxels):
     """:class:`RoiVoxels` of plane pixels: ``slice_index`` is the plane number.
 
@@ -338,7 +337,10 @@ class PlaneRoiVoxels(RoiVoxels):
         :meth:`positions` (several pixels may share a voxel).
     """
 
-    nearest_kji: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None
+    def __init__(self, *args, nearest_kji: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.nearest_kji = nearest_kji
 
     def positions(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(k, j, i)`` of the nearest image voxel of every pixel.
@@ -673,7 +675,7 @@ def sample_planes(image: np.ndarray, geometry: Geometry, segmentation: Segmentat
     size = np.array(geometry.size)
     for layer, mapping in by_layer.items():
         found = segmentation.labelled_voxels(layer)
-        if found.flat.size == 0:
+        if found.size == 0:
             continue
         labels = segmentation.layers[layer]
         start = np.array(found.start[::-1], dtype=np.intp)  # (i0, j0, k0)

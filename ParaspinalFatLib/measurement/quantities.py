@@ -80,16 +80,23 @@ def grouped_stats(
 
 
 def _grouped_quantiles(g: np.ndarray, v: np.ndarray, counts: np.ndarray, qs: Dict[str, float]):
-    """Linear-interpolated quantiles per group from one (group, value) sort.
+    """Linear-interpolated quantiles per group from the values sorted within each group.
 
-    The values are sorted by value, then stably by group: the values of each group in
-    ascending order, as ``numpy.lexsort((v, g))`` orders them, in about half its time (a
-    stable sort of 16-bit group ids is a radix sort).
+    The values of each group in ascending order, as ``numpy.lexsort((v, g))`` orders them.
+    Groups of many voxels (a few rows of a per-level table) are put together by a stable
+    sort of their 16-bit ids (a radix sort), then each is sorted in place: no index sort of
+    every value.  Many small groups are sorted by value, then stably by group, in about half
+    the time of ``lexsort``.
     """
-    by_value = np.argsort(v)
     group_type = np.int16 if counts.size <= np.iinfo(np.int16).max else np.intp
-    sv = v[by_value[np.argsort(g.astype(group_type)[by_value], kind="stable")]]
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    if counts.size * 128 <= v.size:
+        sv = v[np.argsort(g.astype(group_type), kind="stable")]
+        for lo, n in zip(starts.tolist(), counts.tolist()):
+            sv[lo:lo + n].sort()
+    else:
+        by_value = np.argsort(v)
+        sv = v[by_value[np.argsort(g.astype(group_type)[by_value], kind="stable")]]
     res = {}
     has = counts > 0
     for name, q in qs.items():

@@ -152,3 +152,98 @@ def test_counts_per_slice_over_several_slabs_equal_a_direct_count():
     np.add.at(expected, (roi, slices), 1)
     got = vox.counts_per_slice()
     assert got.shape == (n_rois, n_slices) and np.array_equal(got, expected) and got.sum() == n
+
+
+def _runs_by_hand(box):
+    """Maximal stretches of one non-zero label along each row of a small box, by a Python loop."""
+    runs = []
+    nk, nj, ni = box.shape
+    for k in range(nk):
+        for j in range(nj):
+            i = 0
+            while i < ni:
+                v = box[k, j, i]
+                start = i
+                while i < ni and box[k, j, i] == v:
+                    i += 1
+                if v != 0:
+                    runs.append((k, j, start, i - start, int(v)))
+    return runs
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_runs_are_the_maximal_stretches_of_one_label_along_each_row(seed):
+    # runs found slab by slab (a box of several slabs for seed 5) against a loop over the rows;
+    # blocky labels make long runs, rows full of one label must not join the next row
+    rng = np.random.default_rng(seed)
+    shape = (4, 7, 9) if seed < 5 else (3, 1100, 1000)
+    lab = np.repeat(rng.choice(np.array([0, 0, 3, 5, 300], np.uint16), size=shape[:2] + (shape[2] // 3 + 1,)),
+                    3, axis=2)[:, :, :shape[2]]
+    lab[0, 1, :] = 5  # a whole row (the box spans the full width when the corners are labelled)
+    lab[:, 0, 0] = 3
+    lab[:, -1, -1] = 3
+    if seed % 2:
+        lab = lab[:, :, ::-1]  # not C-contiguous
+    found = LabelledVoxels.from_layer(lab)
+    box = lab[found.box]
+    runs = found.runs
+    got = list(zip(runs.k.tolist(), runs.j.tolist(), runs.first_i.tolist(), runs.length.tolist(),
+                   runs.label.tolist()))
+    if seed < 5:
+        assert got == _runs_by_hand(box)
+    else:  # large: check maximality and cover instead of the slow loop
+        k, j, i = np.nonzero(box)
+        assert runs.length.sum() == k.size and found.size == k.size
+        end = runs.first_i + runs.length
+        after = np.where(end < box.shape[2], box[runs.k, runs.j, np.minimum(end, box.shape[2] - 1)], 0)
+        before = np.where(runs.first_i > 0, box[runs.k, runs.j, np.maximum(runs.first_i - 1, 0)], 0)
+        assert not np.any((after == runs.label) & (end < box.shape[2]))
+        assert not np.any((before == runs.label) & (runs.first_i > 0))
+    assert runs.first.dtype == np.intp and runs.length.dtype == np.int64 and runs.label.dtype == lab.dtype
+    assert np.array_equal(runs.first, np.r_[0, np.cumsum(runs.length)[:-1]])
+    assert np.array_equal(found.labels, box[box != 0]) and found.flat.dtype == np.int32
+    assert np.array_equal(found.flat, np.flatnonzero(box))
+
+
+def test_no_labelled_voxel_gives_no_runs():
+    found = LabelledVoxels.from_layer(np.zeros((3, 4, 5), np.uint8))
+    assert found.size == 0 and found.flat.size == 0 and found.labels.dtype == np.uint8
+    assert found.runs.length.size == 0 and found.value_counts() == {}
+
+
+@pytest.mark.parametrize("slice_axis", [0, 1, 2])
+@pytest.mark.parametrize("keys", [[(0, 300), (0, 7)], [(0, 1), (0, 2), (0, 7), (0, 300)]])
+def test_voxels_of_some_slices_and_counts_equal_the_whole_arrays(slice_axis, keys):
+    # the per-level table's voxels (RoiVoxels.subset) and the plan's counts, made from the runs
+    # without the whole arrays, against the whole arrays made from np.nonzero (Dixon water too)
+    rng = np.random.default_rng(10 + slice_axis)
+    lab = _layer(rng)
+    image = rng.integers(-1000, 1000, lab.shape).astype(np.int16)
+    water = np.asfortranarray(rng.normal(50, 10, lab.shape).astype(np.float32))  # not C-contiguous
+    geometry = Geometry(lab.shape[::-1], (1.0, 1.0, 3.0), (0.0, 0.0, 0.0), tuple(np.eye(3).ravel()))
+    seg = Segmentation(lab, geometry, [Segment(f"s{v}", 0, v) for v in (1, 2, 7, 300)])
+    number = {value: n for n, (_, value) in enumerate(keys)}
+    k, j, i = np.nonzero(lab)
+    mine = np.isin(lab[k, j, i], list(number))
+    roi = np.array([number[int(v)] for v in lab[k, j, i][mine]])
+    sl = (i, j, k)[slice_axis][mine]
+    n_slices = lab.shape[2 - slice_axis]
+    on = np.zeros(n_slices, bool)
+    on[rng.choice(n_slices, 3, replace=False)] = True
+    vox = gather_roi_voxels(image, seg, keys, slice_axis=slice_axis, water=water)
+    assert vox.size == roi.size
+    expected = np.zeros((len(keys), n_slices), np.int64)
+    np.add.at(expected, (roi, sl), 1)
+    assert np.array_equal(vox.counts_per_slice(), expected)
+    sub, at = vox.subset(on)
+    assert np.array_equal(at, np.flatnonzero(on[sl]))
+    assert np.array_equal(sub.roi, roi[at]) and sub.roi.dtype == np.int32
+    assert np.array_equal(sub.slice_index, sl[at]) and sub.slice_index.dtype == np.int32
+    assert np.array_equal(sub.raw, image[k, j, i][mine][at]) and sub.raw.dtype == np.int16
+    assert np.array_equal(sub.water, water[k, j, i][mine][at]) and sub.water.dtype == np.float32
+    # the same after the whole arrays are made (the other way of taking the subset)
+    assert np.array_equal(vox.roi, roi) and np.array_equal(vox.water, water[k, j, i][mine])
+    sub2, at2 = vox.subset(on)
+    for name in ("roi", "slice_index", "raw", "water"):
+        assert np.array_equal(getattr(sub2, name), getattr(sub, name))
+    assert np.array_equal(at2, at) and np.array_equal(vox.counts_per_slice(), expected)
