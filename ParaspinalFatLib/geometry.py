@@ -14,6 +14,7 @@ Conventions used everywhere in this library
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
@@ -205,15 +206,23 @@ class Geometry:
         return int(np.argmax(scores))
 
     def plane_normal(self, axis: int) -> np.ndarray:
-        """Unit normal (LPS) of the planes of constant index along ``axis``."""
+        """Unit normal (LPS) of the planes of constant index along ``axis`` (a new array each call)."""
+        return self._plane_normals[axis].copy()
+
+    @functools.cached_property
+    def _plane_normals(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The three :meth:`plane_normal` (computed once per geometry: a measurement asks a dozen times)."""
         d = self.direction_matrix
-        a, b = [x for x in range(3) if x != axis]
-        n = np.cross(d[:, a], d[:, b])
-        n = n / np.linalg.norm(n)
-        # orient the normal along increasing index on `axis`
-        if float(n @ d[:, axis]) < 0:
-            n = -n
-        return n
+        normals = []
+        for axis in range(3):
+            a, b = [x for x in range(3) if x != axis]
+            n = np.cross(d[:, a], d[:, b])
+            n = n / np.linalg.norm(n)
+            # orient the normal along increasing index on `axis`
+            if float(n @ d[:, axis]) < 0:
+                n = -n
+            normals.append(n)
+        return tuple(normals)
 
     def pixel_area_mm2(self, axis: int) -> float:
         """Area (mm^2) of one voxel face in the planes of constant ``axis`` index.

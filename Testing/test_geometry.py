@@ -124,3 +124,20 @@ def test_axes_angle_is_sign_free_and_clipped():
     assert float(axes_angle_deg(-n, [0.0, 0.0, 1.0])) == pytest.approx(25.0, abs=1e-12)
     np.testing.assert_allclose(axes_angle_deg(np.array([[0, 0, 1.0], [1.0, 0, 0]]), [0, 0, 1.0]), [0.0, 90.0])
     assert float(axes_angle_deg([0, 0, 1 + 1e-15], [0, 0, 1.0])) == 0.0  # rounding above 1 is clipped
+
+
+def test_plane_normal_is_a_fresh_unit_cross_product_on_every_call():
+    # computed once per geometry and handed out as copies: a caller that flips its normal in place
+    # must not change what the next caller gets
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    g = Geometry((4, 5, 6), (0.7, 0.8, 3.0), (0.0, 0.0, 0.0), tuple(q.ravel()))
+    for axis in range(3):
+        a, b = [x for x in range(3) if x != axis]
+        expected = np.cross(q[:, a], q[:, b])
+        expected /= np.linalg.norm(expected)
+        expected *= np.sign(expected @ q[:, axis])
+        first = g.plane_normal(axis)
+        assert np.allclose(first, expected, atol=1e-15) and abs(first @ q[:, axis]) > 0
+        first *= -1.0
+        assert np.allclose(g.plane_normal(axis), expected, atol=1e-15)

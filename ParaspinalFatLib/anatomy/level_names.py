@@ -51,6 +51,7 @@ with the user's own CSV by :func:`load_name_table`.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Iterable, List, Optional, Tuple
 from ..errors import LevelError
@@ -392,6 +393,12 @@ def level_sort_key(level: str) -> Tuple[float, str]:
         values get ``inf`` and their ``str``.  The second item breaks ties
         alphabetically.  Use as ``sorted(levels, key=level_sort_key)``.
     """
+    if type(level) is str:
+        return _text_sort_key(level)  # a level text is parsed once (tables sort the same few levels often)
+    return _sort_key(level)
+
+
+def _sort_key(level) -> Tuple[float, str]:
     v = _parse_vertebra(level) if isinstance(level, str) else None
     if v is not None:
         return (float(_REGION_BASE[v[0]] + v[1]), level)
@@ -401,3 +408,8 @@ def level_sort_key(level: str) -> Tuple[float, str]:
         return (float("inf"), str(level))
     u = _parse_vertebra(upper)
     return (_REGION_BASE[u[0]] + u[1] + 0.5, level)
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_sort_key(level: str) -> Tuple[float, str]:
+    return _sort_key(level)
