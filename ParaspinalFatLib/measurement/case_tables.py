@@ -168,14 +168,15 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
     muscles, sides, levels = data["muscle"], data["side"], data["level"]
     level_keys = {level: level_sort_key(level) for level in set(levels)}  # one parse per distinct level
     order = sorted(range(n_rows), key=lambda i: (muscles[i], sides[i], level_keys[levels[i]]))
-    return pd.DataFrame({c: _take(data[c], order) for c in LEVEL_COLUMNS})
+    at = np.asarray(order, dtype=np.intp)
+    return pd.DataFrame({c: _take(data[c], order, at) for c in LEVEL_COLUMNS})
 
 
-def _take(values, order: List[int]):
-    """``values`` (list, numpy or pandas array) in the row order ``order``."""
+def _take(values, order: List[int], at: np.ndarray):
+    """``values`` (list, numpy or pandas array) in the row order ``order`` (``at``: the same as an array)."""
     if isinstance(values, list):
         return [values[i] for i in order]
-    return values[np.asarray(order, dtype=np.intp)]
+    return values[at]
 
 
 def _plane_columns(plane: Optional[Dict[str, Any]], n_rows: int) -> Dict[str, Any]:
