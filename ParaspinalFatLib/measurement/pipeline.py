@@ -892,7 +892,7 @@ def _warn_unmeasurable(levels_df: pd.DataFrame) -> None:
     """One warning listing the per-level rows whose fat/lean split is not measurable (NaN)."""
     if not len(levels_df):
         return
-    hit = levels_df["warnings"].astype(str).str.contains(UNMEASURABLE_NOTE, regex=False).to_numpy()
+    hit = _unmeasurable_rows(levels_df)
     _warn_rows(levels_df, hit, "have no measurable fat/lean split; their fat/lean areas, fat % and grades are NaN "
                                "(see the 'warnings' column): {shown}")
 
@@ -901,11 +901,16 @@ def _warn_empty_rows(levels_df: pd.DataFrame) -> None:
     """One warning listing the per-level rows whose ROI has no voxel there (kept with NaN)."""
     if not len(levels_df):
         return
-    warned = levels_df["warnings"].astype(str).str.contains(UNMEASURABLE_NOTE, regex=False).to_numpy()
+    warned = _unmeasurable_rows(levels_df)
     empty = (levels_df["n_voxels"].to_numpy() == 0) & ~warned  # rows without a fat/lean split warning yet
     _warn_rows(levels_df, empty, "have no voxel of their segment at their level (kept with 0 voxels and NaN "
                                  "values): {shown}; check that the segmentation covers these levels or restrict "
                                  "--levels")
+
+
+def _unmeasurable_rows(levels_df: pd.DataFrame) -> np.ndarray:
+    """Which rows' ``warnings`` hold the not-measurable note (a text test per row: no pandas string pass)."""
+    return np.array([UNMEASURABLE_NOTE in str(w) for w in levels_df["warnings"].tolist()], dtype=bool)
 
 
 def _warn_rows(levels_df: pd.DataFrame, hit: np.ndarray, text: str) -> None:
