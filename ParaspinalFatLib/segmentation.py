@@ -209,17 +209,19 @@ class LabelledVoxels:
     @classmethod
     def from_layer(cls, lab: np.ndarray) -> "LabelledVoxels":
         """Find the non-zero voxels of a ``(k, j, i)`` label array."""
-        if lab.dtype.kind == "u" and lab.flags.c_contiguous:
-            # the largest label of each slice: numpy's max of unsigned rows is several times faster than any()
+        if lab.dtype.kind == "u" and lab.flags.c_contiguous and lab.size and lab[0].nbytes >= 1 << 16:
+            ks, plane = _slices_and_plane(lab)  # large slices: one pass, slice by slice
+        elif lab.dtype.kind == "u" and lab.flags.c_contiguous:
             ks = np.flatnonzero(lab.reshape(lab.shape[0], -1).max(axis=1, initial=0))
+            plane = lab[ks[0]:ks[-1] + 1].max(axis=0) if ks.size else None
         else:
             ks = np.flatnonzero(lab.any(axis=(1, 2)))
+            plane = lab[ks[0]:ks[-1] + 1].any(axis=0) if ks.size else None
         if ks.size == 0:
             return cls((0, 0, 0), (0, 0, 0), LabelRuns.empty(lab.dtype), np.dtype(np.intp))
         k0, k1 = int(ks[0]), int(ks[-1]) + 1
         sub = lab[k0:k1]
-        # one more pass; the j and i extents follow from this 2-D map (max: no bool conversion of every voxel)
-        plane = sub.max(axis=0) if lab.dtype.kind == "u" else sub.any(axis=0)
+        # the j and i extents follow from the 2-D map of the labelled pixels of all slices
         js = np.flatnonzero(plane.any(axis=1))
         is_ = np.flatnonzero(plane.any(axis=0))
         j0, j1, i0, i1 = int(js[0]), int(js[-1]) + 1, int(is_[0]), int(is_[-1]) + 1
@@ -407,6 +409,25 @@ class LabelRuns:
         """No runs (labels of type ``label_type``)."""
         none = np.zeros(0, np.int64)
         return cls(np.zeros(0, np.intp), none, np.zeros(0, label_type), none, none, none)
+
+
+def _slices_and_plane(lab: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The slices of an unsigned C-contiguous ``(k, j, i)`` label array that hold labels, and the
+    largest label of every ``(j, i)`` over all slices, in one pass over the array.
+
+    Slice by slice: its largest label (numpy's max of unsigned values is several times faster than
+    any()), then, while the slice is still in the cache, the running maximum of the labelled slices
+    (two passes over the whole array read it from memory twice).
+    """
+    nk = lab.shape[0]
+    flat = lab.reshape(nk, -1)
+    top = np.zeros(nk, lab.dtype)
+    plane = np.zeros(flat.shape[1], lab.dtype)
+    for k in range(nk):
+        top[k] = flat[k].max()
+        if top[k]:
+            np.maximum(plane, flat[k], out=plane)
+    return np.flatnonzero(top), plane.reshape(lab.shape[1:])
 
 
 def _runs_of_box(box: np.ndarray) -> LabelRuns:
