@@ -6,13 +6,13 @@ names what was checked, so the user knows which argument or column to fix.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Type
+from typing import Any, Iterable, List, Optional, Tuple, Type
 
 import numpy as np
 
 from .errors import InputError
 
-__all__ = ["as_float_array", "object_array", "require_columns"]
+__all__ = ["as_float_array", "factorize", "object_array", "require_columns"]
 
 
 def as_float_array(values: Any, what: str, *, error: Type[Exception] = InputError,
@@ -73,6 +73,45 @@ def object_array(values: Iterable[Any]) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
+
+
+def factorize(values: Any, sort: bool = False, use_na_sentinel: bool = True) -> Tuple[np.ndarray, Any]:
+    """``pandas.factorize(values, sort=sort)``: integer codes and the distinct values, texts fast.
+
+    When every value is a ``str`` (a per-case table's subject, muscle, level and side columns)
+    the codes are made with a dict, in order of first appearance or, with ``sort``, in sorted
+    order: the same codes as pandas gives, without its per-call cost (tens of microseconds,
+    which a few-row table pays dozens of times).  Anything else (numbers, missing values,
+    mixed types) goes to ``pandas.factorize`` itself.
+
+    Parameters
+    ----------
+    values : array_like
+        A Series, array or list.
+    sort : bool
+        Number the distinct values in sorted order (else in order of first appearance).
+    use_na_sentinel : bool
+        As in pandas: missing values get code -1 (else a code of their own).
+
+    Returns
+    -------
+    (numpy.ndarray of intp, sequence)
+        The code of every value and the distinct values (``uniques[code]`` is the value): a
+        list for texts, else what pandas returns.
+    """
+    items = values.tolist() if hasattr(values, "tolist") else list(values)
+    if not all(type(v) is str for v in items):
+        import pandas as pd
+
+        return pd.factorize(values if hasattr(values, "dtype") else object_array(items), sort=sort,
+                            use_na_sentinel=use_na_sentinel)
+    if sort:
+        uniques = sorted(set(items))
+        index = {u: i for i, u in enumerate(uniques)}
+        return np.fromiter((index[v] for v in items), dtype=np.intp, count=len(items)), uniques
+    index: dict = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in items), dtype=np.intp, count=len(items))
+    return codes, list(index)
 
 
 def require_columns(data: Any, columns: Iterable[Any], what: str = "", *,

@@ -56,7 +56,7 @@ import pandas as pd
 from ..errors import InputError
 from ..anatomy.level_names import level_sort_key
 from ..schemas import LOWER_LUMBAR_LABEL, LOWER_LUMBAR_LEVELS
-from ..validation import as_float_array, object_array, require_columns
+from ..validation import as_float_array, factorize, object_array, require_columns
 from .summary import labelled_row_warnings
 
 
@@ -652,12 +652,12 @@ class _Rows(NamedTuple):
 
 def _codes(values: Any) -> np.ndarray:
     """Group codes of ``values`` as ``groupby(dropna=False)`` groups them (missing values one group)."""
-    return pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)[0]
+    return factorize(np.asarray(values, dtype=object), use_na_sentinel=False)[0]
 
 
 def _sort_codes(values: pd.Series) -> np.ndarray:
     """Codes ordering ``values`` as ``sort_values`` does (missing values last)."""
-    codes, uniques = pd.factorize(values, sort=True)
+    codes, uniques = factorize(values, sort=True)
     return np.where(codes < 0, len(uniques), codes)
 
 
@@ -806,7 +806,7 @@ def _as_concatenated_with_no_pairs(out: pd.DataFrame, keys: Dict[str, np.ndarray
 
 def _ranks(values: List[Any], rank: Mapping[Any, int], default: int) -> np.ndarray:
     """``[rank.get(v, default) for v in values]`` as int64, looked up once per distinct value."""
-    codes, uniques = pd.factorize(object_array(values))  # missing values (NaN, None): code -1
+    codes, uniques = factorize(object_array(values))  # missing values (NaN, None): code -1
     looked_up = np.array([rank.get(u, default) for u in uniques] + [default], dtype=np.int64)
     return looked_up[codes]  # code -1 picks the default at the end
 

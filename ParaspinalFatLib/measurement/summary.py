@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from ..anatomy.level_names import level_sort_key
 from ..schemas import LOWER_LUMBAR_LABEL, LOWER_LUMBAR_LEVELS, SUMMARY_COLUMNS
-from ..validation import object_array
+from ..validation import factorize, object_array
 
 
 __all__ = ['SUMMARY_METRICS', 'summarize', 'labelled_row_warnings', 'join_warnings']
@@ -154,8 +154,8 @@ def _tidy_summary(levels: pd.DataFrame, side: np.ndarray, warn: np.ndarray, metr
     """
     n = len(levels)
     # subject x muscle groups in groupby(sort=True) order; rows with a missing key belong to none
-    subj_codes, subj_uniques = pd.factorize(levels["subject"], sort=True)
-    mus_codes, mus_uniques = pd.factorize(levels["muscle"], sort=True)
+    subj_codes, subj_uniques = factorize(levels["subject"], sort=True)
+    mus_codes, mus_uniques = factorize(levels["muscle"], sort=True)
     valid = (subj_codes >= 0) & (mus_codes >= 0)
     if n == 0 or not valid.any():
         return pd.DataFrame.from_records([], columns=SUMMARY_COLUMNS)
@@ -164,7 +164,7 @@ def _tidy_summary(levels: pd.DataFrame, side: np.ndarray, warn: np.ndarray, metr
     n_groups = len(group_ids)
     # levels: every distinct value (a missing level is one more) ranked cranial to caudal
     level_col = levels["level"]
-    lev_codes, lev_uniques = pd.factorize(level_col)
+    lev_codes, lev_uniques = factorize(level_col)
     level_objs = list(lev_uniques)
     lev_codes = lev_codes[rows]
     no_level = lev_codes < 0  # such a row names a level no row equals: no values, no warnings

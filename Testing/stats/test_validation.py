@@ -134,3 +134,26 @@ def test_object_array_holds_one_entry_per_value():
     assert out.shape == (5,) and out.dtype == object
     assert out[0] == ("L4/5", 1) and out[1] == "left" and out[2] is None and out[4] == 3
     assert object_array(iter(["ab"])).tolist() == ["ab"] and object_array([]).shape == (0,)
+
+
+@pytest.mark.parametrize("values", [
+    ["L4/5", "L3/4", "L4/5", "L5/S1", "L3/4"],            # texts: the dict path
+    ["b", "a", "é", "B", "a", ""],                         # case, accents and the empty text sort as pandas does
+    [],
+    ["L4/5", None, "L3/4", np.nan, "L4/5"],                # missing values: pandas
+    [3, 1, 3, 2],                                          # numbers: pandas
+    [1, "x", 1, "y"],                                      # mixed: pandas
+])
+@pytest.mark.parametrize("sort", [False, True])
+@pytest.mark.parametrize("sentinel", [True, False])
+@pytest.mark.parametrize("kind", ["list", "object", "series"])
+def test_factorize_equals_pandas(values, sort, sentinel, kind):
+    from ParaspinalFatLib.validation import factorize, object_array
+
+    given = {"list": list(values), "object": object_array(values), "series": pd.Series(values, dtype=object)}[kind]
+    if kind == "series" and all(isinstance(v, str) for v in values):
+        given = pd.Series(values)  # pandas' own text type (str in pandas 3)
+    codes, uniques = factorize(given, sort=sort, use_na_sentinel=sentinel)
+    want_codes, want_uniques = pd.factorize(object_array(values), sort=sort, use_na_sentinel=sentinel)
+    assert codes.dtype == np.intp and codes.tolist() == want_codes.tolist()
+    assert [u for u in uniques if u == u] == [u for u in want_uniques if u == u]
