@@ -457,9 +457,12 @@ def grade_summary(
         out["level"] = out["level"].astype(object)
     if len(out) and not len(lr):
         out = _as_concatenated_with_no_pairs(out, {"subject": subject, "muscle": muscle, "level": level})
+    dtypes = out.dtypes
     for col in ["grade_fat_pct"] + _GRADE_COLUMNS:
-        out[col] = out[col].astype(float)
-    out["n_levels"] = out["n_levels"].astype(int)
+        if dtypes[col] != np.float64:  # made as float64: only a concatenation above may change it
+            out[col] = out[col].astype(float)
+    if dtypes["n_levels"] != np.dtype(int):
+        out["n_levels"] = out["n_levels"].astype(int)
     return out
 
 

@@ -52,11 +52,11 @@ def summarize(levels: pd.DataFrame, wide: bool = False, metrics: Optional[Sequen
         Tidy (:data:`SUMMARY_COLUMNS`) or wide summary (one row per subject;
         its ``warnings`` column joins the warnings of all the subject's rows).
     """
-    side = levels["side"].astype(object)
-    side = side.where(side.notna(), "").astype(str).to_numpy(dtype=object)  # "" comes back from a CSV as NaN
+    # "" comes back from a CSV as NaN: a missing side is ""
+    side = object_array(["" if _is_missing(v) else str(v) for v in levels["side"].tolist()])
     warn = labelled_row_warnings(levels)
     if metrics is None:
-        metrics = [m for m in SUMMARY_METRICS if m in levels and levels[m].notna().any()]
+        metrics = [m for m in SUMMARY_METRICS if m in levels and not pd.isna(levels[m].to_numpy()).all()]
     tidy = _tidy_summary(levels, side, warn, list(metrics))
     if not wide:
         return tidy
@@ -96,16 +96,17 @@ def labelled_row_warnings(levels: pd.DataFrame) -> np.ndarray:
     def text(v) -> str:
         return "" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v).strip()
 
-    columns = {name: levels[name].to_numpy(dtype=object) if name in levels.columns else None
-               for name in ("warnings", "level", "segment", "muscle", "side")}
+    columns: Dict[str, Any] = {}
 
     def at(name, i) -> str:
+        if name not in columns:  # the naming columns are read only when some row has a warning
+            columns[name] = levels[name].to_numpy(dtype=object) if name in levels.columns else None
         values = columns[name]
         return "" if values is None else text(values[i])
 
     out = np.full(n, "", dtype=object)
     # only the rows with a warning are named (most rows have none: "" is skipped without a call)
-    for i, w in enumerate(columns["warnings"]):
+    for i, w in enumerate(levels["warnings"].to_numpy(dtype=object)):
         if type(w) is str and w == "":
             continue
         w = text(w)
