@@ -17,7 +17,7 @@ import numpy as np
 from .errors import InputError
 from .geometry import Geometry
 
-__all__ = ["Segment", "Segmentation", "LabelledVoxels", "LabelRuns", "map_label_values"]
+__all__ = ["Segment", "Segmentation", "LabelledVoxels", "LabelRuns", "map_label_values", "offsets_within_runs"]
 
 
 @dataclass(frozen=True)
@@ -467,6 +467,21 @@ def _runs_of_box(box: np.ndarray) -> LabelRuns:
     return LabelRuns(first, length, np.concatenate(labels), k, row - k * nj, start - row * ni)
 
 
+def offsets_within_runs(length: np.ndarray) -> np.ndarray:
+    """``0, 1, ..., L - 1`` for every run of ``L`` voxels, one after the other (intp).
+
+    Parameters
+    ----------
+    length : numpy.ndarray of int
+        Voxels of each run (or of each slice window), >= 0.
+
+    Returns
+    -------
+    numpy.ndarray of intp
+        One entry per voxel: its position within its run.
+    """
+    length = np.asarray(length, dtype=np.intp)
+    return np.arange(int(length.sum()), dtype=np.intp) - np.repeat(np.cumsum(length) - length, length)
 
 
 #: Largest label value looked up through a direct table (8 bytes per entry: 8 MiB).

@@ -6,7 +6,7 @@ names what was checked, so the user knows which argument or column to fix.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Optional, Tuple, Type
+from typing import Any, Iterable, Optional, Tuple, Type
 
 import numpy as np
 

@@ -23,6 +23,7 @@ from .grading import grade_columns
 from ..anatomy.level_names import level_sort_key
 from .planning import Roi, Row
 from ..schemas import COMPOSITION_COLUMNS, LEVEL_COLUMNS, ROI_COLUMNS, SLICE_COLUMNS
+from ..segmentation import offsets_within_runs
 from .voxels import RoiVoxels
 from .quantities import measure_groups, method_columns
 
@@ -109,8 +110,7 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
         # every (ROI, slice) of the pass's windows -> its row; the slices of the windows
         mem = np.asarray(members, dtype=np.intp)
         width = np.maximum(last[mem] - first[mem] + 1, 0)
-        offset = np.arange(int(width.sum()), dtype=np.intp) - np.repeat(np.cumsum(width) - width, width)
-        slices = np.repeat(first[mem], width) + offset
+        slices = np.repeat(first[mem], width) + offsets_within_runs(width)
         row_of = np.full(counts.size, -1, dtype=np.intp)
         row_of[np.repeat(row_roi[mem], width) * ns + slices] = np.repeat(mem, width)
         in_window = np.zeros(ns, bool)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
-from ..segmentation import LabelledVoxels, Segmentation
+from ..segmentation import LabelledVoxels, Segmentation, offsets_within_runs
 
 
 __all__ = ['RoiVoxels', 'gather_roi_voxels']
@@ -105,6 +105,12 @@ class RoiVoxels:
         return self._parts
 
     @property
+    def _across_rows(self) -> bool:
+        """The arrays are not made yet and slices cut across the rows (slice axis k or j): each run
+        lies on one slice, so counts and the voxels of some slices follow from the runs."""
+        return self._roi is None and bool(self._layers) and self._axis != 2
+
+    @property
     def size(self) -> int:
         """Number of gathered voxels (without making the arrays)."""
         if self._roi is None and self._layers:
@@ -147,7 +153,7 @@ class RoiVoxels:
         """
         bins, slab = self.n_rois * self.n_slices, 1 << 18
         counts = np.zeros(bins, np.intp)
-        if self._roi is None and self._layers and self._axis != 2:
+        if self._across_rows:
             for layer in self._layers:
                 key = layer.roi.astype(np.intp) * self.n_slices + layer.run_slice(self._axis)
                 counts += np.bincount(key, weights=layer.length, minlength=bins).astype(np.intp)  # exact: < 2**53
@@ -175,7 +181,7 @@ class RoiVoxels:
             voxels whose arrays are not made yet are taken run by run from the image (a
             few slices of the muscles, not every voxel of them).
         """
-        if self._roi is None and self._layers and self._axis != 2:
+        if self._across_rows:
             return self._subset_of_runs(on_slice)
         at = np.flatnonzero(on_slice[self.slice_index])
 
@@ -194,11 +200,10 @@ class RoiVoxels:
             run_slice = layer.run_slice(self._axis)
             pick = np.flatnonzero(on_slice[run_slice])
             length = layer.length[pick]
-            first = layer.first[pick] + offset
+            first = (np.cumsum(layer.length) - layer.length)[pick] + offset  # index of its first voxel here
             offset += int(layer.length.sum())
-            n = int(length.sum())
             # voxel t of a picked run: index first + t here, image voxel start + t (a run follows i)
-            within = np.arange(n, dtype=np.intp) - np.repeat(np.cumsum(length) - length, length)
+            within = offsets_within_runs(length)
             where.append(np.repeat(first, length) + within)
             rois.append(np.repeat(layer.roi[pick], length))
             slices.append(np.repeat(run_slice[pick].astype(layer.found.index_type), length))
@@ -219,7 +224,6 @@ class _LayerRuns:
     kept: Optional[np.ndarray]  # which runs belong to an ROI (None: all)
     roi: np.ndarray  # ROI number of each kept run
     length: np.ndarray  # its voxel count
-    first: np.ndarray  # index of its first voxel among the layer's gathered voxels
 
     @property
     def select(self) -> Optional[np.ndarray]:
@@ -297,9 +301,7 @@ def gather_roi_voxels(
             kept, length = None, found.runs.length
         else:
             run_roi, length = run_roi[kept], found.runs.length[kept]
-        first = np.zeros(length.size, np.intp)
-        np.cumsum(length[:-1], out=first[1:])
-        layers.append(_LayerRuns(found, kept, run_roi, length, first))
+        layers.append(_LayerRuns(found, kept, run_roi, length))
     if layers:
         return RoiVoxels._from_runs(layers, image, water, len(roi_keys), n_slices, 2 - slice_axis)
     empty = np.zeros(0, roi_type)

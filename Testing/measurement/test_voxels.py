@@ -247,3 +247,10 @@ def test_voxels_of_some_slices_and_counts_equal_the_whole_arrays(slice_axis, key
     for name in ("roi", "slice_index", "raw", "water"):
         assert np.array_equal(getattr(sub2, name), getattr(sub, name))
     assert np.array_equal(at2, at) and np.array_equal(vox.counts_per_slice(), expected)
+
+
+def test_offsets_within_runs_count_each_run_from_zero():
+    from ParaspinalFatLib.segmentation import offsets_within_runs
+
+    assert offsets_within_runs(np.array([3, 0, 1, 2])).tolist() == [0, 1, 2, 0, 0, 1]
+    assert offsets_within_runs(np.zeros(0, np.int64)).size == 0
