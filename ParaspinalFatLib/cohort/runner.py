@@ -598,6 +598,27 @@ def _crash_result(job: _Job, what: str, exc: Optional[BaseException] = None) -> 
     return _error_result(job, type(exc).__name__ if exc is not None else what, message)
 
 
+def _committed_result(job: _Job, qc: bool) -> Optional[Dict[str, Any]]:
+    """The result of a case lost with a broken pool whose folder was nevertheless committed, else None.
+
+    A worker may write a case's folder and its ``done.json`` and the pool break
+    (another worker dying) before the result reaches this process: that case was
+    measured, and a rerun would reuse its folder, so it is reported as measured
+    (its ``levels.csv`` and ``warnings.txt`` as written) rather than as failed.
+    """
+    fingerprint = job.fingerprint or case_fingerprint(job.spec, extra=_fingerprint_extra(qc))
+    found = _reusable(job.case_dir, fingerprint)
+    if found is None:
+        return None
+    levels, n_levels, _ = found
+    try:
+        texts = _read_text(job.case_dir / "warnings.txt").splitlines()
+    except OSError:
+        return None
+    return {"case_id": job.spec.case_id, "status": "ok", "levels": levels, "n_levels": n_levels, "error": None,
+            "seconds": 0.0, "warnings": texts, "fingerprint": fingerprint}
+
+
 def _failed_result(job: _Job, exc: BaseException) -> Dict[str, Any]:
     """The result of a case whose run failed outside the measurement (its folder could not be written...)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
@@ -682,9 +703,15 @@ def _run_pool(jobs: Sequence[_Job], workers: int, qc: bool,
                 kept = executor
             else:
                 executor.shutdown(wait=True, cancel_futures=True)
+        # a lost case whose worker committed its folder before the pool broke was measured
+        committed = {job.index: _committed_result(job, qc) for job in lost}
+        returned = returned or any(r is not None for r in committed.values())
         for job in sorted(lost, key=lambda j: j.index):
-            message = _CRASH.format(what="BrokenProcessPool") if returned else _DEAD_POOL
-            on_result(job, _error_result(job, "BrokenProcessPool", message))
+            result = committed[job.index]
+            if result is None:
+                message = _CRASH.format(what="BrokenProcessPool") if returned else _DEAD_POOL
+                result = _error_result(job, "BrokenProcessPool", message)
+            on_result(job, result)
         dead_pools = dead_pools + 1 if broken and not returned else 0
     return kept
 

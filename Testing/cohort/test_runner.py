@@ -393,12 +393,18 @@ def _crash_on_c2(spec, case_dir, qc=False, fingerprint=None):
     return measure_case_folder(spec, case_dir, qc, fingerprint)
 
 
+def _run_with_workers_that(worker, root, name, monkeypatch):
+    """(manifest, result) of the good rows run on 2 worker processes that run ``worker`` for each case."""
+    manifest = _manifest(root, f"{name}.csv", _good_rows())
+    monkeypatch.setattr(runner, "measure_case_folder", worker)
+    result = run_cohort(manifest, root / f"study_{name}", workers=2, progress=False)
+    monkeypatch.undo()
+    return manifest, result
+
+
 def test_a_dead_worker_fails_only_its_cases_and_the_run_completes(data, monkeypatch):
     root, _ = data
-    manifest = _manifest(root, "crash.csv", _good_rows())
-    monkeypatch.setattr(runner, "measure_case_folder", _crash_on_c2)
-    result = run_cohort(manifest, root / "study_crash", workers=2, progress=False)
-    monkeypatch.undo()
+    manifest, result = _run_with_workers_that(_crash_on_c2, root, "crash", monkeypatch)
     errors = result.errors
     assert "C2" in set(errors["subject"])
     assert set(errors["stage"]) == {"measure"} and set(errors["error_type"]) == {"BrokenProcessPool"}
@@ -410,6 +416,30 @@ def test_a_dead_worker_fails_only_its_cases_and_the_run_completes(data, monkeypa
     assert rerun.n_reused == result.n_measured and rerun.n_failed == 0
     run_cohort(manifest, root / "study_clean", workers=1, progress=False)
     assert _raw(root / "study_crash" / "measurements.csv") == _raw(root / "study_clean" / "measurements.csv")
+
+
+def _die_after_committing_c1(spec, case_dir, qc=False, fingerprint=None):
+    result = measure_case_folder(spec, case_dir, qc, fingerprint)
+    if spec.subject == "C1":
+        os._exit(3)  # the case's folder and done.json are written, its result never reaches the parent
+    return result
+
+
+def test_a_case_committed_before_its_worker_died_counts_as_measured(data, monkeypatch):
+    root, _ = data
+    manifest, result = _run_with_workers_that(_die_after_committing_c1, root, "commit_crash", monkeypatch)
+    assert "C1" not in set(result.errors["subject"])
+    assert set(result.errors["error_type"]) <= {"BrokenProcessPool"}
+    assert result.n_measured + result.n_failed == N_CASES + 1
+    clean = run_cohort(manifest, root / "study_commit_clean", workers=1, progress=False)
+    got = result.measurements[result.measurements["case_id"] == "C1__s-1"].reset_index(drop=True)
+    want = clean.measurements[clean.measurements["case_id"] == "C1__s-1"].reset_index(drop=True)
+    assert len(want) == 18
+    pd.testing.assert_frame_equal(got, want)
+    rerun = run_cohort(manifest, root / "study_commit_crash", workers=2, progress=False)
+    assert rerun.n_reused == result.n_measured and rerun.n_failed == 0
+    assert _raw(root / "study_commit_crash" / "measurements.csv") == _raw(root / "study_commit_clean" /
+                                                                          "measurements.csv")
 
 
 def test_dask_local_cluster_gives_identical_tables(data):
