@@ -294,11 +294,15 @@ class LabelledVoxels:
             ``count``; ``k``, ``j``, ``i`` (sums of the box indices); with ``second``
             ``kk``, ``jj``, ``ii``, ``kj``, ``ki``, ``ji``.  Every sum is of integers and
             is exact (the closed forms over each run are summed in float64 well below
-            2**53), so it equals a sum over the voxels in any order.
+            2**53), so it equals a sum over the voxels in any order.  Entry 0 is 0:
+            the runs numbered 0 (labels not asked for) are not summed.
         """
         runs = self.runs
         size = n + 1
         length, k, j, i0 = runs.length, runs.k, runs.j, runs.first_i
+        numbered = np.flatnonzero(numbers)
+        if numbered.size < numbers.size:  # e.g. 4 vertebrae among many muscles: sum only their runs
+            length, k, j, i0, numbers = (a[numbered] for a in (length, k, j, i0, numbers))
         tri = length * (length - 1) // 2  # 0 + 1 + ... + (L - 1)
         run_i = length * i0 + tri  # sum of i over the run
 

@@ -235,9 +235,7 @@ def _layer_stats(segmentation: Segmentation, layer: int, values: Sequence[int], 
     n = len(values)
     found = segmentation.labelled_voxels(layer)
     numbers = found.run_numbers({int(v): c for c, v in enumerate(values, start=1)})
-    sums = found.label_sums(numbers, n, second=moments)
-    for column in sums.values():
-        column[0] = 0.0  # number 0 gathers the other labels: not a label asked for
+    sums = found.label_sums(numbers, n, second=moments)  # entry 0 (the other labels) is 0
     counts = sums["count"].astype(np.int64)
     nk, nj, ni = segmentation.layers.shape[1:]
     centre = np.array([(nk - 1) / 2.0, (nj - 1) / 2.0, (ni - 1) / 2.0])
@@ -266,9 +264,11 @@ def _edge_labels(found, shape, numbers: np.ndarray, n: int) -> np.ndarray:
     runs = found.runs
     nk, nj, ni = shape
     k0, j0, i0 = found.start
-    k, j, first = runs.k + k0, runs.j + j0, runs.first_i + i0
-    on_edge = (k == 0) | (k == nk - 1) | (j == 0) | (j == nj - 1) | (first == 0) | (first + runs.length - 1 == ni - 1)
-    edge = np.bincount(numbers[on_edge], minlength=n + 1) > 0
+    numbered = np.flatnonzero(numbers)  # only the runs of the labels asked for
+    k, j, first = runs.k[numbered] + k0, runs.j[numbered] + j0, runs.first_i[numbered] + i0
+    last = first + runs.length[numbered] - 1
+    on_edge = (k == 0) | (k == nk - 1) | (j == 0) | (j == nj - 1) | (first == 0) | (last == ni - 1)
+    edge = np.bincount(numbers[numbered[on_edge]], minlength=n + 1) > 0
     edge[0] = False
     return edge
 

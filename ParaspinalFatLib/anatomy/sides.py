@@ -142,29 +142,26 @@ def _centroids(segmentation: Segmentation, segments: Iterable[Segment]) -> Dict[
     The sums of the voxels' indices per label come from the runs of the cached labelled
     voxels (:meth:`LabelledVoxels.label_sums`, exact; shared with the level landmarks).
     """
-    by_layer: Dict[int, List[int]] = {}
+    by_layer: Dict[int, Dict[int, None]] = {}  # the label values of each layer, once each, in order
     for s in segments:
-        if s.label_value > 0 and s.label_value not in by_layer.setdefault(s.layer, []):
-            by_layer[s.layer].append(int(s.label_value))
+        if s.label_value > 0:
+            by_layer.setdefault(s.layer, {})[int(s.label_value)] = None
     geom = segmentation.geometry
     out: Dict[Tuple[int, int], np.ndarray] = {}
-    for layer, values in by_layer.items():
+    for layer, unique in by_layer.items():
+        values = list(unique)
         found = segmentation.labelled_voxels(layer)
         if found.size == 0:
             continue
         sums = found.label_sums(found.run_numbers({v: c for c, v in enumerate(values, start=1)}), len(values))
         count = sums["count"]
-        have = [c for c in range(1, len(values) + 1) if count[c] > 0]
+        have = (np.flatnonzero(count[1:] > 0) + 1).tolist()
         if not have:
             continue
         ijk = np.stack([sums["i"][have], sums["j"][have], sums["k"][have]], axis=1) / count[have, None]
         ijk += np.array(found.start[::-1], dtype=float)
-        # Geometry.index_to_physical one point at a time (its matrix made once): one matrix product
-        # of all the points would wake BLAS's threads, which costs more than the products
-        m = geom.ijk_to_lps
-        rotation, shift = m[:3, :3].T, m[:3, 3]
-        for c, point in zip(have, ijk):
-            out[(layer, values[c - 1])] = point @ rotation + shift
+        for c, point in zip(have, geom.index_to_physical(ijk)):  # all the points in one product
+            out[(layer, values[c - 1])] = point
     return out
 
 

@@ -53,7 +53,7 @@ def _robust_range(image: np.ndarray) -> Tuple[float, float]:
         sample = sample[finite]
     if sample.size == 0:
         raise MeasurementError("the PDFF image has no finite voxel")
-    lo, hi = percentiles(sample, [0.5, 99.5])  # = numpy.percentile, selecting only the tails
+    lo, hi = percentiles(sample, [0.5, 99.5], no_nan=True)  # = numpy.percentile, selecting only the tails
     return float(lo), float(hi)
 
 

@@ -32,6 +32,7 @@ import struct
 import warnings
 import xml.etree.ElementTree as ET
 import zlib
+from collections import abc
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
@@ -414,7 +415,7 @@ def _table_from_mapping(mapping: dict, source: str) -> LabelTable:
     keys_int = [_as_int(k) for k in mapping]
     if all(k is not None for k in keys_int):
         for k, v in zip(keys_int, mapping.values()):
-            if isinstance(v, Mapping):
+            if isinstance(v, abc.Mapping):  # (typing.Mapping's isinstance is several times slower)
                 name = str(v.get("name", v.get("label", "")))
                 color = _color_from(v.get("color"))
             elif isinstance(v, (list, tuple)) and v:

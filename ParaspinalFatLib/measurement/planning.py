@@ -284,6 +284,22 @@ def plan_rows(
     # voxels in slices 0 .. s-1 of each ROI: a window's count is a difference of two of these
     before = np.zeros((counts.shape[0], n_slices_grid + 1), np.int64)
     np.cumsum(counts, axis=1, out=before[:, 1:])
+    # each wanted level found: (level, its source, slice, offset, window); None for a level outside the image
+    plan: List[Optional[Tuple[str, str, int, float, Tuple[int, int]]]] = []
+    for level in found:
+        if wanted is not None and level not in wanted:
+            continue
+        s, offset = level_slices[level]
+        window = (max(0, s - half), min(n_slices_grid - 1, s + half))
+        plan.append(None if level in outside else (level, landmarks[level].source, s, float(offset), window))
+    plan_levels = [level for level in found if wanted is None or level in wanted]
+    # whether each ROI has no voxel in each level's window (one array operation for all)
+    inside = [p for p in plan if p is not None]
+    no_voxel = np.zeros((len(rois), 0), bool)
+    if inside and on_empty == "error":
+        first = np.array([p[4][0] for p in inside], dtype=np.intp)
+        last = np.array([p[4][1] for p in inside], dtype=np.intp)
+        no_voxel = before[:, last + 1] == before[:, first]
     for number, roi in enumerate(rois):
         if roi.level is not None:
             present = np.flatnonzero(counts[number])
@@ -315,24 +331,23 @@ def plan_rows(
                 f"'L4/5=18' as slice indices, or --level-z 'L4/5=-312.5' in LPS mm), or ask only for the per-slice "
                 f"or whole-ROI tables (--per-slice, --whole-roi)"
             )
-        for level in found:
-            if wanted is not None and level not in wanted:
-                continue
-            s, offset = level_slices[level]
-            if level in outside:
+        empty = no_voxel[number].tolist() if no_voxel.size else None
+        at = 0  # position among the levels inside the image
+        for level, planned in zip(plan_levels, plan):
+            if planned is None:
                 if level not in noted_outside:
                     noted_outside.append(level)
                     note(f"level {level} (from {landmarks[level].source}) lies outside the image "
                          f"({outside[level]}); not measured")
                 continue
-            first, last = max(0, s - half), min(n_slices_grid - 1, s + half)
-            if before[number, last + 1] == before[number, first] and on_empty == "error":
+            if empty is not None and empty[at]:
                 raise MeasurementError(
-                    f"{seg_source}: segment '{roi.segment.name}' has no voxel on slice {s} "
-                    f"(level {level}, from {landmarks[level].source}); check that the segmentation "
+                    f"{seg_source}: segment '{roi.segment.name}' has no voxel on slice {planned[2]} "
+                    f"(level {level}, from {planned[1]}); check that the segmentation "
                     f"covers this level, restrict the levels (--levels), or use --on-empty keep"
                 )
-            rows.append(Row(number, level, landmarks[level].source, s, float(offset), (first, last)))
+            at += 1
+            rows.append(Row(number, *planned))
     if unleveled:
         why = ("no levels were asked (levels empty)" if landmarks and wanted == []
                else f"no level source was found ({sources})")

@@ -143,6 +143,7 @@ def test_object_array_holds_one_entry_per_value():
     ["L4/5", None, "L3/4", np.nan, "L4/5"],                # missing values: pandas
     [3, 1, 3, 2],                                          # numbers: pandas
     [1, "x", 1, "y"],                                      # mixed: pandas
+    [f"part{(7 * i) % 301:03d}_{'lr'[i % 2]}" for i in range(700)],  # many texts
 ])
 @pytest.mark.parametrize("sort", [False, True])
 @pytest.mark.parametrize("sentinel", [True, False])
