@@ -209,6 +209,7 @@ def test_percentiles_equal_numpy_to_the_last_bit(name, values):
         expected = np.percentile(np.asarray(values, dtype=np.float64), q)
         got = percentiles(values, q)
         assert got == expected.tolist(), (name, q)  # exact, not approximately
+        assert percentiles(values, q, no_nan=True) == got  # the caller removed the NaN: the same, check skipped
 
 
 def test_percentiles_refuse_nan_and_empty():
