@@ -531,8 +531,9 @@ def map_label_values(labels: np.ndarray, mapping: Dict[int, int], missing: int =
     pairs = sorted((int(k), int(v)) for k, v in mapping.items() if vmin <= int(k) <= vmax)
     if vmin >= 0 and vmax < _DIRECT_LOOKUP_MAX:
         lut = np.full(vmax + 1, missing, dtype=dtype)
-        for k, v in pairs:
-            lut[k] = v
+        if pairs:
+            keys, numbers = zip(*pairs)
+            lut[np.array(keys, dtype=np.intp)] = np.array(numbers, dtype=dtype)
         return lut[labels]
     if not pairs:
         return np.full(out_shape, missing, dtype=dtype)

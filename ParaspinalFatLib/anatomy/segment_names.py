@@ -88,9 +88,12 @@ def parse_segment_name(name: str, table: Optional[NameTable] = None) -> ParsedNa
     ('erector_spinae', None, 'L5/S1')
     """
     table = table if table is not None else default_name_table()
-    memo = _MEMO.get(table)
-    if memo is None:
-        memo = _MEMO.setdefault(table, {})
+    recent_table, memo = _RECENT
+    if recent_table() is not table:  # (the same table is asked for hundreds of times in a row)
+        memo = _MEMO.get(table)
+        if memo is None:
+            memo = _MEMO.setdefault(table, {})
+        _RECENT[:] = [weakref.ref(table), memo]
     found = memo.get(name) if isinstance(name, str) else None
     if found is None:
         found = _parse(name, table)
@@ -110,6 +113,8 @@ def parse_segment_name(name: str, table: Optional[NameTable] = None) -> ParsedNa
 _MEMO: "weakref.WeakKeyDictionary[NameTable, Dict[str, Tuple[ParsedName, Tuple[str, ...]]]]" = \
     weakref.WeakKeyDictionary()
 _MEMO_LIMIT = 4096
+# the table parsed with last and its memo (a weak reference: the table may still be collected)
+_RECENT: list = [lambda: None, {}]
 
 
 def _parse(name, table: NameTable) -> Tuple[ParsedName, Tuple[str, ...]]:

@@ -342,6 +342,26 @@ def test_extra_aliases():
     assert parse_segment_name("dorsal mass left", rows_table).key == ("autochthon", "left", None)
 
 
+def test_parsing_with_alternating_tables_uses_each_tables_own_aliases():
+    # the results are kept per table (the last table's memo is reused): switching back and forth
+    # must never give one table's parse under another
+    import gc
+    import weakref
+
+    custom = load_name_table(extra={"RMS": "erector_spinae"})
+    for _ in range(3):
+        assert parse_segment_name("RMS_left").key == ("rms", "left", None)  # unknown to the built-in table
+        assert parse_segment_name("RMS_left", custom).key == ("erector_spinae", "left", None)
+    other = load_name_table(extra={"RMS": "multifidus"})
+    assert parse_segment_name("RMS_left", other).key == ("multifidus", "left", None)
+    assert parse_segment_name("RMS_left", custom).key == ("erector_spinae", "left", None)
+    # the parser keeps no table alive
+    gone = weakref.ref(other)
+    del other
+    gc.collect()
+    assert gone() is None
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
