@@ -267,10 +267,10 @@ class LabelledVoxels:
         if runs.label.dtype.itemsize <= 2 and np.issubdtype(runs.label.dtype, np.unsignedinteger):
             counts = np.bincount(runs.label, weights=runs.length, minlength=1)
             values = np.flatnonzero(counts)
-            return {int(v): int(counts[v]) for v in values}
+            return dict(zip(values.tolist(), counts[values].astype(np.int64).tolist()))
         values, inverse = np.unique(runs.label, return_inverse=True)
         counts = np.bincount(inverse.ravel(), weights=runs.length, minlength=values.size)
-        return {int(v): int(c) for v, c in zip(values, counts)}
+        return dict(zip(values.tolist(), counts.astype(np.int64).tolist()))
 
     def run_numbers(self, mapping: Dict[int, int], missing: int = 0, dtype=np.intp) -> np.ndarray:
         """Number of every run's label in ``mapping`` (``missing`` for other labels); see :meth:`map_labels`."""

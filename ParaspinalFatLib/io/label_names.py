@@ -415,7 +415,9 @@ def _table_from_mapping(mapping: dict, source: str) -> LabelTable:
     keys_int = [_as_int(k) for k in mapping]
     if all(k is not None for k in keys_int):
         for k, v in zip(keys_int, mapping.values()):
-            if isinstance(v, abc.Mapping):  # (typing.Mapping's isinstance is several times slower)
+            if type(v) is str:  # {value: name}, the usual form
+                name, color = v, None
+            elif isinstance(v, abc.Mapping):  # (typing.Mapping's isinstance is several times slower)
                 name = str(v.get("name", v.get("label", "")))
                 color = _color_from(v.get("color"))
             elif isinstance(v, (list, tuple)) and v:

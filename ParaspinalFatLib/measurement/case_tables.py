@@ -104,6 +104,11 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
     first = np.array([r.window[0] for r in rows], dtype=np.intp)
     last = np.array([r.window[1] for r in rows], dtype=np.intp)
     n_sl = (last - first + 1).astype(float)
+    # the naming columns: read per ROI, then spread to its rows
+    at_roi = row_roi.tolist()
+    segment_col = _per_row([r.segment.name for r in rois], at_roi)
+    muscle_col = _per_row([r.muscle for r in rois], at_roi)
+    level_col = [r.level for r in rows]
     cols: Dict[str, np.ndarray] = {}
     ns = counts.shape[1]
     for members in _non_overlapping_passes(row_roi, first, last):
@@ -129,9 +134,8 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
         if area_pixels is not None:
             csa = np.array([area_pixels[r.roi, r.window[0]: r.window[1] + 1].sum() for r in rows]) * area / n_sl
         sub_codes = None if codes_out is None else np.zeros(sub.size, dtype=codes_out.dtype)
-        part = measure_groups(sub, sel, rid, n_rows, method, [rois[r.roi].muscle for r in rows],
-                              area, n_sl, refs, sub_codes,
-                              labels=[f"segment '{rois[r.roi].segment.name}' ({r.level})" for r in rows],
+        part = measure_groups(sub, sel, rid, n_rows, method, muscle_col, area, n_sl, refs, sub_codes,
+                              labels=[f"segment '{name}' ({level})" for name, level in zip(segment_col, level_col)],
                               csa_mm2=csa)
         if codes_out is not None:
             codes_out[at[sel]] = sub_codes[sel]
@@ -150,10 +154,10 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
     grades = grade_columns(composition["fat_fraction_pct"], composition["fat_area_ratio"], **(grading or {}))
     data: Dict[str, Any] = {
         "subject": [subject] * n_rows,
-        "segment": [rois[r.roi].segment.name for r in rows],
-        "muscle": [rois[r.roi].muscle for r in rows],
-        "side": [rois[r.roi].side or "" for r in rows],
-        "level": [r.level for r in rows],
+        "segment": segment_col,
+        "muscle": muscle_col,
+        "side": _per_row([r.side or "" for r in rois], at_roi),
+        "level": level_col,
         "level_source": [r.level_source for r in rows],
         "slice_index": np.array([r.slice_index for r in rows], dtype=np.int64),
         "slice_offset_mm": np.array([r.slice_offset_mm for r in rows], dtype=float),
@@ -165,11 +169,24 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
         **method_columns(method, n_rows),
     }
     # rows sorted by muscle, side and level (cranial to caudal); one table built in its final order
-    muscles, sides, levels = data["muscle"], data["side"], data["level"]
-    level_keys = {level: level_sort_key(level) for level in set(levels)}  # one parse per distinct level
-    order = sorted(range(n_rows), key=lambda i: (muscles[i], sides[i], level_keys[levels[i]]))
-    at = np.asarray(order, dtype=np.intp)
+    # (a stable sort on the ranks of the distinct values: the order of sorting the rows by
+    # (muscle, side, level key), ties kept in row order)
+    level_keys = {level: level_sort_key(level) for level in set(level_col)}  # one parse per distinct level
+    ranks = [_ranks(data["muscle"]), _ranks(data["side"]), _ranks([level_keys[v] for v in level_col])]
+    at = np.lexsort(ranks[::-1]) if n_rows else np.zeros(0, np.intp)
+    order = at.tolist()
     return pd.DataFrame({c: _take(data[c], order, at) for c in LEVEL_COLUMNS})
+
+
+def _ranks(values: List[Any]) -> np.ndarray:
+    """The rank of each value among the distinct values in sorted order (equal values, equal ranks)."""
+    rank = {v: r for r, v in enumerate(sorted(set(values)))}
+    return np.fromiter((rank[v] for v in values), dtype=np.intp, count=len(values))
+
+
+def _per_row(per_roi: List[Any], at_roi: List[int]) -> List[Any]:
+    """The value of each row's ROI (``per_roi[roi]`` for the ROI number of every row)."""
+    return [per_roi[i] for i in at_roi]
 
 
 def _take(values, order: List[int], at: np.ndarray):
