@@ -24,6 +24,7 @@ from ..anatomy.level_names import level_sort_key
 from .planning import Roi, Row
 from ..schemas import COMPOSITION_COLUMNS, LEVEL_COLUMNS, ROI_COLUMNS, SLICE_COLUMNS
 from ..segmentation import offsets_within_runs
+from ..validation import factorize
 from .voxels import RoiVoxels
 from .quantities import measure_groups, method_columns
 
@@ -171,17 +172,12 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
     # rows sorted by muscle, side and level (cranial to caudal); one table built in its final order
     # (a stable sort on the ranks of the distinct values: the order of sorting the rows by
     # (muscle, side, level key), ties kept in row order)
-    level_keys = {level: level_sort_key(level) for level in set(level_col)}  # one parse per distinct level
-    ranks = [_ranks(data["muscle"]), _ranks(data["side"]), _ranks([level_keys[v] for v in level_col])]
-    at = np.lexsort(ranks[::-1]) if n_rows else np.zeros(0, np.intp)
+    level_order = sorted(set(level_col), key=level_sort_key)  # one parse per distinct level
+    level_rank = {level: r for r, level in enumerate(level_order)}
+    at = np.lexsort((np.fromiter((level_rank[v] for v in level_col), dtype=np.intp, count=n_rows),
+                     factorize(data["side"], sort=True)[0], factorize(data["muscle"], sort=True)[0]))
     order = at.tolist()
     return pd.DataFrame({c: _take(data[c], order, at) for c in LEVEL_COLUMNS})
-
-
-def _ranks(values: List[Any]) -> np.ndarray:
-    """The rank of each value among the distinct values in sorted order (equal values, equal ranks)."""
-    rank = {v: r for r, v in enumerate(sorted(set(values)))}
-    return np.fromiter((rank[v] for v in values), dtype=np.intp, count=len(values))
 
 
 def _per_row(per_roi: List[Any], at_roi: List[int]) -> List[Any]:

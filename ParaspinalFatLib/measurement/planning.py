@@ -284,17 +284,16 @@ def plan_rows(
     # voxels in slices 0 .. s-1 of each ROI: a window's count is a difference of two of these
     before = np.zeros((counts.shape[0], n_slices_grid + 1), np.int64)
     np.cumsum(counts, axis=1, out=before[:, 1:])
-    # each wanted level found: (level, its source, slice, offset, window); None for a level outside the image
-    plan: List[Optional[Tuple[str, str, int, float, Tuple[int, int]]]] = []
+    # each wanted level found and its row fields (level, source, slice, offset, window); None outside the image
+    plan: List[Tuple[str, Optional[Tuple[str, str, int, float, Tuple[int, int]]]]] = []
     for level in found:
         if wanted is not None and level not in wanted:
             continue
         s, offset = level_slices[level]
         window = (max(0, s - half), min(n_slices_grid - 1, s + half))
-        plan.append(None if level in outside else (level, landmarks[level].source, s, float(offset), window))
-    plan_levels = [level for level in found if wanted is None or level in wanted]
-    # whether each ROI has no voxel in each level's window (one array operation for all)
-    inside = [p for p in plan if p is not None]
+        plan.append((level, None if level in outside else (level, landmarks[level].source, s, float(offset), window)))
+    # whether each ROI has no voxel in the window of each level inside the image (one array operation for all)
+    inside = [p for _, p in plan if p is not None]
     no_voxel = np.zeros((len(rois), 0), bool)
     if inside and on_empty == "error":
         first = np.array([p[4][0] for p in inside], dtype=np.intp)
@@ -333,7 +332,7 @@ def plan_rows(
             )
         empty = no_voxel[number].tolist() if no_voxel.size else None
         at = 0  # position among the levels inside the image
-        for level, planned in zip(plan_levels, plan):
+        for level, planned in plan:
             if planned is None:
                 if level not in noted_outside:
                     noted_outside.append(level)
