@@ -528,9 +528,19 @@ def map_label_values(labels: np.ndarray, mapping: Dict[int, int], missing: int =
         return np.zeros(out_shape, dtype=dtype)
     vmax = int(labels.max())
     vmin = int(labels.min())
-    pairs = sorted((int(k), int(v)) for k, v in mapping.items() if vmin <= int(k) <= vmax)
     if vmin >= 0 and vmax < _DIRECT_LOOKUP_MAX:
         lut = np.full(vmax + 1, missing, dtype=dtype)
+        try:  # the keys as one array (a key beyond int64 is never a label here: the long way below)
+            keys = np.fromiter(mapping.keys(), dtype=np.int64, count=len(mapping))
+        except (OverflowError, TypeError, ValueError):
+            keys = None
+        if keys is not None:
+            numbers = np.fromiter(mapping.values(), dtype=np.int64, count=len(mapping))
+            inside = (keys >= vmin) & (keys <= vmax)
+            lut[keys[inside]] = numbers[inside].astype(dtype)
+            return lut[labels]
+    pairs = sorted((int(k), int(v)) for k, v in mapping.items() if vmin <= int(k) <= vmax)
+    if vmin >= 0 and vmax < _DIRECT_LOOKUP_MAX:
         if pairs:
             keys, numbers = zip(*pairs)
             lut[np.array(keys, dtype=np.intp)] = np.array(numbers, dtype=dtype)

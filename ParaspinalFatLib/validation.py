@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["as_float_array", "factorize", "object_array", "require_columns"]
+__all__ = ["as_float_array", "factorize", "object_array", "require_columns", "texts_or_empty"]
 
 
 def as_float_array(values: Any, what: str, *, error: Type[Exception] = InputError,
@@ -75,6 +75,31 @@ def object_array(values: Iterable[Any]) -> np.ndarray:
     return out
 
 
+def texts_or_empty(values: Any) -> np.ndarray:
+    """Each value as text, ``""`` for a missing one (``None``, NaN, ``pandas.NA``).
+
+    Parameters
+    ----------
+    values : array_like
+        A Series, array or list (e.g. a table's ``side`` column, ``""`` after a CSV round
+        trip read as NaN).
+
+    Returns
+    -------
+    numpy.ndarray of object
+        ``str(value)``, or ``""`` where the value is missing.
+    """
+    items = values.tolist() if hasattr(values, "tolist") else list(values)
+    if not items or set(map(type, items)) == {str}:
+        return object_array(items)
+
+    def text(v: Any) -> str:
+        missing = v is None or (isinstance(v, float) and np.isnan(v)) or type(v).__name__ == "NAType"
+        return "" if missing else str(v)
+
+    return object_array([text(v) for v in items])
+
+
 def factorize(values: Any, sort: bool = False, use_na_sentinel: bool = True) -> Tuple[np.ndarray, Any]:
     """``pandas.factorize(values, sort=sort)``: integer codes and the distinct values, texts fast.
 
@@ -100,18 +125,20 @@ def factorize(values: Any, sort: bool = False, use_na_sentinel: bool = True) -> 
         list for texts, else what pandas returns.
     """
     items = values.tolist() if hasattr(values, "tolist") else list(values)
-    if not all(type(v) is str for v in items):
+    try:
+        first = dict.fromkeys(items)  # the distinct values in order of first appearance
+    except TypeError:  # unhashable values: pandas says what is wrong
+        first = {None: None}
+    # every distinct value a str: every value is text (a str subclass equal to a str counts as that str,
+    # as in pandas); missing values (None, NaN), numbers and mixtures go to pandas
+    if not all(type(u) is str for u in first):
         import pandas as pd
 
         return pd.factorize(values if hasattr(values, "dtype") else object_array(items), sort=sort,
                             use_na_sentinel=use_na_sentinel)
-    if sort:
-        uniques = sorted(set(items))
-        index = {u: i for i, u in enumerate(uniques)}
-        return np.fromiter((index[v] for v in items), dtype=np.intp, count=len(items)), uniques
-    index: dict = {}
-    codes = np.fromiter((index.setdefault(v, len(index)) for v in items), dtype=np.intp, count=len(items))
-    return codes, list(index)
+    uniques = sorted(first) if sort else list(first)
+    index = {u: i for i, u in enumerate(uniques)}
+    return np.fromiter(map(index.__getitem__, items), dtype=np.intp, count=len(items)), uniques
 
 
 def require_columns(data: Any, columns: Iterable[Any], what: str = "", *,

@@ -1531,6 +1531,9 @@ def test_io_map_label_values_small_labels_and_edge_cases():
     labels = np.array([[0, 1, 5], [5, 300, 1]], np.uint16)
     np.testing.assert_array_equal(map_label_values(labels, {1: 0, 300: 2}), [[-1, 0, -1], [-1, 2, 0]])
     np.testing.assert_array_equal(map_label_values(labels, {}), np.full((2, 3), -1))
+    # keys beyond int64, negative or numpy-typed keys: ignored or used as the ints they are
+    for mapping in ({2 ** 64 - 1: 3, 1: 0}, {np.uint64(2 ** 64 - 1): 3, 1: 0}, {-5: 7, 1: 0}, {np.int16(1): 0}):
+        np.testing.assert_array_equal(map_label_values(labels, mapping), [[-1, 0, -1], [-1, -1, 0]])
     assert map_label_values(np.zeros((0, 3), np.uint32), {1: 1}).shape == (0, 3)
     big = np.array([2 ** 63 - 1, 0, 2 ** 62], np.int64)
     np.testing.assert_array_equal(map_label_values(big, {2 ** 63 - 1: 5, 2 ** 62: 6}), [5, -1, 6])

@@ -370,7 +370,16 @@ def bounded_sample(image: np.ndarray, max_voxels: int = BOUNDED_SAMPLE_MAX, keep
     for axis, count in zip(order, chosen):
         counts[axis] = count
     picks = [((2 * np.arange(c, dtype=np.intp) + 1) * n) // (2 * c) for c, n in zip(counts, shape)]
-    if len(shape) > 2 and counts[0] > 1:
+    if len(shape) == 3 and counts[0] > 1:
+        # slice by slice, each slice's grid taken at once by its flat positions (the same for every
+        # slice): no temporary, and each slice's part stays in the cache
+        sample = np.empty((counts[0], counts[1] * counts[2]), dtype=image.dtype)
+        flat = (picks[1][:, None] * shape[2] + picks[2][None, :]).ravel()
+        for at, index in enumerate(picks[0].tolist()):
+            plane = image[index]
+            np.take(plane.reshape(-1) if plane.flags.c_contiguous else np.ravel(plane), flat, out=sample[at])
+        return np.asarray(sample, dtype=dtype).ravel()
+    if len(shape) > 3 and counts[0] > 1:
         # slice by slice: each slice's part stays in the cache (no image-sized temporary)
         sample = np.empty(counts, dtype=dtype)
         for at, index in enumerate(picks[0].tolist()):

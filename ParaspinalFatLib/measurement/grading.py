@@ -56,7 +56,7 @@ import pandas as pd
 from ..errors import InputError
 from ..anatomy.level_names import level_sort_key
 from ..schemas import LOWER_LUMBAR_LABEL, LOWER_LUMBAR_LEVELS
-from ..validation import as_float_array, factorize, object_array, require_columns
+from ..validation import as_float_array, factorize, require_columns, texts_or_empty
 from .summary import labelled_row_warnings
 
 
@@ -390,8 +390,10 @@ def grade_summary(
     subject = levels["subject"].to_numpy(dtype=object)
     muscle = levels["muscle"].to_numpy(dtype=object)
     level = levels["level"].to_numpy(dtype=object)
-    side = _side_labels(levels["side"])
-    codes = [_codes(subject), _codes(muscle), _codes(level)]
+    side = texts_or_empty(levels["side"])
+    (subj_codes, subj_uniques), (mus_codes, mus_uniques), (lev_codes, lev_uniques) = (
+        _codes_and_uniques(subject), _codes_and_uniques(muscle), _codes_and_uniques(level))
+    codes = [subj_codes, mus_codes, lev_codes]
     warn = labelled_row_warnings(levels)
     with np.errstate(invalid="ignore", over="ignore"):
         pw = pct * area
@@ -413,7 +415,7 @@ def grade_summary(
     lv_n = np.isfinite(lv_grades[_GOUTALLIER.column]).astype(int)
 
     # per subject x muscle x side: mean grades over all levels and over L3/4-L5/S1
-    lv_side_codes = _codes(lv_side)
+    lv_side_codes, lv_side_uniques = _codes_and_uniques(lv_side)
     lv_level = level[first]
     level_rows = _LevelRows(first=first, subject=codes[0][first], muscle=codes[1][first], side=lv_side,
                             side_code=lv_side_codes, grades=lv_grades, warn=np.array(lv_warn, dtype=object))
@@ -440,10 +442,15 @@ def grade_summary(
     rank[ALL_LEVELS_LABEL] = missing_rank + 1
     rank[LOWER_LUMBAR_LABEL] = missing_rank + 2
     # every level that is not missing has a rank (a missing one, NaN or None, never equals a key)
-    lrank = _ranks(out_level, rank, missing_rank)
-    srank = _ranks(out_side, _SIDE_ORDER, len(_SIDE_ORDER))
+    # (looked up once per distinct level and side, by their codes)
+    lrank = np.r_[_looked_up(lev_uniques, rank, missing_rank)[lev_codes[first]],
+                  np.concatenate([np.full(len(m["row"]), rank[labels[k]], dtype=np.int64)
+                                  for k, m in enumerate(mean_parts)])]
+    srank = _looked_up(lv_side_uniques, _SIDE_ORDER, len(_SIDE_ORDER))[
+        np.r_[lv_side_codes, np.concatenate([m["side_code"] for m in mean_parts])]]
     row_of = np.array(row_of, dtype=np.int64)
-    order = np.lexsort((srank, lrank, _sort_codes(levels["muscle"])[row_of], _sort_codes(levels["subject"])[row_of]))
+    order = np.lexsort((srank, lrank, _sort_codes(levels["muscle"], mus_codes, mus_uniques)[row_of],
+                        _sort_codes(levels["subject"], subj_codes, subj_uniques)[row_of]))
     order_l = order.tolist()
     subj_l, mus_l = subject[row_of[order]].tolist(), muscle[row_of[order]].tolist()
     # text columns as lists (pandas infers their type as from records), numbers as arrays
@@ -630,16 +637,6 @@ def _finite_area(levels: pd.DataFrame) -> np.ndarray:
     return csa
 
 
-def _side_labels(side: pd.Series) -> np.ndarray:
-    out = []
-    for s in side.tolist():
-        if s is None or (isinstance(s, float) and np.isnan(s)) or s is pd.NA:
-            out.append("")
-        else:
-            out.append(str(s))
-    return np.array(out, dtype=object)
-
-
 class _Rows(NamedTuple):
     """Per row of the per-level table: what :func:`_pool` pools."""
 
@@ -655,11 +652,24 @@ class _Rows(NamedTuple):
 
 def _codes(values: Any) -> np.ndarray:
     """Group codes of ``values`` as ``groupby(dropna=False)`` groups them (missing values one group)."""
-    return factorize(np.asarray(values, dtype=object), use_na_sentinel=False)[0]
+    return _codes_and_uniques(values)[0]
 
 
-def _sort_codes(values: pd.Series) -> np.ndarray:
-    """Codes ordering ``values`` as ``sort_values`` does (missing values last)."""
+def _codes_and_uniques(values: Any) -> Tuple[np.ndarray, Any]:
+    """:func:`_codes` and the distinct values (``uniques[code]``; a list when every value is text)."""
+    return factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
+
+
+def _sort_codes(values: pd.Series, codes: Optional[np.ndarray] = None, uniques: Any = None) -> np.ndarray:
+    """Codes ordering ``values`` as ``sort_values`` does (missing values last).
+
+    ``codes``/``uniques`` (optional): the :func:`_codes_and_uniques` of ``values``; when every
+    value is text the order is taken from them (sorting the distinct values only).
+    """
+    if isinstance(uniques, list):  # texts only: no missing value
+        order = np.empty(len(uniques), dtype=np.intp)
+        order[sorted(range(len(uniques)), key=uniques.__getitem__)] = np.arange(len(uniques))
+        return order[codes]
     codes, uniques = factorize(values, sort=True)
     return np.where(codes < 0, len(uniques), codes)
 
@@ -669,11 +679,19 @@ def _groups(keys: List[np.ndarray], rows: np.ndarray) -> Tuple[np.ndarray, np.nd
 
     Returns the group number of each row and the groups' first rows.
     """
+    # one integer key per row (mixed radix over the codes, renumbered only if it could overflow),
+    # then numbered in order of first appearance, as the tuples of codes would be
     combined = np.zeros(len(rows), dtype=np.int64)
+    span = 1
     for k in keys:
         c = k[rows]
-        combined = pd.factorize(combined * (int(c.max()) + 1 if len(c) else 1) + c)[0]  # stays < len(rows)
-    group = combined
+        radix = int(c.max()) + 1 if len(c) else 1
+        if span * radix >= 2 ** 62:
+            combined = pd.factorize(combined)[0]
+            span = int(combined.max()) + 1
+        combined = combined * radix + c
+        span *= radix
+    group = pd.factorize(combined)[0]
     first = np.full(int(group.max()) + 1 if len(group) else 0, len(rows), dtype=np.int64)
     np.minimum.at(first, group, np.arange(len(rows)))
     return group, rows[first]
@@ -782,6 +800,7 @@ def _level_mean(lv: _LevelRows, which: np.ndarray, need: Optional[int]) -> Dict[
             out[column] = np.where(out["n_levels"] < need, np.nan, out[column])
     out["row"] = lv.first[first]
     out["side"] = lv.side[first]
+    out["side_code"] = lv.side_code[first]
     out["warnings"] = _join_by_group(group, lv.warn[which], n_groups)
     return out
 
@@ -807,11 +826,9 @@ def _as_concatenated_with_no_pairs(out: pd.DataFrame, keys: Dict[str, np.ndarray
         return pd.concat([out, template], ignore_index=True)
 
 
-def _ranks(values: List[Any], rank: Mapping[Any, int], default: int) -> np.ndarray:
-    """``[rank.get(v, default) for v in values]`` as int64, looked up once per distinct value."""
-    codes, uniques = factorize(object_array(values))  # missing values (NaN, None): code -1
-    looked_up = np.array([rank.get(u, default) for u in uniques] + [default], dtype=np.int64)
-    return looked_up[codes]  # code -1 picks the default at the end
+def _looked_up(uniques: Any, rank: Mapping[Any, int], default: int) -> np.ndarray:
+    """``rank.get(u, default)`` of each distinct value (int64; a missing value, NaN or None, is no key)."""
+    return np.array([rank.get(u, default) for u in uniques], dtype=np.int64).reshape(len(uniques))
 
 
 def _is_missing(value: Any) -> bool:

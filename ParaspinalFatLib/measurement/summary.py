@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from ..anatomy.level_names import level_sort_key
 from ..schemas import LOWER_LUMBAR_LABEL, LOWER_LUMBAR_LEVELS, SUMMARY_COLUMNS
-from ..validation import factorize, object_array
+from ..validation import factorize, object_array, texts_or_empty
 
 
 __all__ = ['SUMMARY_METRICS', 'summarize', 'labelled_row_warnings', 'join_warnings']
@@ -53,7 +53,7 @@ def summarize(levels: pd.DataFrame, wide: bool = False, metrics: Optional[Sequen
         its ``warnings`` column joins the warnings of all the subject's rows).
     """
     # "" comes back from a CSV as NaN: a missing side is ""
-    side = object_array(["" if _is_missing(v) else str(v) for v in levels["side"].tolist()])
+    side = texts_or_empty(levels["side"])
     warn = labelled_row_warnings(levels)
     if metrics is None:
         metrics = [m for m in SUMMARY_METRICS if m in levels and not pd.isna(levels[m].to_numpy()).all()]

@@ -386,7 +386,7 @@ def case_tables(n, slices, repeat, parts=(6, 50, 200)):
     print(f"4. summary and grades tables from a measured case (PDFF {n}x{n}x{slices}); median of {repeat}")
     print(f"    {'segments':>8s} {'rows':>5s} {'summary()':>12s} {'grades()':>12s} {'both':>12s}  "
           f"both / both(6 segments)")
-    first = None
+    first = first_rows = None
     for n_parts in (None,) + tuple(parts):
         case = PdffCase(n, slices, n_parts)
         img, lab = case.sitk_pair()
@@ -406,9 +406,12 @@ def case_tables(n, slices, repeat, parts=(6, 50, 200)):
             print(f"    {label:>14s} {len(result.levels):>5d} {ms(t['summary'])} {ms(t['grades'])} {ms(both)}")
             print(f"    ratio summary + grades for 18 ROIs / 10 ms        {both / 0.010:6.2f}   (target < 1)")
             continue
-        first = first or both
+        if first is None:
+            first, first_rows = both, len(result.levels)
+        extra = (f"   {(both - first) / (len(result.levels) - first_rows) * 1e6:5.2f} us per added row"
+                 if len(result.levels) > first_rows else "")
         print(f"    {label:>14s} {len(result.levels):>5d} {ms(t['summary'])} {ms(t['grades'])} {ms(both)}"
-              f"  ratio {both / first:6.2f}   (target: flat, ~1)")
+              f"  ratio {both / first:6.2f}   (target: flat, ~1){extra}")
 
 
 # --------------------------------------------------------------------------- 5. scaling
@@ -437,8 +440,10 @@ def case_scaling(n, slices, repeat, factors=(1, 2, 4, 8), parts=(6, 24, 50, 100,
                for p, c in cases.items()]
     t = race(methods, repeat)
     for p in parts:
+        extra = (f"   {(t[p] - t[parts[0]]) / (p - parts[0]) * 1e6:6.1f} us per added segment" if p != parts[0]
+                 else "")
         print(f"    {p:4d} segments  {ms(t[p])}   {t[p] / p * 1e3:7.2f} ms/segment   "
-              f"ratio to {parts[0]} segments {t[p] / t[parts[0]]:5.2f}   (target: flat, ~1)")
+              f"ratio to {parts[0]} segments {t[p] / t[parts[0]]:5.2f}   (target: flat, ~1){extra}")
 
 
 # --------------------------------------------------------------------------- main

@@ -136,6 +136,19 @@ def test_object_array_holds_one_entry_per_value():
     assert object_array(iter(["ab"])).tolist() == ["ab"] and object_array([]).shape == (0,)
 
 
+def test_texts_or_empty_turns_missing_values_into_empty_texts():
+    from ParaspinalFatLib.validation import texts_or_empty
+
+    values = ["left", None, float("nan"), pd.NA, "", 3, np.float64("nan"), np.str_("right")]
+    want = ["left", "", "", "", "", "3", "", "right"]
+    for given in (values, pd.Series(values, dtype=object), np.array(values, dtype=object)):
+        out = texts_or_empty(given)
+        assert out.dtype == object and out.shape == (len(values),) and out.tolist() == want
+        assert all(type(v) is str for v in out)
+    assert texts_or_empty(pd.Series(["left", "right", ""])).tolist() == ["left", "right", ""]  # pandas' str type
+    assert texts_or_empty([]).shape == (0,)
+
+
 @pytest.mark.parametrize("values", [
     ["L4/5", "L3/4", "L4/5", "L5/S1", "L3/4"],            # texts: the dict path
     ["b", "a", "é", "B", "a", ""],                         # case, accents and the empty text sort as pandas does
