@@ -24,7 +24,7 @@ from ..anatomy.level_names import level_sort_key
 from .planning import Roi, Row
 from ..schemas import COMPOSITION_COLUMNS, LEVEL_COLUMNS, ROI_COLUMNS, SLICE_COLUMNS
 from ..segmentation import offsets_within_runs
-from ..validation import factorize, object_array, texts_or_empty
+from ..validation import factorize, texts_or_empty
 from .voxels import RoiVoxels
 from .quantities import measure_groups, method_columns
 
@@ -106,8 +106,9 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
     last = np.array([r.window[1] for r in rows], dtype=np.intp)
     n_sl = (last - first + 1).astype(float)
     # the naming columns: read per ROI, then spread to its rows
-    segment_col = _per_row([r.segment.name for r in rois], row_roi)
-    muscle_col = _per_row([r.muscle for r in rois], row_roi)
+    at_roi = row_roi.tolist()
+    segment_col = _per_row([r.segment.name for r in rois], at_roi)
+    muscle_col = _per_row([r.muscle for r in rois], at_roi)
     level_col = [r.level for r in rows]
     cols: Dict[str, np.ndarray] = {}
     ns = counts.shape[1]
@@ -155,7 +156,7 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
         "subject": [subject] * n_rows,
         "segment": segment_col,
         "muscle": muscle_col,
-        "side": _per_row([r.side or "" for r in rois], row_roi),
+        "side": _per_row([r.side or "" for r in rois], at_roi),
         "level": level_col,
         "level_source": [r.level_source for r in rows],
         "slice_index": np.array([r.slice_index for r in rows], dtype=np.int64),
@@ -174,18 +175,19 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
     level_rank = {level: r for r, level in enumerate(level_order)}
     at = np.lexsort((np.fromiter((level_rank[v] for v in level_col), dtype=np.intp, count=n_rows),
                      factorize(data["side"], sort=True)[0], factorize(data["muscle"], sort=True)[0]))
-    return pd.DataFrame({c: _take(data[c], at) for c in LEVEL_COLUMNS})
+    order = at.tolist()
+    return pd.DataFrame({c: _take(data[c], order, at) for c in LEVEL_COLUMNS})
 
 
-def _per_row(per_roi: List[Any], row_roi: np.ndarray) -> List[Any]:
-    """The value of each row's ROI (``per_roi[roi]`` for the ROI number of every row), as a list."""
-    return object_array(per_roi)[row_roi].tolist()
+def _per_row(per_roi: List[Any], at_roi: List[int]) -> List[Any]:
+    """The value of each row's ROI (``per_roi[roi]`` for the ROI number of every row)."""
+    return [per_roi[i] for i in at_roi]
 
 
-def _take(values, at: np.ndarray):
-    """``values`` (list, numpy or pandas array) in the row order ``at`` (a list stays a list)."""
+def _take(values, order: List[int], at: np.ndarray):
+    """``values`` (list, numpy or pandas array) in the row order ``order`` (``at``: the same as an array)."""
     if isinstance(values, list):
-        return object_array(values)[at].tolist()
+        return [values[i] for i in order]
     return values[at]
 
 

@@ -183,9 +183,11 @@ def _tidy_summary(levels: pd.DataFrame, side: np.ndarray, warn: np.ndarray, metr
     n_cells = len(cell_keys)
     # the L3/4, L4/5 and L5/S1 cell of each group (-1 where that level is absent)
     lower = np.full((n_groups, len(LOWER_LUMBAR_LEVELS)), -1, dtype=np.int64)
-    for c, lv in enumerate(cell_level):
-        if isinstance(lv, str) and lv in LOWER_LUMBAR_LEVELS:
-            lower[cell_gid[c], LOWER_LUMBAR_LEVELS.index(lv)] = c
+    slot_of_rank = np.array([LOWER_LUMBAR_LEVELS.index(lv) if isinstance(lv, str) and lv in LOWER_LUMBAR_LEVELS
+                             else -1 for lv in level_by_rank], dtype=np.int64)
+    cell_slot = slot_of_rank[cell_keys % len(level_objs)]
+    in_lower_levels = np.flatnonzero(cell_slot >= 0)  # (one cell per group and level: no pair twice)
+    lower[cell_gid[in_lower_levels], cell_slot[in_lower_levels]] = in_lower_levels
     n_have = (lower >= 0).sum(axis=1)
     lower_groups = np.flatnonzero(n_have > 0)
     all_three = n_have[lower_groups] == len(LOWER_LUMBAR_LEVELS)
