@@ -165,6 +165,11 @@ def _centroids(segmentation: Segmentation, segments: Iterable[Segment]) -> Dict[
     return out
 
 
+def _stacked(points: Dict[str, np.ndarray], names: List[str]) -> np.ndarray:
+    """The points of ``names`` as rows of one ``(n, 3)`` array."""
+    return np.array([points[name] for name in names], dtype=float).reshape(len(names), 3)
+
+
 def _believed_axis(points: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     """Principal axis of ``points`` unless too few or tilted too far from ``fallback``."""
     if len(points) < 2:
@@ -304,12 +309,12 @@ def check_sides(
             unchecked[s.name] = "empty segment"
 
     # left/right pairs of the same muscle (and level)
-    groups: Dict[Tuple[str, Optional[str]], Dict[str, List[str]]] = {}
+    groups: Dict[Tuple[str, Optional[str]], Tuple[List[str], List[str]]] = {}  # (left names, right names)
     level_of = {s.name: p.level for s, p in sided}
     for s, p in sided:
         if s.name in points:
-            groups.setdefault((p.muscle, p.level), {"left": [], "right": []})[p.side].append(s.name)
-    pairs = [(g["left"][0], g["right"][0]) for g in groups.values() if len(g["left"]) == 1 and len(g["right"]) == 1]
+            groups.setdefault((p.muscle, p.level), ([], []))[p.side == "right"].append(s.name)
+    pairs = [(lft[0], rgt[0]) for lft, rgt in groups.values() if len(lft) == 1 and len(rgt) == 1]
     partner = {}
     for lft, rgt in pairs:
         partner[lft], partner[rgt] = rgt, lft
@@ -330,7 +335,7 @@ def check_sides(
         detail = f"from {_join(words)} masks"
     elif pairs:
         source = "pairs"
-        mid = np.array([(points[a] + points[b]) / 2.0 for a, b in pairs])
+        mid = (_stacked(points, [a for a, _ in pairs]) + _stacked(points, [b for _, b in pairs])) / 2.0
         # 2-D ROIs named with their level: the mean midpoint of each level lies on the spine
         by_level: Dict[str, List[np.ndarray]] = {}
         for (a, b), m in zip(pairs, mid):
@@ -371,7 +376,7 @@ def check_sides(
     if pairs:
         # each pair's left-right direction across the axis, turned to the patient's left; those
         # within the angle of the left direction are averaged
-        across = _perp(np.array([points[lft] - points[rgt] for lft, rgt in pairs]), axis)
+        across = _perp(_stacked(points, [a for a, _ in pairs]) - _stacked(points, [b for _, b in pairs]), axis)
         length = np.linalg.norm(across, axis=1)
         across = across[length > 1e-9] / length[length > 1e-9, None]
         across[across @ left < 0] *= -1.0
@@ -384,7 +389,7 @@ def check_sides(
     midline_at = _midline_function(mid, axis)
     placed = list(points)
     if placed:
-        at = np.array([points[name] for name in placed])
+        at = _stacked(points, placed)
         offset_of = dict(zip(placed, ((at - midline_at(at)) @ left).tolist()))
     offsets: Dict[str, float] = {}
     messages: Dict[str, str] = {}

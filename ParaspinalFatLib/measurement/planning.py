@@ -92,7 +92,8 @@ def select_rois(seg: Segmentation, segments: Optional[Sequence[str]], table, exc
     """
     parsed = [(s, parse_segment_name(s.name, table=table)) for s in seg.segments]
     excluded = {n.lower() for n in exclude}
-    parsed = [(s, p) for s, p in parsed if s.name.lower() not in excluded]
+    if excluded:
+        parsed = [(s, p) for s, p in parsed if s.name.lower() not in excluded]
     if segments:
         wanted = {n.lower() for n in segments}
         chosen = [(s, p) for s, p in parsed if s.name.lower() in wanted]

@@ -427,3 +427,31 @@ def test_sample_planes_refuses_arrays_off_the_grid():
     other = _geometry((1.0, 1.0, 1.0), (5.0, 5.0, 5.0), origin=(0.0, 0.0, 0.0))
     with pytest.raises(InputError, match="resample"):
         sample_planes(np.zeros(g.shape), other, seg, [(0, 1)], [plane])
+
+
+# --------------------------------------------------------------------------- counts on a plane are of pixels
+@pytest.mark.parametrize("offset, touched", [(0.0, 1), (0.5, 4)])
+def test_n_nan_on_a_plane_counts_the_kept_pixels_whose_interpolation_uses_a_nan_voxel(offset, touched):
+    # one NaN voxel inside a full ROI; an untilted plane through its slice, with pixel centres on the
+    # voxel centres (the NaN voxel is used by 1 pixel) or half a voxel off in-plane (by 4 pixels, each
+    # weighting it 1/4); every other value is 7
+    from ParaspinalFatLib.composition.factory import make_method
+    from ParaspinalFatLib.measurement.quantities import measure_groups
+
+    g = _geometry((1.0, 1.0, 2.0), (6.0, 8.0, 10.0))
+    ni, nj, nk = g.size
+    seg = _segmentation(g, [(1, np.ones(g.shape, dtype=bool))])
+    image = np.full(g.shape, 7.0)
+    k, j0, i0 = 3, 5, 4
+    image[k, j0, i0] = np.nan
+    plane = make_plane(g, g.index_to_physical([2.0 + offset, 4.0 + offset, float(k)]), g.plane_normal(2))
+    s = sample_planes(image, g, seg, [(0, 1)], [plane])
+    vox = s.to_roi_voxels()
+    method = make_method("scalar", image)
+    cols = measure_groups(vox, None, np.zeros(vox.size, dtype=np.intp), 1, method, ["m"], 1.0, np.ones(1))
+    # pixels beyond the last voxel centre (kept at membership 0.5 when half a voxel off) are NaN too
+    edge = 2 * (ni - 1) + 2 * (nj - 1) if offset else 0
+    kept = (ni - 1) * (nj - 1) + edge if offset else ni * nj
+    assert cols["n_voxels"][0] == kept
+    assert cols["n_nan"][0] == touched + edge
+    assert cols["mean"][0] == 7.0
