@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["as_float_array", "factorize", "object_array", "require_columns", "texts_or_empty"]
+__all__ = ["as_float_array", "factorize", "is_missing", "object_array", "require_columns", "texts_or_empty"]
 
 
 def as_float_array(values: Any, what: str, *, error: Type[Exception] = InputError,
@@ -75,6 +75,23 @@ def object_array(values: Iterable[Any]) -> np.ndarray:
     return out
 
 
+def is_missing(value: Any) -> bool:
+    """Whether a table cell is missing: ``None``, a float NaN or ``pandas.NA``.
+
+    ``pandas.NA`` is recognised by its type's name, so this module does not import pandas.
+
+    Parameters
+    ----------
+    value : object
+        One cell (text, number, None, NaN, ``pandas.NA``).
+
+    Returns
+    -------
+    bool
+    """
+    return value is None or (isinstance(value, float) and np.isnan(value)) or type(value).__name__ == "NAType"
+
+
 def texts_or_empty(values: Any) -> np.ndarray:
     """Each value as text, ``""`` for a missing one (``None``, NaN, ``pandas.NA``).
 
@@ -92,12 +109,7 @@ def texts_or_empty(values: Any) -> np.ndarray:
     items = values.tolist() if hasattr(values, "tolist") else list(values)
     if not items or set(map(type, items)) == {str}:
         return object_array(items)
-
-    def text(v: Any) -> str:
-        missing = v is None or (isinstance(v, float) and np.isnan(v)) or type(v).__name__ == "NAType"
-        return "" if missing else str(v)
-
-    return object_array([text(v) for v in items])
+    return object_array(["" if is_missing(v) else str(v) for v in items])
 
 
 def factorize(values: Any, sort: bool = False, use_na_sentinel: bool = True) -> Tuple[np.ndarray, Any]:

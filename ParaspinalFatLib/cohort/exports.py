@@ -42,6 +42,7 @@ from ..dependencies import require
 from ..errors import InputError
 from ..report.case_files import check_output_file, defuse_formulas, make_folder
 from ..stats.clinical_categories import BONE_LABELS, LOVETT_LABELS
+from ..validation import is_missing
 from .variables import GRADE_METRICS, check_variable_name, natural_key
 
 __all__ = ["MAX_CATEGORIES", "GOUTALLIER_LABELS", "KJAER_LABELS", "write_excel", "write_spss"]
@@ -305,9 +306,7 @@ def _codebook_lookup(codebook: Optional[pd.DataFrame]) -> Dict[str, Dict[str, st
 
 
 def _plain(value: Any) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
+    return "" if is_missing(value) else str(value)
 
 
 def _defused(text: str) -> str:

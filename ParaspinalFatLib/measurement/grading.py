@@ -56,7 +56,7 @@ import pandas as pd
 from ..errors import InputError
 from ..anatomy.level_names import level_sort_key
 from ..schemas import LOWER_LUMBAR_LABEL, LOWER_LUMBAR_LEVELS
-from ..validation import as_float_array, factorize, require_columns, texts_or_empty
+from ..validation import as_float_array, factorize, is_missing, require_columns, texts_or_empty
 from .summary import labelled_row_warnings
 
 
@@ -436,7 +436,7 @@ def grade_summary(
     out_warn = lv_warn + [w for m in mean_parts for w in m["warnings"]]
 
     # order: subject, muscle, level (cranial to caudal, no level, the two means), side
-    measured = [lv for lv in pd.unique(lv_level) if not _is_missing(lv)]
+    measured = [lv for lv in pd.unique(lv_level) if not is_missing(lv)]
     rank = {lv: i for i, lv in enumerate(sorted(measured, key=_level_key))}
     missing_rank = len(measured)  # rows without a level: after the levels, before the means
     rank[ALL_LEVELS_LABEL] = missing_rank + 1
@@ -829,10 +829,6 @@ def _as_concatenated_with_no_pairs(out: pd.DataFrame, keys: Dict[str, np.ndarray
 def _looked_up(uniques: Any, rank: Mapping[Any, int], default: int) -> np.ndarray:
     """``rank.get(u, default)`` of each distinct value (int64; a missing value, NaN or None, is no key)."""
     return np.array([rank.get(u, default) for u in uniques], dtype=np.int64).reshape(len(uniques))
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
 
 
 def _level_key(level: Any) -> Tuple[float, str]:

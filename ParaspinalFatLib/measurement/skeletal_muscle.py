@@ -34,6 +34,7 @@ import pandas as pd
 
 from ..anatomy.level_names import canonical_level
 from ..errors import InputError, ParaspinalFatWarning
+from ..validation import is_missing
 from .summary import join_warnings, labelled_row_warnings
 
 __all__ = ["SMI_COLUMNS", "ALL_MUSCLES", "muscle_index"]
@@ -76,9 +77,7 @@ def _height(value, subject: str = "") -> float:
 
 def _text(v) -> str:
     """Cell as stripped text; missing (None, NaN, pd.NA, as after a CSV round trip) is ``""``."""
-    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    return str(v).strip()
+    return "" if is_missing(v) else str(v).strip()
 
 
 def _sum(values: List[float]) -> float:

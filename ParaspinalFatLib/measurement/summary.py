@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from ..anatomy.level_names import level_sort_key
 from ..schemas import LOWER_LUMBAR_LABEL, LOWER_LUMBAR_LEVELS, SUMMARY_COLUMNS
-from ..validation import factorize, object_array, texts_or_empty
+from ..validation import factorize, is_missing, object_array, texts_or_empty
 
 
 __all__ = ['SUMMARY_METRICS', 'summarize', 'labelled_row_warnings', 'join_warnings']
@@ -94,7 +94,7 @@ def labelled_row_warnings(levels: pd.DataFrame) -> np.ndarray:
         return np.array([""] * n, dtype=object)
 
     def text(v) -> str:
-        return "" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v).strip()
+        return "" if is_missing(v) else str(v).strip()
 
     columns: Dict[str, Any] = {}
 
@@ -277,7 +277,7 @@ def _joined_by_key(keys, warn: np.ndarray, n_keys: Optional[int] = None):
     texts: Dict[Any, List[str]] = {}
     for i in np.flatnonzero(warn != "").tolist():
         k = keys[i]
-        if n_keys is None and _is_missing(k):
+        if n_keys is None and is_missing(k):
             continue
         if n_keys is not None and k < 0:
             continue
@@ -287,10 +287,6 @@ def _joined_by_key(keys, warn: np.ndarray, n_keys: Optional[int] = None):
     if n_keys is None:
         return {k: "; ".join(v) for k, v in texts.items()}
     return ["; ".join(texts[k]) if k in texts else "" for k in range(n_keys)]
-
-
-def _is_missing(value) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
 
 
 def _segment_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -136,6 +136,15 @@ def test_object_array_holds_one_entry_per_value():
     assert object_array(iter(["ab"])).tolist() == ["ab"] and object_array([]).shape == (0,)
 
 
+def test_is_missing_is_none_nan_and_pandas_na_only():
+    from ParaspinalFatLib.validation import is_missing
+
+    for value in (None, float("nan"), np.float64("nan"), pd.NA):
+        assert is_missing(value), value
+    for value in ("", "nan", 0, 0.0, np.float32("nan"), False, float("inf"), [], "NA"):
+        assert not is_missing(value), value  # (a float32 NaN is not a float: as the checks it replaces)
+
+
 def test_texts_or_empty_turns_missing_values_into_empty_texts():
     from ParaspinalFatLib.validation import texts_or_empty
 
