@@ -315,6 +315,8 @@ def check_sides(
         if s.name in points:
             groups.setdefault((p.muscle, p.level), ([], []))[p.side == "right"].append(s.name)
     pairs = [(lft[0], rgt[0]) for lft, rgt in groups.values() if len(lft) == 1 and len(rgt) == 1]
+    # the points of each pair's left and right segment, as (n_pairs, 3) arrays
+    pair_left, pair_right = _stacked(points, [a for a, _ in pairs]), _stacked(points, [b for _, b in pairs])
     partner = {}
     for lft, rgt in pairs:
         partner[lft], partner[rgt] = rgt, lft
@@ -335,7 +337,7 @@ def check_sides(
         detail = f"from {_join(words)} masks"
     elif pairs:
         source = "pairs"
-        mid = (_stacked(points, [a for a, _ in pairs]) + _stacked(points, [b for _, b in pairs])) / 2.0
+        mid = (pair_left + pair_right) / 2.0
         # 2-D ROIs named with their level: the mean midpoint of each level lies on the spine
         by_level: Dict[str, List[np.ndarray]] = {}
         for (a, b), m in zip(pairs, mid):
@@ -376,7 +378,7 @@ def check_sides(
     if pairs:
         # each pair's left-right direction across the axis, turned to the patient's left; those
         # within the angle of the left direction are averaged
-        across = _perp(_stacked(points, [a for a, _ in pairs]) - _stacked(points, [b for _, b in pairs]), axis)
+        across = _perp(pair_left - pair_right, axis)
         length = np.linalg.norm(across, axis=1)
         across = across[length > 1e-9] / length[length > 1e-9, None]
         across[across @ left < 0] *= -1.0

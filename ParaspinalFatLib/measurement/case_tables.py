@@ -110,6 +110,14 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
     segment_col = _per_row([r.segment.name for r in rois], at_roi)
     muscle_col = _per_row([r.muscle for r in rois], at_roi)
     level_col = [r.level for r in rows]
+    labels = [f"segment '{name}' ({level})" for name, level in zip(segment_col, level_col)]  # for refusals
+    # per row, whatever the pass: the reference voxels of its window and its partial-volume CSA
+    refs = None
+    if reference_roi is not None:
+        refs = [_reference_on_slices(vox, reference_roi, range(r.window[0], r.window[1] + 1)) for r in rows]
+    csa = None
+    if area_pixels is not None:
+        csa = np.array([area_pixels[r.roi, r.window[0]: r.window[1] + 1].sum() for r in rows]) * area / n_sl
     cols: Dict[str, np.ndarray] = {}
     ns = counts.shape[1]
     for members in _non_overlapping_passes(row_roi, first, last):
@@ -128,16 +136,9 @@ def level_table(rows: List[Row], rois: List[Roi], vox: RoiVoxels, counts: np.nda
         rid = row_of[sub.roi.astype(np.intp) * ns + sub.slice_index]
         sel = np.flatnonzero(rid >= 0)
         rid = rid[sel]
-        refs = None
-        if reference_roi is not None:
-            refs = [_reference_on_slices(vox, reference_roi, range(r.window[0], r.window[1] + 1)) for r in rows]
-        csa = None
-        if area_pixels is not None:
-            csa = np.array([area_pixels[r.roi, r.window[0]: r.window[1] + 1].sum() for r in rows]) * area / n_sl
         sub_codes = None if codes_out is None else np.zeros(sub.size, dtype=codes_out.dtype)
         part = measure_groups(sub, sel, rid, n_rows, method, muscle_col, area, n_sl, refs, sub_codes,
-                              labels=[f"segment '{name}' ({level})" for name, level in zip(segment_col, level_col)],
-                              csa_mm2=csa)
+                              labels=labels, csa_mm2=csa)
         if codes_out is not None:
             codes_out[at[sel]] = sub_codes[sel]
         idx = np.asarray(members)

@@ -28,7 +28,6 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from bench_speed import PdffCase, quiet  # noqa: E402
 
-import ParaspinalFatLib.measurement.pipeline as pipeline  # noqa: E402
 from ParaspinalFatLib import measure_case  # noqa: E402
 
 #: (what the phase does, module, function): the functions ``measure`` calls, in order
@@ -74,7 +73,6 @@ def main():
     for label, module, name in PHASES:  # wrappers in place for this process only
         mod = importlib.import_module(module)
         setattr(mod, name, timed(spent, label, getattr(mod, name)))
-    assert pipeline.level_table.__wrapped__ is not None
     cases = {p: PdffCase(n, slices, None if p == "muscles" else count[p]) for p in parts}
     runs = {p: defaultdict(list) for p in parts}
     for it in range(repeat + 1):  # the first round warms up (imports, first-call caches)
