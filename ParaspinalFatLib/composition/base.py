@@ -372,12 +372,15 @@ def bounded_sample(image: np.ndarray, max_voxels: int = BOUNDED_SAMPLE_MAX, keep
     picks = [((2 * np.arange(c, dtype=np.intp) + 1) * n) // (2 * c) for c, n in zip(counts, shape)]
     if len(shape) == 3 and counts[0] > 1:
         # slice by slice, each slice's grid taken at once by its flat positions (the same for every
-        # slice): no temporary, and each slice's part stays in the cache
+        # slice): no temporary, and each slice's part stays in the cache.  The positions lie inside
+        # the slice, so mode="wrap" takes the same voxels as the default, without its bounds checks
+        # (about 20 % faster)
         sample = np.empty((counts[0], counts[1] * counts[2]), dtype=image.dtype)
         flat = (picks[1][:, None] * shape[2] + picks[2][None, :]).ravel()
         for at, index in enumerate(picks[0].tolist()):
             plane = image[index]
-            np.take(plane.reshape(-1) if plane.flags.c_contiguous else np.ravel(plane), flat, out=sample[at])
+            np.take(plane.reshape(-1) if plane.flags.c_contiguous else np.ravel(plane), flat, out=sample[at],
+                    mode="wrap")
         return np.asarray(sample, dtype=dtype).ravel()
     if len(shape) > 3 and counts[0] > 1:
         # slice by slice: each slice's part stays in the cache (no image-sized temporary)
