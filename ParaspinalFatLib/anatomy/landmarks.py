@@ -111,7 +111,7 @@ from ..errors import LevelWarning, InputError, LevelError
 from .muscle_names import NameTable
 from .level_names import (adjacent_vertebrae, canonical_level, disc_between, is_disc_level, is_vertebra_level,
                           level_sort_key, next_vertebra)
-from .segment_names import parse_segment_name
+from .segment_names import parse_segment_names
 from ..segmentation import Segment, Segmentation
 
 
@@ -359,9 +359,8 @@ def segment_centroids(
 def _classify(segmentation: Segmentation, table: Optional[NameTable]):
     """Parse all segment names: (vertebrae, discs, sacra, unlevelled) lists of (Segment, ParsedName)."""
     vertebrae, discs, sacra, unlevelled = [], [], [], []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # name warnings belong to the name listing, not here
-        parsed = [(s, parse_segment_name(s.name, table)) for s in segmentation.segments]
+    # name warnings belong to the name listing, not here
+    parsed = zip(segmentation.segments, parse_segment_names(segmentation.names(), table, warn=False))
     for s, p in parsed:
         if p.kind == "vertebra" and is_vertebra_level(p.level):
             vertebrae.append((s, p))

@@ -8,14 +8,14 @@ from __future__ import annotations
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 from .tokens import camel_split, tokenize
 from .muscle_names import NameTable, default_name_table
 from .level_names import scan_levels
 from ..errors import NameWarning
 
 
-__all__ = ['ParsedName', 'parse_segment_name']
+__all__ = ['ParsedName', 'parse_segment_name', 'parse_segment_names']
 
 # =============================================================================
 # parsing
@@ -88,12 +88,57 @@ def parse_segment_name(name: str, table: Optional[NameTable] = None) -> ParsedNa
     ('erector_spinae', None, 'L5/S1')
     """
     table = table if table is not None else default_name_table()
+    parsed, messages = _found(name, table, _memo_of(table))
+    for message in messages:
+        warnings.warn(message, NameWarning, stacklevel=2)
+    return parsed
+
+
+def parse_segment_names(names: Iterable[str], table: Optional[NameTable] = None, *,
+                        warn: bool = True) -> List[ParsedName]:
+    """:func:`parse_segment_name` of every name, in order (the steps of a measurement that go through
+    all the segments of a case call this once each).
+
+    Parameters
+    ----------
+    names : iterable of str
+        Segment names.
+    table : NameTable, optional
+        Vocabulary; the built-in table when omitted.
+    warn : bool
+        Issue each name's warnings (as :func:`parse_segment_name` does, in name order);
+        ``False``: the parsing only (the warnings belong to where the names are listed).
+
+    Returns
+    -------
+    list of ParsedName
+        One per name, the same as :func:`parse_segment_name` gives.
+    """
+    table = table if table is not None else default_name_table()
+    memo = _memo_of(table)
+    out: List[ParsedName] = []
+    for name in names:
+        parsed, messages = _found(name, table, memo)
+        out.append(parsed)
+        if warn:
+            for message in messages:
+                warnings.warn(message, NameWarning, stacklevel=2)
+    return out
+
+
+def _memo_of(table: NameTable) -> Dict[str, Tuple[ParsedName, Tuple[str, ...]]]:
+    """The memo of ``table``'s parsed names."""
     recent_table, memo = _RECENT
     if recent_table() is not table:  # (the same table is asked for hundreds of times in a row)
         memo = _MEMO.get(table)
         if memo is None:
             memo = _MEMO.setdefault(table, {})
         _RECENT[:] = [weakref.ref(table), memo]
+    return memo
+
+
+def _found(name, table: NameTable, memo) -> Tuple[ParsedName, Tuple[str, ...]]:
+    """The parsed name and its warning texts, from the memo or parsed now (and kept)."""
     found = memo.get(name) if isinstance(name, str) else None
     if found is None:
         found = _parse(name, table)
@@ -101,10 +146,7 @@ def parse_segment_name(name: str, table: Optional[NameTable] = None) -> ParsedNa
             if len(memo) >= _MEMO_LIMIT:
                 memo.clear()
             memo[name] = found
-    parsed, messages = found
-    for message in messages:
-        warnings.warn(message, NameWarning, stacklevel=2)
-    return parsed
+    return found
 
 
 # A table is immutable and parsing is pure, so each table keeps its names' results (the parsed

@@ -60,7 +60,7 @@ from ..errors import InputError, NameWarning
 from ..segmentation import Segment, Segmentation
 from .landmarks import spine_axis
 from .muscle_names import NameTable
-from .segment_names import ParsedName, parse_segment_name
+from .segment_names import ParsedName, parse_segment_names
 
 __all__ = ["MARGIN_MM", "MIDLINE_STRUCTURES", "SideCheck", "check_sides", "add_side_warnings"]
 
@@ -281,9 +281,8 @@ def check_sides(
     if cc is None or cc.shape != (3,) or not np.all(np.isfinite(cc)):
         raise InputError(f"check_sides: cranio_caudal must be a non-zero LPS 3-vector, got {cranio_caudal!r}")
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # name warnings belong to the name listing, not here
-        parsed = [(s, parse_segment_name(s.name, table)) for s in segmentation.segments]
+    # name warnings belong to the name listing, not here
+    parsed = list(zip(segmentation.segments, parse_segment_names(segmentation.names(), table, warn=False)))
     if segments is not None:
         wanted = [segmentation.segment(s) if isinstance(s, str) else s for s in segments]
         keys = {(s.layer, s.label_value) for s in wanted}

@@ -831,7 +831,7 @@ def _bone(array, geometry: Geometry, seg_grid: Segmentation, seg: Segmentation, 
     if not opts.bone_levels:
         return None
     from ..anatomy.level_names import canonical_level
-    from ..anatomy.segment_names import parse_segment_name
+    from ..anatomy.segment_names import parse_segment_names
     from ..anatomy.spine_axes import level_axes
     from .bone import bone_table, parse_calibration
 
@@ -842,13 +842,11 @@ def _bone(array, geometry: Geometry, seg_grid: Segmentation, seg: Segmentation, 
             raise InputError(f"{_opt('bone_levels')}: {text!r} is not a vertebra; write e.g. L1,L2")
         wanted.append(level)
     calibration = parse_calibration(opts.bmd_calibration) if opts.bmd_calibration is not None else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # name findings are reported where the names are listed
-        found = {}
-        for s in seg_grid.segments:
-            p = parse_segment_name(s.name, table=table)
-            if p.kind == "vertebra" and p.level in wanted:
-                found.setdefault(p.level, s)
+    found = {}
+    # name findings are reported where the names are listed
+    for s, p in zip(seg_grid.segments, parse_segment_names(seg_grid.names(), table=table, warn=False)):
+        if p.kind == "vertebra" and p.level in wanted:
+            found.setdefault(p.level, s)
     if not found:
         if calibration is not None:
             raise InputError(f"{_opt('bmd_calibration')} was given but no vertebra mask of {', '.join(wanted)} "
@@ -924,12 +922,11 @@ def _warn_rows(levels_df: pd.DataFrame, hit: np.ndarray, text: str) -> None:
 
 def _level_sources_text(seg: Segmentation, table, opts: MeasureOptions) -> str:
     """What was searched for disc levels and found nothing (for the level error messages)."""
-    from ..anatomy.segment_names import parse_segment_name
+    from ..anatomy.segment_names import parse_segment_names
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # name findings are reported where the names are listed
-        spine = [s.name for s in seg.segments
-                 if parse_segment_name(s.name, table=table).kind in ("vertebra", "disc", "sacrum")]
+    # name findings are reported where the names are listed
+    spine = [name for name, p in zip(seg.names(), parse_segment_names(seg.names(), table=table, warn=False))
+             if p.kind in ("vertebra", "disc", "sacrum")]
     if spine:
         shown = ", ".join(repr(n) for n in spine[:6]) + (f" and {len(spine) - 6} more" if len(spine) > 6 else "")
         parts = [f"the disc/vertebra segments {shown} of {seg.source} gave no disc level (a disc mask named "

@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import InputError, LevelError, LevelWarning, MeasurementError, ParaspinalFatWarning, SegmentationWarning
 from ..geometry import Geometry
 from ..anatomy.level_names import canonical_level, is_vertebra_level, level_sort_key
-from ..anatomy.segment_names import parse_segment_name
+from ..anatomy.segment_names import parse_segment_names
 from ..segmentation import Segment, Segmentation
 
 
@@ -90,7 +90,7 @@ def select_rois(seg: Segmentation, segments: Optional[Sequence[str]], table, exc
         Muscles were found but some segments with unknown names (kind
         ``"other"``) are therefore not measured.
     """
-    parsed = [(s, parse_segment_name(s.name, table=table)) for s in seg.segments]
+    parsed = list(zip(seg.segments, parse_segment_names(seg.names(), table=table)))
     excluded = {n.lower() for n in exclude}
     if excluded:
         parsed = [(s, p) for s, p in parsed if s.name.lower() not in excluded]

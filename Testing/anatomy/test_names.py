@@ -9,7 +9,7 @@ import pytest
 from ParaspinalFatLib.errors import InputError, LevelError
 from ParaspinalFatLib.anatomy.muscle_names import KINDS, builtin_table_path, default_name_table, load_name_table, tokenize
 from ParaspinalFatLib.errors import NameWarning
-from ParaspinalFatLib.anatomy.segment_names import ParsedName, parse_segment_name
+from ParaspinalFatLib.anatomy.segment_names import ParsedName, parse_segment_name, parse_segment_names
 from ParaspinalFatLib.anatomy.level_names import adjacent_vertebrae, canonical_level, disc_between, is_disc_level, is_vertebra_level, level_sort_key, next_vertebra
 
 # name -> (muscle, side, level, kind); expectations written by hand from the anatomy,
@@ -252,6 +252,28 @@ def test_parsing_again_gives_the_same_result_and_the_same_warnings(tmp_path):
     # not a string: parsed as its text, never kept
     assert parse_segment_name(None).raw == "" and parse_segment_name(12).raw == "12"
 
+
+
+def test_parsing_many_names_gives_each_names_result_and_warnings_in_order(tmp_path):
+    names = ["MF_L_L4/5", "MF_L4/5_L5/S1 left right", "SM_R", None, "ES_L5S1", "vertebrae_L4", "MF_L_L4/5"]
+    one_by_one = []
+    with pytest.warns(NameWarning) as single:
+        for name in names:
+            one_by_one.append(parse_segment_name(name))
+    with pytest.warns(NameWarning) as bulk:
+        parsed = parse_segment_names(names)
+    assert parsed == one_by_one
+    assert [p.key for p in parsed[:3]] == [("multifidus", "left", "L4/5"), ("multifidus", None, None),
+                                           ("semimembranosus", "right", None)]
+    assert parsed[3].raw == "" and parsed[4].key == ("erector_spinae", None, "L5/S1")
+    assert [str(w.message) for w in bulk] == [str(w.message) for w in single] and len(bulk) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warn=False: the parsing only
+        assert parse_segment_names(names, warn=False) == one_by_one
+    path = tmp_path / "names.csv"
+    path.write_text("kind,canonical,alias,side\nmuscle,semispinalis,SM,\n", encoding="utf-8")
+    assert parse_segment_names(["SM_R"], load_name_table(path))[0].key == ("semispinalis", "right", None)
+    assert parse_segment_names([]) == []
 
 # ----------------------------------------------------------------------------- table
 def test_builtin_table_is_well_formed():
