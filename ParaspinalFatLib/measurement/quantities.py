@@ -87,15 +87,20 @@ def _grouped_quantiles(g: np.ndarray, v: np.ndarray, counts: np.ndarray, qs: Dic
     put together by a stable sort of their 16-bit ids (a radix sort), then each is sorted in
     place: no index sort of every value (2-3x faster).  Many smaller groups are sorted by
     value, then stably by group, in about half the time of ``lexsort``.
+
+    The values are sorted in the narrowest type that holds every one of them exactly
+    (:func:`_exact_narrow`): the same order and, converted back, the same float64 values.
     """
     group_type = np.int16 if counts.size <= np.iinfo(np.int16).max else np.intp
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    v = _exact_narrow(v)
+    kind = "stable" if v.dtype == np.int16 else None  # numpy sorts 16-bit integers by radix when stable
     if counts.size * 16 <= v.size:
         sv = v[np.argsort(g.astype(group_type), kind="stable")]
         for lo, n in zip(starts.tolist(), counts.tolist()):
-            sv[lo:lo + n].sort()
+            sv[lo:lo + n].sort(kind=kind)
     else:
-        by_value = np.argsort(v)
+        by_value = np.argsort(v, kind=kind)
         sv = v[by_value[np.argsort(g.astype(group_type)[by_value], kind="stable")]]
     res = {}
     has = counts > 0
@@ -105,11 +110,32 @@ def _grouped_quantiles(g: np.ndarray, v: np.ndarray, counts: np.ndarray, qs: Dic
         lo = np.floor(pos).astype(np.intp)
         hi = np.minimum(lo + 1, counts[has] - 1)
         frac = pos - lo
-        a = sv[starts[has] + lo]
-        b = sv[starts[has] + hi]
+        a = sv[starts[has] + lo].astype(np.float64)
+        b = sv[starts[has] + hi].astype(np.float64)
         out[has] = a + (b - a) * frac
         res[name] = out
     return res
+
+
+def _exact_narrow(values: np.ndarray) -> np.ndarray:
+    """Finite float64 ``values`` as int16 or float32 when every value converts to that type and back
+    unchanged (CT numbers; PDFF maps stored as float32 and used in %), else as they are.
+
+    Sorting is then exact: the order of the values is kept and each sorted value converts back to
+    itself.  (Only the sign of a zero can be lost to int16, and a quantile interpolated from a
+    zero, ``a + (b - a) t`` with ``b >= a``, is +0.0 either way.)  numpy sorts float32 about twice
+    as fast as float64 and int16 by radix (a stable sort), about ten times as fast.
+    """
+    if values.size < 256:
+        return values
+    narrow = values.astype(np.float32)
+    if not np.array_equal(narrow, values):
+        return values
+    if narrow.min() >= -32768.0 and narrow.max() <= 32767.0:
+        whole = narrow.astype(np.int16)
+        if np.array_equal(whole, narrow):
+            return whole
+    return narrow
 
 
 def measure_groups(

@@ -32,13 +32,31 @@ def test_grouped_stats_match_numpy_per_group(seed):
         assert res["n_above"][g] == int((fin >= 1030.0).sum())
 
 
+def _values_of_kind(kind, rng, size):
+    """Voxel values (float64) that hold exactly in the type named by ``kind`` and no narrower one."""
+    if kind == "float64":  # tenths: not float32 numbers
+        return np.round(rng.normal(20, 9, size), 1)
+    if kind == "float32":  # a float32 PDFF map used in %
+        return rng.normal(20, 9, size).astype(np.float32).astype(np.float64)
+    if kind == "int16":  # CT numbers, with -0.0 and 0.0 among them
+        values = rng.integers(-120, 120, size).astype(np.float64)
+        values[values == 0] = np.where(rng.random(int((values == 0).sum())) < 0.5, -0.0, 0.0)
+        return values
+    return rng.integers(-40000, 40000, size).astype(np.float64)  # "float32, beyond int16": whole numbers
+
+
+@pytest.mark.parametrize("kind", ["float64", "float32", "int16", "float32, beyond int16"])
 @pytest.mark.parametrize("n_groups", [3, 600, 40000])  # 40000: group ids beyond 16 bits
-def test_grouped_quantiles_are_the_order_statistics_of_each_group(n_groups):
+def test_grouped_quantiles_are_the_order_statistics_of_each_group(n_groups, kind):
     # each group's quantiles read off its own sorted values, with the same interpolation
-    # formula: equal to the last bit, with many ties and groups in no particular order
+    # formula: equal to the last bit, with many ties and groups in no particular order, whatever
+    # the narrower type the values are sorted in (int16, float32) or none (float64)
+    from ParaspinalFatLib.measurement.quantities import _exact_narrow
+
     rng = np.random.default_rng(n_groups)
     groups = rng.integers(0, n_groups, 20000)
-    values = np.round(rng.normal(20, 9, groups.size), 1)
+    values = _values_of_kind(kind, rng, groups.size)
+    assert _exact_narrow(values).dtype == np.dtype(kind.split(",")[0])
     res = grouped_stats(groups, values, n_groups)
     qs = {"median": 0.5, "p05": 0.05, "p10": 0.10, "p90": 0.90, "p95": 0.95}
     present = np.unique(groups)
@@ -48,7 +66,8 @@ def test_grouped_quantiles_are_the_order_statistics_of_each_group(n_groups):
             pos = q * (fin.size - 1)
             lo = int(np.floor(pos))
             a, b = fin[lo], fin[min(lo + 1, fin.size - 1)]
-            assert res[name][g] == a + (b - a) * (pos - lo), (g, name)
+            expected = a + (b - a) * (pos - lo)
+            assert res[name][g] == expected and np.signbit(res[name][g]) == np.signbit(expected), (g, name)
     assert np.isnan(res["median"][np.setdiff1d(np.arange(n_groups), present)]).all()
 
 
