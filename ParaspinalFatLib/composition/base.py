@@ -468,10 +468,11 @@ def _order_statistics(values: np.ndarray, ks: List[int]) -> Dict[int, float]:
     high = [k for k in ks if k >= n // 2]
     t_low = pilot[min(m - 1, int(1.5 * (max(low) + 1) * m / n) + 64)] if low else None
     t_high = pilot[max(0, m - 1 - (int(1.5 * (n - min(high)) * m / n) + 64))] if high else None
+    # np.compress: the same values as boolean indexing, in the same order, in about 3/4 of its time
     if low and high:  # one pass gathers both tails (every value < t_low and every value > t_high)
-        tails = values[(values < t_low) | (values > t_high)]
+        tails = np.compress((values < t_low) | (values > t_high), values)
     else:
-        tails = values[values < t_low] if low else values[values > t_high]
+        tails = np.compress(values < t_low, values) if low else np.compress(values > t_high, values)
     if low:  # sorted: the values < t, then those == t (ties such as air in a CT cost nothing)
         smaller = tails[tails < t_low] if high else tails
         n_lt = int(smaller.size)

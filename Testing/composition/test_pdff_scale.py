@@ -136,30 +136,11 @@ def test_large_map_is_judged_on_a_bounded_sample_near_the_exact_percentile(slice
     assert hi == pytest.approx(exact_hi, abs=0.1)
 
 
-@pytest.mark.parametrize("bad,expected", [(None, True), (np.nan, False), (np.inf, False), (-np.inf, False),
-                                          ("overflow", True), ("overflow+nan", False)])
-def test_all_finite_settles_a_sum_that_is_not_finite_voxel_by_voxel(bad, expected):
-    # a finite sum proves every value finite; a sum that overflows (huge finite values) must not be
-    # taken for a NaN or an infinity, and a NaN hidden behind an overflow must still be found
-    from ParaspinalFatLib.composition.pdff_scale import _all_finite
-
-    values = np.random.default_rng(5).uniform(0, 100, 1000).astype(np.float32)
-    if bad in ("overflow", "overflow+nan"):
-        values[:4] = np.float32(3e38)  # finite, but their float32 sum is infinite
-        if bad == "overflow+nan":
-            values[500] = np.nan
-    elif bad is not None:
-        values[777] = bad
-    assert _all_finite(values) is expected
-    assert _all_finite(values) == bool(np.isfinite(values).all())
-    assert _all_finite(np.array([1, -2, 3], dtype=np.int16)) is True
-
-
 def test_scale_range_of_a_map_with_nan_and_huge_values_is_numpys_percentile_of_the_finite_voxels():
     from ParaspinalFatLib.composition.pdff_scale import _robust_range
 
     image = np.random.default_rng(6).uniform(0, 100, (4, 30, 40)).astype(np.float32)
-    image[0, 0, :3] = np.float32(3e38)  # their sum overflows: each voxel is checked
+    image[0, 0, :3] = np.float32(3e38)  # huge but finite: kept
     image[1, 2, 5] = np.nan
     image[2, 3, 7] = -np.inf
     finite = image[np.isfinite(image)].astype(np.float64)
