@@ -17,23 +17,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-try:
-    import slicer  # noqa: E402
-    import vtk  # noqa: E402
-    from vtkmodules.util import numpy_support  # noqa: E402
+from slicer_wheel import require
 
-    _HAVE_SLICER = hasattr(slicer, "vtkMRMLSegmentationNode") and hasattr(slicer, "vtkMRMLScene")
-    _WHY = "slicer-core lacks vtkMRMLSegmentationNode"
-except Exception as exc:  # ImportError or a broken binary wheel
-    _HAVE_SLICER = False
-    _WHY = f"{type(exc).__name__}: {exc}"
-
-if not _HAVE_SLICER:
-    pytest.skip(
-        f"3D Slicer's Python wheel is not importable ({_WHY}); install `slicer-core` "
-        "(Python 3.12) to run the tests on Slicer-written .seg.nrrd files.",
-        allow_module_level=True,
-    )
+slicer = require("vtkMRMLSegmentationNode", "vtkMRMLScene", purpose="run the tests on Slicer-written .seg.nrrd files")
+import vtk  # noqa: E402
+from vtkmodules.util import numpy_support  # noqa: E402
 
 from ParaspinalFatLib.io.segmentation_files import read_segmentation  # noqa: E402
 

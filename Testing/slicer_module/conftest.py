@@ -19,14 +19,9 @@ MODULE_DIR = Path(__file__).resolve().parents[2] / "ParaspinalFat"
 if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
-try:
-    import slicer
+from slicer_wheel import missing, slicer  # noqa: E402  (Testing/conftest.py puts Testing/ on sys.path)
 
-    SLICER_ERROR = "" if hasattr(slicer, "vtkMRMLScene") and hasattr(slicer, "vtkSlicerApplicationLogic") else (
-        "the 'slicer' package has no vtkMRMLScene (not slicer-core)")
-except Exception as exc:  # ImportError, or a binary wheel that does not load
-    slicer = None
-    SLICER_ERROR = f"{type(exc).__name__}: {exc}"
+SLICER_ERROR = missing("vtkMRMLScene", "vtkSlicerApplicationLogic")
 
 #: the module logics a test scene gets (class names in the slicer-core wheel)
 MODULE_LOGICS = ("vtkSlicerColorLogic", "vtkSlicerMarkupsLogic", "vtkSlicerSegmentationsModuleLogic",
@@ -35,14 +30,6 @@ MODULE_LOGICS = ("vtkSlicerColorLogic", "vtkSlicerMarkupsLogic", "vtkSlicerSegme
 # Every application logic and module logic made here is kept until the process ends:
 # letting a vtkSlicerApplicationLogic be collected while markups nodes live segfaults.
 _KEEP_ALIVE: list = []
-
-
-def skip_without_slicer() -> None:
-    """Skip the calling test module when ``slicer-core`` is not importable (module level)."""
-    if SLICER_ERROR:
-        pytest.skip(f"3D Slicer's Python wheel is not importable ({SLICER_ERROR}); install `slicer-core` "
-                    "(Python >= 3.11, as in .venv-py312) to run the Slicer module's Logic tests on real MRML.",
-                    allow_module_level=True)
 
 
 def new_scene():

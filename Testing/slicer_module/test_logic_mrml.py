@@ -26,23 +26,12 @@ import sys
 import numpy as np
 import pytest
 
-try:
-    import slicer  # noqa: E402
-    import vtk  # noqa: E402
-    from vtkmodules.util import numpy_support  # noqa: E402
+from slicer_wheel import require
 
-    _HAVE_SLICER = hasattr(slicer, "vtkMRMLSegmentationNode") and hasattr(slicer, "vtkSlicerApplicationLogic")
-    _WHY = "slicer-core lacks vtkMRMLSegmentationNode"
-except Exception as exc:  # ImportError or a broken binary wheel
-    _HAVE_SLICER = False
-    _WHY = f"{type(exc).__name__}: {exc}"
-
-if not _HAVE_SLICER:
-    pytest.skip(
-        f"3D Slicer's Python wheel is not importable ({_WHY}); install `slicer-core` (Python >= 3.11, as in "
-        ".venv-py312) to run the Slicer module's Logic on real MRML.",
-        allow_module_level=True,
-    )
+slicer = require("vtkMRMLSegmentationNode", "vtkSlicerApplicationLogic",
+                 purpose="run the Slicer module's Logic on real MRML")
+import vtk  # noqa: E402
+from vtkmodules.util import numpy_support  # noqa: E402
 
 import ParaspinalFatLib  # noqa: E402
 from ParaspinalFatLib.errors import InputError  # noqa: E402
