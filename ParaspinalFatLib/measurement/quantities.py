@@ -128,7 +128,8 @@ def _exact_narrow(values: np.ndarray) -> np.ndarray:
     """
     if values.size < 256:
         return values
-    narrow = values.astype(np.float32)
+    with np.errstate(over="ignore"):  # a value beyond float32's range becomes inf: not equal, so kept as it is
+        narrow = values.astype(np.float32)
     if not np.array_equal(narrow, values):
         return values
     if narrow.min() >= -32768.0 and narrow.max() <= 32767.0:

@@ -71,6 +71,21 @@ def test_grouped_quantiles_are_the_order_statistics_of_each_group(n_groups, kind
     assert np.isnan(res["median"][np.setdiff1d(np.arange(n_groups), present)]).all()
 
 
+def test_values_beyond_float32_keep_their_type_quietly():
+    # 1e40 does not fit float32: the values are sorted as float64, with no overflow warning
+    import warnings
+
+    values = np.r_[np.arange(300.0), 1e40, -1e40]
+    groups = np.zeros(values.size, dtype=np.intp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = grouped_stats(groups, values, 1)
+    fin = np.sort(values)
+    pos = 0.95 * (fin.size - 1)
+    lo = int(np.floor(pos))
+    assert res["p95"][0] == fin[lo] + (fin[lo + 1] - fin[lo]) * (pos - lo)
+    assert res["median"][0] == 149.5
+
 def test_hand_checkable_group():
     res = grouped_stats(np.array([0, 0, 0, 0, 1]), np.array([1.0, 2.0, 3.0, 10.0, 5.0]), 2, threshold=3.0)
     assert res["mean"].tolist() == [4.0, 5.0]
