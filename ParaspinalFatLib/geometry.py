@@ -269,6 +269,8 @@ class Geometry:
 
     def same_grid(self, other: "Geometry", tol_mm: float = 1e-3, tol_dir: float = 1e-5) -> bool:
         """True when both geometries describe the same voxel grid (within tolerance)."""
+        if self == other:  # equal fields (the usual case: no tolerance to test)
+            return True
         return (
             tuple(self.size) == tuple(other.size)
             and np.allclose(self.spacing, other.spacing, atol=tol_dir * 10, rtol=tol_dir)

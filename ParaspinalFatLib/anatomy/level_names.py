@@ -240,8 +240,23 @@ def canonical_level(text) -> Optional[str]:
     """
     if not isinstance(text, str):
         return None
+    if type(text) is str:  # pure on the text: each spelling is scanned once (a case asks for a few, many times)
+        try:
+            return _CANONICAL[text]
+        except KeyError:
+            pass
     found = {lvl for _, _, lvl, _ in scan_levels(camel_split(text)) if lvl is not None}
-    return found.pop() if len(found) == 1 else None
+    level = found.pop() if len(found) == 1 else None
+    if type(text) is str:
+        if len(_CANONICAL) >= _CANONICAL_LIMIT:
+            _CANONICAL.clear()
+        _CANONICAL[text] = level
+    return level
+
+
+# canonical_level's results by text (bounded: cleared when full)
+_CANONICAL: dict = {}
+_CANONICAL_LIMIT = 4096
 
 
 def is_disc_level(level) -> bool:

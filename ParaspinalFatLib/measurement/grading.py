@@ -295,7 +295,8 @@ def grade_columns(fat_fraction_pct: np.ndarray, fat_area_ratio: np.ndarray, sour
 def _grade_columns(scales, pct: np.ndarray, src: np.ndarray) -> Dict[str, Any]:
     out: Dict[str, Any] = {"grade_fat_pct": pct, "grade_source": src}
     for column, grade in _grades(scales, pct).items():
-        out[column] = pd.array(grade, dtype="Int64")
+        missing = np.isnan(grade)  # grades are whole numbers or NaN: the Int64 array of pd.array(grade), made directly
+        out[column] = pd.arrays.IntegerArray(np.where(missing, 0.0, grade).astype(np.int64), missing)
     return out
 
 

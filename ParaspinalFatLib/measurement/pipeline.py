@@ -797,8 +797,7 @@ def _measure(image, segmentation, opts: MeasureOptions, keep_classes: bool = Fal
         else:
             write_qc_pictures(opts.qc_dir, array, geometry, axis, rows, rois, vox, codes, levels_df, marks_df,
                               method, subject)
-    _warn_unmeasurable(levels_df)
-    _warn_empty_rows(levels_df)
+    _warn_empty_rows(levels_df, _warn_unmeasurable(levels_df))
     return CaseMeasurement(levels_df, slices_df, rois_df, marks_df, list(notes), grading, bone_df, smi_df,
                            classes if keep_classes else None)
 
@@ -886,20 +885,21 @@ def _add_row_notes(levels_df: pd.DataFrame, rows, rois, notes: Sequence[str]) ->
     return levels_df
 
 
-def _warn_unmeasurable(levels_df: pd.DataFrame) -> None:
-    """One warning listing the per-level rows whose fat/lean split is not measurable (NaN)."""
+def _warn_unmeasurable(levels_df: pd.DataFrame) -> np.ndarray:
+    """One warning listing the per-level rows whose fat/lean split is not measurable (NaN); returns which."""
     if not len(levels_df):
-        return
+        return np.zeros(0, dtype=bool)
     hit = _unmeasurable_rows(levels_df)
     _warn_rows(levels_df, hit, "have no measurable fat/lean split; their fat/lean areas, fat % and grades are NaN "
                                "(see the 'warnings' column): {shown}")
+    return hit
 
 
-def _warn_empty_rows(levels_df: pd.DataFrame) -> None:
-    """One warning listing the per-level rows whose ROI has no voxel there (kept with NaN)."""
+def _warn_empty_rows(levels_df: pd.DataFrame, warned: np.ndarray) -> None:
+    """One warning listing the per-level rows whose ROI has no voxel there (kept with NaN); ``warned``: the
+    rows already listed by :func:`_warn_unmeasurable` (which it returns)."""
     if not len(levels_df):
         return
-    warned = _unmeasurable_rows(levels_df)
     empty = (levels_df["n_voxels"].to_numpy() == 0) & ~warned  # rows without a fat/lean split warning yet
     _warn_rows(levels_df, empty, "have no voxel of their segment at their level (kept with 0 voxels and NaN "
                                  "values): {shown}; check that the segmentation covers these levels or restrict "

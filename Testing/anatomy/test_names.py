@@ -175,6 +175,23 @@ def test_canonical_level(text, expected):
     assert canonical_level(text) == expected
 
 
+def test_canonical_level_keeps_its_answers_when_asked_again_and_when_its_memo_is_full(monkeypatch):
+    import ParaspinalFatLib.anatomy.level_names as level_names
+
+    monkeypatch.setattr(level_names, "_CANONICAL", {})
+    monkeypatch.setattr(level_names, "_CANONICAL_LIMIT", 5)  # cleared several times over the cases
+    for _ in range(3):
+        assert [canonical_level(text) for text, _ in LEVEL_CASES] == [expected for _, expected in LEVEL_CASES]
+    assert len(level_names._CANONICAL) <= 5
+
+    class Odd(str):  # a str subclass is scanned every time, never kept
+        pass
+
+    level_names._CANONICAL.clear()
+    assert canonical_level(Odd("L4-L5")) == "L4/5"
+    assert level_names._CANONICAL == {}
+
+
 def test_disc_helpers():
     assert adjacent_vertebrae("L5/S1") == ("L5", "S1")
     assert adjacent_vertebrae("L4-L5") == ("L4", "L5")

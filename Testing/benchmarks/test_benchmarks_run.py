@@ -11,7 +11,7 @@ HERE = Path(__file__).resolve().parent
 @pytest.mark.parametrize("script, args", [("bench_measure.py", ["--repeat", "2"]), ("bench_roc.py", []),
                                           ("bench_memory.py", ["--slices", "40", "--repeat", "1"]),
                                           ("bench_speed.py", ["--quick"]), ("bench_cohort.py", ["--quick"]),
-                                          ("bench_phases.py", ["--quick"])])
+                                          ("bench_phases.py", ["--quick"]), ("bench_floors.py", ["--quick"])])
 def test_benchmark_script_runs(script, args):
     proc = subprocess.run([sys.executable, str(HERE / script)] + args, capture_output=True, text=True,
                           timeout=600, check=False)
