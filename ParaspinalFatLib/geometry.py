@@ -269,8 +269,11 @@ class Geometry:
 
     def same_grid(self, other: "Geometry", tol_mm: float = 1e-3, tol_dir: float = 1e-5) -> bool:
         """True when both geometries describe the same voxel grid (within tolerance)."""
-        if self == other:  # equal fields (the usual case: no tolerance to test)
-            return True
+        try:
+            if self == other:  # equal fields (the usual case: no tolerance to test)
+                return True
+        except ValueError:  # fields given as numpy arrays (no single truth value): the tolerances decide
+            pass
         return (
             tuple(self.size) == tuple(other.size)
             and np.allclose(self.spacing, other.spacing, atol=tol_dir * 10, rtol=tol_dir)

@@ -83,6 +83,19 @@ def test_same_grid():
     assert not g.same_grid(make(np.eye(3), origin=(0, 0, 0)))
 
 
+def test_same_grid_within_tolerance_and_with_fields_given_as_arrays():
+    g = make(np.eye(3))
+    # not equal field by field, the same grid within the tolerances (numpy.allclose: 1e-3 mm + 1e-5 relative)
+    assert g.same_grid(make(np.eye(3), origin=(-120.5 + 4e-4, 33.0, -410.25), spacing=(0.7 * (1 + 5e-6), 0.9, 4.5)))
+    assert not g.same_grid(make(np.eye(3), origin=(-120.5 + 1e-2, 33.0, -410.25)))
+    # fields as numpy arrays (no single truth value for ==): the tolerances decide, both ways
+    arrays = Geometry(np.array([64, 48, 20]), np.array([0.7, 0.9, 4.5]), np.array([-120.5, 33.0, -410.25]),
+                      np.eye(3).ravel())
+    assert arrays.same_grid(g) and g.same_grid(arrays) and arrays.same_grid(arrays)
+    moved = Geometry(arrays.size, arrays.spacing, arrays.origin + 1.0, arrays.direction)
+    assert not arrays.same_grid(moved)
+
+
 @pytest.mark.parametrize("axes, deg", [((0, 1), 20.0), ((0, 1), 5.0), ((1, 2), 20.0), ((0, 2), 12.5)])
 @pytest.mark.parametrize("rotation", [0.0, 17.0])
 def test_shear_angle_and_areas_of_a_sheared_grid(tmp_path, axes, deg, rotation):
