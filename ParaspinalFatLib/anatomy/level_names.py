@@ -241,22 +241,18 @@ def canonical_level(text) -> Optional[str]:
     if not isinstance(text, str):
         return None
     if type(text) is str:  # pure on the text: each spelling is scanned once (a case asks for a few, many times)
-        try:
-            return _CANONICAL[text]
-        except KeyError:
-            pass
+        return _canonical_of_text(text)
+    return _scan_canonical(text)  # a str subclass is scanned every time, never kept
+
+
+def _scan_canonical(text: str) -> Optional[str]:
     found = {lvl for _, _, lvl, _ in scan_levels(camel_split(text)) if lvl is not None}
-    level = found.pop() if len(found) == 1 else None
-    if type(text) is str:
-        if len(_CANONICAL) >= _CANONICAL_LIMIT:
-            _CANONICAL.clear()
-        _CANONICAL[text] = level
-    return level
+    return found.pop() if len(found) == 1 else None
 
 
-# canonical_level's results by text (bounded: cleared when full)
-_CANONICAL: dict = {}
-_CANONICAL_LIMIT = 4096
+@functools.lru_cache(maxsize=4096)
+def _canonical_of_text(text: str) -> Optional[str]:
+    return _scan_canonical(text)
 
 
 def is_disc_level(level) -> bool:

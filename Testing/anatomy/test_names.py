@@ -175,21 +175,25 @@ def test_canonical_level(text, expected):
     assert canonical_level(text) == expected
 
 
-def test_canonical_level_keeps_its_answers_when_asked_again_and_when_its_memo_is_full(monkeypatch):
+def test_canonical_level_keeps_its_answers_when_asked_again_and_when_its_memo_is_full():
     import ParaspinalFatLib.anatomy.level_names as level_names
 
-    monkeypatch.setattr(level_names, "_CANONICAL", {})
-    monkeypatch.setattr(level_names, "_CANONICAL_LIMIT", 5)  # cleared several times over the cases
+    memo = level_names._canonical_of_text
+    memo.cache_clear()
     for _ in range(3):
         assert [canonical_level(text) for text, _ in LEVEL_CASES] == [expected for _, expected in LEVEL_CASES]
-    assert len(level_names._CANONICAL) <= 5
+    # more spellings than the memo holds: it stays bounded and the answers stay right
+    assert [canonical_level(f"MF L4-5 copy {i}") for i in range(memo.cache_info().maxsize + 50)] == \
+        ["L4/5"] * (memo.cache_info().maxsize + 50)
+    assert memo.cache_info().currsize <= memo.cache_info().maxsize
+    assert [canonical_level(text) for text, _ in LEVEL_CASES] == [expected for _, expected in LEVEL_CASES]
 
     class Odd(str):  # a str subclass is scanned every time, never kept
         pass
 
-    level_names._CANONICAL.clear()
+    memo.cache_clear()
     assert canonical_level(Odd("L4-L5")) == "L4/5"
-    assert level_names._CANONICAL == {}
+    assert memo.cache_info().currsize == 0
 
 
 def test_disc_helpers():

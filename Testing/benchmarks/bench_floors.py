@@ -13,7 +13,7 @@ alternating inside every repeat and on freshly built arrays for every call:
   (128x128x20 takes about as long);
 * ``measure_case`` of case 1.
 
-The sum of the first three kinds (the small case, the labelmap pass and the sample) is what case 1
+The sum of three of them (the small case, the labelmap pass and the sample) is what case 1
 would take if every step that grows with the image ran at numpy's own speed and nothing else
 changed: an estimate, printed as a ratio to ``mean()`` next to the measured one.
 
