@@ -34,6 +34,12 @@ Cases (the targets are printed next to each ratio):
    physical extent) and vs segments (6-200 segments cut from the same muscle voxels), printed
    per voxel / per segment.
 
+Last, a table lists every target of the cases run, its figure and whether this run met it.
+"Flat" in the number of segments is read as: 200 segments cost at most 1.1 x what 6 cost
+(:data:`FLAT_TOLERANCE`); "linear" in voxels as: the cost per voxel at 2-8 x the voxels is at most
+1.2 x the cost at 1 x (:data:`LINEAR_TOLERANCE`, issue #12's reading for cohorts).  With
+``--quick`` the sizes are too small for the verdicts to mean anything (smoke test).
+
 Run: ``python Testing/benchmarks/bench_speed.py [--quick] [--repeat N] [--cases 1,2,3,4,5]``
 """
 from __future__ import annotations
@@ -105,6 +111,30 @@ def ms(t):
 
 def show_ratio(label, num, den, target):
     print(f"    ratio {label:<44s} {num / den:6.2f}   (target {target})")
+
+
+#: the targets of issue #11 judged in this run: (target, figure as printed, met); printed last by main()
+VERDICTS = []
+#: "flat" (in the number of segments) read as: 200 segments cost at most this x 6 segments
+FLAT_TOLERANCE = 1.1
+#: "linear" (in voxels) read as: the cost per voxel at 8x the voxels at most this x the cost at 1x
+#: (issue #12's reading of "linear" for cohorts)
+LINEAR_TOLERANCE = 1.2
+
+
+def judge(target, figure, met):
+    """Note one target's outcome for the closing table (see :data:`VERDICTS`)."""
+    VERDICTS.append((target, figure, bool(met)))
+
+
+def show_verdicts(quick):
+    """The targets of this run, one line each, met or not (the figures are those printed above)."""
+    if not VERDICTS:
+        return
+    print("targets of issue #11 in this run" + (" (--quick: sizes too small to judge the targets; smoke test only)"
+                                                if quick else ""))
+    for target, figure, met in VERDICTS:
+        print(f"    {target:<66s} {figure:>22s}   {'met' if met else 'NOT MET'}")
 
 
 # --------------------------------------------------------------------------- cases
@@ -296,11 +326,14 @@ def case_in_memory(n, slices, repeat):
     show_ratio("measure_case / (a')", t["measure"], t["memory"], "none, for information; (a) / (a') "
                f"= {t['numpy'] / t['memory']:.2f}")
     show_ratio("measure_case / (b)", t["measure"], t["sitk"], "< 1")
+    judge("1. in memory, <= 3 x one numpy pass (mean)", f"{t['measure'] / t['numpy']:.2f} x",
+          t["measure"] <= 3 * t["numpy"])
+    judge("1. in memory, faster than SimpleITK's filter", f"{t['measure'] / t['sitk']:.2f} x", t["measure"] < t["sitk"])
     return t
 
 
 # --------------------------------------------------------------------------- 2. from files
-def race_files(title, image_path, label_path, options, repeat, expect_rows):
+def race_files(title, image_path, label_path, options, repeat, expect_rows, short=""):
     def fresh():
         return (image_path, label_path)
 
@@ -318,16 +351,20 @@ def race_files(title, image_path, label_path, options, repeat, expect_rows):
     print(f"    (d) SimpleITK reads both + its filter         {ms(t['read_sitk'])}")
     show_ratio("measure_case / (c)", t["measure"], t["read_numpy"], "<= 1.5")
     show_ratio("measure_case / (d)", t["measure"], t["read_sitk"], "< 1")
+    judge(f"{short}, <= 1.5 x reading both + one numpy pass", f"{t['measure'] / t['read_numpy']:.2f} x",
+          t["measure"] <= 1.5 * t["read_numpy"])
+    judge(f"{short}, faster than reading both + SimpleITK's filter", f"{t['measure'] / t['read_sitk']:.2f} x",
+          t["measure"] < t["read_sitk"])
     return t
 
 
 def case_files(folder, n, slices, ct_paths, ct_slices, repeat):
     pdff = PdffCase(n, slices).write(folder)
     race_files(f"2a. measure_case from files, PDFF {n}x{n}x{slices} float32, gzip NRRD + JSON names",
-               pdff[0], pdff[1], {"map_kind": "pdff", "label_names": pdff[2]}, repeat, 18)
+               pdff[0], pdff[1], {"map_kind": "pdff", "label_names": pdff[2]}, repeat, 18, "2a. PDFF from files")
     race_files(f"2b. measure_case from files, CT {n}x{n}x{ct_slices} int16, TotalSegmentator-style "
                f".nii.gz (10 labels)", ct_paths[0], ct_paths[1],
-               {"map_kind": "ct", "convention": "totalsegmentator"}, repeat, 12)
+               {"map_kind": "ct", "convention": "totalsegmentator"}, repeat, 12, "2b. CT from files")
 
 
 # --------------------------------------------------------------------------- 3. memory
@@ -376,6 +413,7 @@ def case_memory(ct_paths, nbytes, warm_paths, repeat):
     print(f"    SimpleITK reads both files (reference)   peak - baseline = {read:5.2f} x image")
     print(f"    measure_case from the files              peak - baseline = {meas:5.2f} x image")
     print(f"    ratio (peak - baseline) / image bytes          {meas:6.2f}   (target <= 2.5)")
+    judge("3. CT peak memory, <= 2.5 x the image array", f"{meas:.2f} x", meas <= 2.5)
     if read > 0:
         print(f"    ratio measure / SimpleITK read                 {meas / read:6.2f}")
     else:  # a small (--quick) image: reading it did not raise the process's peak above the warm-up's
@@ -415,6 +453,7 @@ def case_tables(n, slices, repeat, parts=(6, 50, 200)):
         if n_parts is None:
             print(f"    {label:>14s} {len(result.levels):>5d} {ms(t['summary'])} {ms(t['grades'])} {ms(both)}")
             print(f"    ratio summary + grades for 18 ROIs / 10 ms        {both / 0.010:6.2f}   (target < 1)")
+            judge("4. summary + grades tables for 18 ROIs, < 10 ms", f"{both * 1e3:.1f} ms", both < 0.010)
             continue
         if first is None:
             first, first_rows, first_pandas = both, len(result.levels), t["pandas"]
@@ -424,6 +463,9 @@ def case_tables(n, slices, repeat, parts=(6, 50, 200)):
               f"  ratio {both / first:6.2f}   (target: flat, ~1){extra}")
         print(f"    {'':>14s} {'':>5s} pandas alone {ms(t['pandas'])} for {sum(len(f) for f in outputs)} output rows"
               f"{'':>3s}ratio {t['pandas'] / first_pandas:6.2f}   ({(t['pandas'] - first_pandas) * 1e3:+.2f} ms)")
+        last, last_pandas, last_parts = both, t["pandas"], n_parts
+    judge(f"4. the tables flat in segments ({last_parts} vs {parts[0]}: <= {FLAT_TOLERANCE:g} x)",
+          f"{last / first:.2f} x (pandas {last_pandas / first_pandas:.2f})", last <= FLAT_TOLERANCE * first)
 
 
 # --------------------------------------------------------------------------- 5. scaling
@@ -443,6 +485,10 @@ def case_scaling(n, slices, repeat, factors=(1, 2, 4, 8), parts=(6, 24, 50, 100,
         per = t[f] / vox
         print(f"    x{f}  {vox / 1e6:7.1f} M voxels  {ms(t[f])}   {per * 1e9:6.2f} ns/voxel   "
               f"ratio to x{factors[0]} per voxel {per / base:5.2f}   (target: linear, ~1)")
+    worst = max(t[f] / (n * n * slices * f) / base for f in factors[1:])
+    larger = f"x{factors[1]}" + (f"-x{factors[-1]}" if len(factors) > 2 else "")
+    judge(f"5a. linear in voxels (per voxel, {larger} vs x{factors[0]}: <= {LINEAR_TOLERANCE:g} x)",
+          f"{worst:.2f} x (largest)", worst <= LINEAR_TOLERANCE)
     del cases, methods
     print(f"5b. in-memory measure_case vs segments (PDFF {n}x{n}x{slices}, the same muscle voxels cut into "
           f"N segments, 3 levels); median of {repeat}")
@@ -456,6 +502,8 @@ def case_scaling(n, slices, repeat, factors=(1, 2, 4, 8), parts=(6, 24, 50, 100,
                  else "")
         print(f"    {p:4d} segments  {ms(t[p])}   {t[p] / p * 1e3:7.2f} ms/segment   "
               f"ratio to {parts[0]} segments {t[p] / t[parts[0]]:5.2f}   (target: flat, ~1){extra}")
+    judge(f"5b. measure_case flat in segments ({parts[-1]} vs {parts[0]}: <= {FLAT_TOLERANCE:g} x)",
+          f"{t[parts[-1]] / t[parts[0]]:.2f} x", t[parts[-1]] <= FLAT_TOLERANCE * t[parts[0]])
 
 
 # --------------------------------------------------------------------------- main
@@ -490,6 +538,7 @@ def main():
             case_scaling(n, slices, repeat, factors=(1, 2), parts=(6, 50, 200))
         else:
             case_scaling(n, slices, repeat)
+    show_verdicts(args.quick)
 
 
 if __name__ == "__main__":
