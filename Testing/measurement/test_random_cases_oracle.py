@@ -5,13 +5,14 @@ grouped statistics) must not change a number. These cases are random in every wa
 matters to that code: the grid (size, spacing, origin, which array axis runs cranio-caudal and
 the signs of the axes), the image type (float32 with NaN and infinities, float64, int16,
 uint8), the labelmap type and label values, and the shapes of the ROIs (boxes, scattered single
-voxels, rows of alternating labels). The levels come from three vertebra slabs.
+voxels, rows of alternating labels). The levels come from three vertebra slabs. PDFF, CT and
+Dixon cases also check the fat / lean split on values placed on the thresholds.
 
 Every per-slice, whole-ROI and per-level figure is recomputed here with plain numpy on the
 boolean mask of each label over the whole arrays (``np.mean``, ``np.std(ddof=1)``,
-``np.percentile``, within the last bits), and the slices of the levels from the vertebrae's mean voxel indices. For
-images without NaN, SimpleITK's ``LabelIntensityStatisticsImageFilter`` (another
-implementation) checks each ROI's voxel count, volume, mean and SD as well.
+``np.percentile`` within the last bits), and the slices of the levels from the vertebrae's
+mean voxel indices. For images without NaN, SimpleITK's ``LabelIntensityStatisticsImageFilter``
+(another implementation) checks each ROI's voxel count, volume, mean and SD as well.
 """
 import warnings
 
@@ -53,6 +54,9 @@ def _case(seed, kind="scalar"):
         image = rng.choice([0.0, 20.0, 50.0, 50.0, 80.0, 100.0], shape) + rng.uniform(-5.0, 5.0, shape)
         image = np.where(rng.random(shape) < 0.1, 50.0, image).astype(np.float32)  # exactly at the threshold
         image.reshape(-1)[rng.choice(image.size, image.size // 30, replace=False)] = np.nan
+    elif kind == "dixon":  # the fat image; the water image is made by _water
+        image = rng.choice([0.0, 5.0, 40.0, 100.0, 300.0], shape) + rng.uniform(0.0, 20.0, shape)
+        image = image.astype(np.float32)
     elif kind == "ct":  # air, fat, muscle, bone; the window edges themselves
         image = rng.choice([-1000, -190, -100, -30, -29, 0, 50, 150, 151, 400], shape)
         image = (image + np.where(rng.random(shape) < 0.5, 0, rng.integers(-8, 9, shape))).astype(np.int16)
@@ -105,6 +109,17 @@ def _case(seed, kind="scalar"):
     return image, labels, names, geometry
 
 
+def _water(fat, seed):
+    """A Dixon water image for ``fat``: F + W from below the noise floor (20) to large, F = W
+    exactly (50 %) at some voxels, and NaN in either image at a few."""
+    rng = np.random.default_rng(seed + 1000)
+    water = rng.choice([0.0, 3.0, 60.0, 250.0], fat.shape) + rng.uniform(0.0, 20.0, fat.shape)
+    water = np.where(rng.random(fat.shape) < 0.1, fat, water).astype(np.float32)
+    water.reshape(-1)[rng.choice(water.size, water.size // 40, replace=False)] = np.nan
+    fat.reshape(-1)[rng.choice(fat.size, fat.size // 40, replace=False)] = np.nan
+    return water
+
+
 def _image(array, geometry):
     img = sitk.GetImageFromArray(array)
     img.SetSpacing([float(s) for s in geometry["spacing"]])
@@ -113,11 +128,16 @@ def _image(array, geometry):
     return img
 
 
-def _stats(values):
-    """The statistics of one group of voxels, as the tables define them (NaN/inf excluded)."""
+def _stats(values, bad=None):
+    """The statistics of one group of voxels, as the tables define them (NaN/inf excluded).
+
+    ``bad`` (Dixon): the voxels whose fat or water value is not finite (``n_nan``); the other
+    voxels without a value are below the noise floor (``n_below_noise``).
+    """
     values = np.asarray(values, dtype=np.float64)
     finite = values[np.isfinite(values)]
-    out = {"n_voxels": values.size, "n_nan": values.size - finite.size,
+    n_nan = values.size - finite.size if bad is None else int(np.count_nonzero(bad))
+    out = {"n_voxels": values.size, "n_nan": n_nan, "n_below_noise": values.size - finite.size - n_nan,
            "mean": finite.mean() if finite.size else np.nan,
            "sd": finite.std(ddof=1) if finite.size > 1 else np.nan}
     for name, q in QUANTILES.items():
@@ -128,6 +148,7 @@ def _stats(values):
 def _check(row, expected, where):
     assert int(row["n_voxels"]) == expected["n_voxels"], where
     assert int(row["n_nan"]) == expected["n_nan"], where
+    assert int(row["n_below_noise"]) == expected["n_below_noise"], where
     for name in ("mean", "sd"):
         np.testing.assert_allclose(row[name], expected[name], rtol=1e-11, atol=0, err_msg=f"{where} {name}")
     for name in QUANTILES:
@@ -215,7 +236,7 @@ def test_every_table_equals_an_independent_count_on_random_cases(seed):
 
 def _split(values, kind):
     """Voxel counts of the fat, lean and undefined classes (independent of the library's windows)."""
-    if kind == "pdff":  # fat >= 50 %, else lean; NaN in no class
+    if kind in ("pdff", "dixon"):  # fat >= 50 %, else lean; NaN in no class
         return {"fat": int(np.sum(values >= 50.0)), "lean": int(np.sum(values < 50.0)), "undefined": 0}
     # CT: fat -190..-30 HU, muscle -29..150 HU (integer windows), any other value undefined
     fat = int(np.sum((values >= -190) & (values <= -30)))
@@ -223,7 +244,7 @@ def _split(values, kind):
     return {"fat": fat, "lean": lean, "undefined": values.size - fat - lean}
 
 
-def _check_split(row, values, n_slices, area, kind, where, suffix="_csa_mm2", scale=1.0):
+def _check_split(row, values, n_slices, area, kind, where, suffix="_csa_mm2", scale=1.0, signal=None):
     split = _split(values, kind)
     classified = sum(split.values())
     for name, count in split.items():
@@ -233,20 +254,35 @@ def _check_split(row, values, n_slices, area, kind, where, suffix="_csa_mm2", sc
     np.testing.assert_allclose(ratio, split["fat"] / classified if classified else np.nan, rtol=1e-12,
                                err_msg=f"{where} fat ratio")
     finite = values[np.isfinite(values)]
-    if kind == "pdff":  # the mean voxel PDFF
+    if kind in ("pdff", "dixon"):  # the mean voxel fat fraction
         np.testing.assert_allclose(row["fat_fraction_pct"], finite.mean() if finite.size else np.nan, rtol=1e-11,
                                    err_msg=f"{where} fat_fraction_pct")
     else:  # the mean HU of the voxels in the muscle window
         lean = finite[(finite >= -29) & (finite <= 150)]
         np.testing.assert_allclose(row["mean_muscle_window"], lean.mean() if lean.size else np.nan, rtol=1e-11,
                                    err_msg=f"{where} mean_muscle_window")
+    if signal is not None:  # Dixon: 100 x sum F / sum (F + W) over the voxels with a fat fraction
+        fat, total = (a[np.isfinite(values)] for a in signal)
+        np.testing.assert_allclose(row["ff_signal_weighted_pct"], 100.0 * fat.sum() / total.sum()
+                                   if fat.size else np.nan, rtol=1e-11, err_msg=f"{where} ff_signal_weighted_pct")
 
 
-@pytest.mark.parametrize("kind", ["pdff", "ct"])
+@pytest.mark.parametrize("kind", ["pdff", "ct", "dixon"])
 @pytest.mark.parametrize("seed", range(6))
 def test_fat_and_lean_areas_equal_an_independent_count_on_random_cases(seed, kind):
     image, labels, names, geometry = _case(100 + seed, kind)
-    options = {"pdff_scale": "0-100"} if kind == "pdff" else {"ct_units_check": False}
+    options = {"pdff": {"pdff_scale": "0-100"}, "ct": {"ct_units_check": False}}.get(kind, {})
+    values = image.astype(np.float64)
+    bad = ~np.isfinite(values)
+    fat = total = None
+    if kind == "dixon":  # the voxel values are the fat fractions 100 F / (F + W), below the noise floor NaN
+        water = _water(image, seed)
+        bad = ~np.isfinite(image) | ~np.isfinite(water)
+        options = {"water": _image(water, geometry), "noise_floor": 20.0}
+        fat = image.astype(np.float64)
+        total = fat + water
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = np.where((total >= 20.0) & (total > 0), 100.0 * fat / total, np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = measure(_image(image, geometry), _image(labels, geometry), map_kind=kind, label_names=names,
@@ -256,15 +292,14 @@ def test_fat_and_lean_areas_equal_an_independent_count_on_random_cases(seed, kin
     area = float(spacing[in_plane[0]] * spacing[in_plane[1]])
     voxel_ml = float(np.prod(spacing)) / 1000.0
     slice_of = np.indices(image.shape)[axis]
-    values = image.astype(np.float64)
     by_name = {name: value for value, name in names.items()}
     rois = res.rois.set_index("segment")
     for muscle in MUSCLES:
         mask = labels == by_name[muscle]
         row = rois.loc[muscle]
         _check_split(row, values[mask], 1, voxel_ml, kind, f"{kind} seed {seed} {muscle} whole ROI",
-                     suffix="_volume_ml")
-        _check(row, _stats(values[mask]), f"{kind} seed {seed} {muscle} whole ROI")
+                     suffix="_volume_ml", signal=None if fat is None else (fat[mask], total[mask]))
+        _check(row, _stats(values[mask], bad[mask]), f"{kind} seed {seed} {muscle} whole ROI")
         for s in np.unique(slice_of[mask]).tolist():
             got = res.slices[(res.slices["segment"] == muscle) & (res.slices["slice_index"] == s)]
             assert len(got) == 1
@@ -277,4 +312,5 @@ def test_fat_and_lean_areas_equal_an_independent_count_on_random_cases(seed, kin
         first, last = max(0, s - 1), min(image.shape[axis] - 1, s + 1)
         assert last - first + 1 == n
         on = (labels == by_name[row["segment"]]) & (slice_of >= first) & (slice_of <= last)
-        _check_split(row, values[on], n, area, kind, f"{kind} seed {seed} {row['segment']} {row['level']}")
+        _check_split(row, values[on], n, area, kind, f"{kind} seed {seed} {row['segment']} {row['level']}",
+                     signal=None if fat is None else (fat[on], total[on]))
