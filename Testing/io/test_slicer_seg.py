@@ -10,12 +10,17 @@ are skipped.
 
 Truth: the numpy masks and IJK-to-RAS matrices given to Slicer.  Every segment
 read back by :func:`read_segmentation` must cover exactly the voxel centres
-(in physical space: RAS from Slicer -> LPS) of its input mask.
+(in physical space: RAS from Slicer -> LPS) of its input mask, and ``measure``
+on a random Slicer-written file (overlapping segments, cropped to their extent)
+must give every figure that plain numpy gives on the input masks.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from slicer_wheel import require
 
@@ -23,6 +28,7 @@ slicer = require("vtkMRMLSegmentationNode", "vtkMRMLScene", purpose="run the tes
 import vtk  # noqa: E402
 from vtkmodules.util import numpy_support  # noqa: E402
 
+from ParaspinalFatLib import measure  # noqa: E402
 from ParaspinalFatLib.io.segmentation_files import read_segmentation  # noqa: E402
 
 # vtk's numpy_support sets ndarray.shape, deprecated in numpy >= 2.5 (not our code)
@@ -255,3 +261,97 @@ def test_slicer_reads_our_seg_nrrd(tmp_path):
         got = _as_set(np.round(idx).astype(int))
         kk, jj, ii = np.nonzero(ours.mask(s))
         assert got == _as_set(np.stack([ii, jj, kk], axis=1)), s.name
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_measure_on_a_random_slicer_file_equals_an_independent_count(tmp_path, seed):
+    """A Slicer-written .seg.nrrd (overlapping segments in several layers, each given to Slicer
+    cropped to its box, an oblique grid) measured against the image it was drawn on: every
+    whole-ROI, per-slice and per-level figure equals plain numpy on each segment's own mask."""
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(15, 20)), int(rng.integers(10, 16)), int(rng.integers(10, 16)))  # k, j, i
+    rot = _rotation(rng.normal(size=3), float(rng.uniform(-12.0, 12.0)))  # k stays the slice axis
+    spacing = rng.uniform(0.5, 3.0, 3)
+    m = _ijk_to_ras(rot, spacing, rng.uniform(-80.0, 80.0, 3))
+    image = rng.normal(50.0, 20.0, shape).astype(np.float32)
+    image.reshape(-1)[rng.choice(image.size, image.size // 30, replace=False)] = np.nan
+
+    def box(first, last, margin):
+        lo = [first] + [int(rng.integers(margin, n - 3 - margin)) for n in shape[1:]]
+        hi = [last + 1] + [int(rng.integers(a + 2, n + 1 - margin)) for a, n in zip(lo[1:], shape[1:])]
+        mask = np.zeros(shape, bool)
+        mask[tuple(slice(a, b) for a, b in zip(lo, hi))] = True
+        return mask
+
+    # L3 superior: RAS S = +k when the k axis points up (it does: the rotation is at most 12 degrees);
+    # the three vertebrae of one size, as in a patient (one much smaller than its neighbour at the
+    # edge of the file's extent would be taken as cut off by the field of view)
+    body = box(1, 3, 1)
+    masks = {level: np.roll(body, 4 * n, axis=0) for n, level in enumerate(("L5", "L4", "L3"))}
+    muscles = ("multifidus_left", "multifidus_right", "psoas_left", "psoas_right")
+    for name in muscles:  # boxes and scattered voxels; they overlap each other and the vertebrae
+        a, b = sorted(int(x) for x in rng.integers(0, shape[0], 2))
+        masks[name] = box(a, b, 0) | (rng.random(shape) < 0.02)
+    inside = np.zeros(shape, bool)  # nothing in the first row and the last two columns: Slicer crops the file
+    inside[:, 1:, :-2] = True
+    masks = {name: mask & inside for name, mask in masks.items()}
+    scene, node = _new_node(_oriented_image(np.zeros(shape, bool), m))
+    for name, mask in masks.items():
+        k, j, i = (np.flatnonzero(mask.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1)))
+        crop = mask[k[0]:k[-1] + 1, j[0]:j[-1] + 1, i[0]:i[-1] + 1]
+        assert node.AddSegmentFromBinaryLabelmapRepresentation(
+            _oriented_image(crop, m, (int(i[0]), int(j[0]), int(k[0]))), name, [0.5, 0.5, 0.5])
+    node.GetSegmentation().CollapseBinaryLabelmaps(False)
+    storage = node.CreateDefaultStorageNode()
+    storage.SetCropToMinimumExtent(True)  # Slicer's option: the file holds the labelled extent only
+    storage.SetFileName(str(tmp_path / "random.seg.nrrd"))
+    assert storage.WriteData(node) == 1
+    seg_path = tmp_path / "random.seg.nrrd"
+    img = sitk.GetImageFromArray(image)  # the same grid, in LPS
+    flip = np.diag([-1.0, -1.0, 1.0])
+    img.SetSpacing([float(s) for s in spacing])
+    img.SetOrigin([float(v) for v in flip @ m[:3, 3]])
+    img.SetDirection([float(v) for v in (flip @ rot).ravel()])
+    image_path = tmp_path / "image.nrrd"
+    sitk.WriteImage(img, str(image_path))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random muscles lie on any side: side warnings are expected
+        res = measure(str(image_path), str(seg_path), map_kind="scalar", per_slice=True, whole_roi=True,
+                      levels=["L3/4", "L4/5"], n_slices=1, segments=list(muscles))
+    assert read_segmentation(seg_path).n_layers >= 2  # the overlaps were kept in separate layers
+    _, kv, _ = read_nrrd_header(seg_path)
+    assert [int(v) for v in kv["Segmentation_ReferenceImageExtentOffset"].split()][1] == 1  # pasted at an offset
+    values = image.astype(np.float64)
+    slice_of = np.indices(shape)[0]
+    area = float(spacing[0] * spacing[1])
+
+    def stats(v):
+        f = v[np.isfinite(v)]
+        nan = np.nan
+        return {"n_voxels": v.size, "n_nan": v.size - f.size, "mean": f.mean() if f.size else nan,
+                "sd": f.std(ddof=1) if f.size > 1 else nan,
+                **{q: np.percentile(f, p) if f.size else nan for q, p in (("median", 50), ("p05", 5), ("p95", 95))}}
+
+    def check(row, want, where):
+        for key, value in want.items():
+            np.testing.assert_allclose(row[key], value, rtol=1e-11, atol=1e-12, err_msg=f"{where} {key}")
+
+    rois = res.rois.set_index("segment")
+    centre = {level: slice_of[masks[level]].mean() for level in ("L3", "L4", "L5")}
+    for name in muscles:
+        mask = masks[name]
+        check(rois.loc[name], {**stats(values[mask]), "volume_ml": mask.sum() * np.prod(spacing) / 1000.0},
+              f"seed {seed} {name} whole ROI")
+        rows = res.slices[res.slices["segment"] == name]
+        assert rows["slice_index"].tolist() == np.flatnonzero(mask.any(axis=(1, 2))).tolist()
+        for _, row in rows.iterrows():
+            on = mask & (slice_of == row["slice_index"])
+            check(row, {**stats(values[on]), "csa_mm2": on.sum() * area}, f"seed {seed} {name} slice")
+        for upper, lower in (("L3", "L4"), ("L4", "L5")):
+            s = int(np.floor((centre[upper] + centre[lower]) / 2.0 + 0.5))
+            row = res.levels[(res.levels["segment"] == name) & (res.levels["level"] == f"{upper}/{lower[1:]}")]
+            assert len(row) == 1 and int(row.iloc[0]["slice_index"]) == s, (seed, name, upper)
+            on = mask & (slice_of == s)
+            check(row.iloc[0], {"n_voxels": on.sum(), "csa_mm2": on.sum() * area},
+                  f"seed {seed} {name} {upper}/{lower[1:]}")
