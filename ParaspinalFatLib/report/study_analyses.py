@@ -325,6 +325,22 @@ def resolve_variables(data: Any, spec: Any = "auto", codebook: Any = None) -> Li
     return sorted((c for c in columns if _MEAN_VARIABLE.match(c)), key=_metric_order)
 
 
+def _named_map_means(codebook: Any, columns: Sequence[Any]) -> List[str]:
+    """The codebook's muscle means (level ``mean``, no side) of the named maps (``map_name``), in its order."""
+    needed = {"variable", "kind", "level", "side", "map_name"}
+    if codebook is None or not needed <= set(codebook.columns):
+        return []
+
+    def text(values):
+        return [("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip()) for v in values]
+
+    present = {str(c) for c in columns}
+    rows = zip(text(codebook["variable"]), text(codebook["kind"]), text(codebook["level"]),
+               text(codebook["side"]), text(codebook["map_name"]))
+    return [v for v, kind, level, side, map_name in rows
+            if kind.lower() == "muscle" and level == "mean" and not side and map_name and v in present]
+
+
 def _metric_order(name: str) -> Tuple[int, int, str]:
     m = _MEAN_VARIABLE.match(name)
     metrics = ("csa", "pdff", "ff", "fatpct", "fatcsa", "leancsa", "hu")
@@ -603,6 +619,15 @@ class _Run:
         self.conf = config.confidence
         self.data = data.reset_index(drop=True)
         self.variables = self._present(resolve_variables(data, config.variables, codebook), "variables")
+        if isinstance(config.variables, str):  # "auto": say which measured maps it did not analyse
+            left_out = [v for v in _named_map_means(codebook, self.data.columns) if v not in self.variables]
+            if left_out:
+                shown = ", ".join(left_out[:6]) + (f" and {len(left_out) - 6} more" if len(left_out) > 6 else "")
+                example = "[" + ", ".join(f'"{v}"' for v in left_out[:2]) + "]"
+                self.notes.add(
+                    f"variables = \"auto\" analysed {', '.join(self.variables) or 'no variable'}; the muscle means "
+                    f"of the named maps ({shown}) were not analysed: to analyse them, list the variables in the "
+                    f"config's `variables`, e.g. variables = {example}")
         if not self.variables:
             self.notes.add("no muscle variables to analyse: subjects.csv has none of "
                            "{mf,es,ps}_{csa,pdff}_mean nor other <muscle>_<metric>_mean columns; "
