@@ -325,9 +325,17 @@ def resolve_variables(data: Any, spec: Any = "auto", codebook: Any = None) -> Li
     return sorted((c for c in columns if _MEAN_VARIABLE.match(c)), key=_metric_order)
 
 
-def _named_map_means(codebook: Any, columns: Sequence[Any]) -> List[str]:
-    """The codebook's muscle means (level ``mean``, no side) of the named maps (``map_name``), in its order."""
-    needed = {"variable", "kind", "level", "side", "map_name"}
+def _unanalysed_measures(codebook: Any, columns: Sequence[Any], analysed: Sequence[str]) -> List[str]:
+    """The fat and map measures that ``"auto"`` left out, when it analyses areas only.
+
+    When every analysed variable is a CSA, the codebook's muscle means (level ``mean``, no
+    side) of the maps' values (PDFF, Dixon FF, CT HU, named maps such as FA) and of the fat
+    area percentage, in the codebook's order; else none (e.g. a PDFF study, whose PDFF means
+    ``"auto"`` analyses).
+    """
+    from ..cohort.variables import VALUE_METRICS
+
+    needed = {"variable", "kind", "level", "side", "metric"}
     if codebook is None or not needed <= set(codebook.columns):
         return []
 
@@ -336,9 +344,13 @@ def _named_map_means(codebook: Any, columns: Sequence[Any]) -> List[str]:
 
     present = {str(c) for c in columns}
     rows = zip(text(codebook["variable"]), text(codebook["kind"]), text(codebook["level"]),
-               text(codebook["side"]), text(codebook["map_name"]))
-    return [v for v, kind, level, side, map_name in rows
-            if kind.lower() == "muscle" and level == "mean" and not side and map_name and v in present]
+               text(codebook["side"]), text(codebook["metric"]))
+    means = {v: metric for v, kind, level, side, metric in rows
+             if kind.lower() == "muscle" and level == "mean" and not side and v in present}
+    if any(means.get(v, "") != "csa" for v in analysed):
+        return []
+    measures = set(VALUE_METRICS) | {"fatpct"}
+    return [v for v, metric in means.items() if metric in measures and v not in analysed]
 
 
 def _metric_order(name: str) -> Tuple[int, int, str]:
@@ -619,15 +631,15 @@ class _Run:
         self.conf = config.confidence
         self.data = data.reset_index(drop=True)
         self.variables = self._present(resolve_variables(data, config.variables, codebook), "variables")
-        if isinstance(config.variables, str):  # "auto": say which measured maps it did not analyse
-            left_out = [v for v in _named_map_means(codebook, self.data.columns) if v not in self.variables]
+        if isinstance(config.variables, str) and self.variables:  # "auto" on areas only: say what it left out
+            left_out = _unanalysed_measures(codebook, self.data.columns, self.variables)
             if left_out:
                 shown = ", ".join(left_out[:6]) + (f" and {len(left_out) - 6} more" if len(left_out) > 6 else "")
                 example = "[" + ", ".join(f'"{v}"' for v in left_out[:2]) + "]"
                 self.notes.add(
-                    f"variables = \"auto\" analysed {', '.join(self.variables) or 'no variable'}; the muscle means "
-                    f"of the named maps ({shown}) were not analysed: to analyse them, list the variables in the "
-                    f"config's `variables`, e.g. variables = {example}")
+                    f"variables = \"auto\" analysed cross-sectional areas only ({', '.join(self.variables)}); the "
+                    f"fat and map measures of the muscles ({shown}) were not analysed: to analyse them, list the "
+                    f"variables in the config's `variables`, e.g. variables = {example}")
         if not self.variables:
             self.notes.add("no muscle variables to analyse: subjects.csv has none of "
                            "{mf,es,ps}_{csa,pdff}_mean nor other <muscle>_<metric>_mean columns; "

@@ -4,8 +4,8 @@ ADC) -> ``run_cohort`` -> ``write_report`` with the ``seed002`` config.
 The configs were otherwise tested on hand-built subject tables only. Here every checked number
 of the report is recomputed from ``subjects.csv`` with other libraries: the Student t-test with
 scipy, the ROC AUC and Cohen's kappa with scikit-learn, the logistic regression's B and odds
-ratios with statsmodels. With ``variables = "auto"`` the report analyses the standard muscle
-variables and says, in its notes, that the maps' muscle means were not analysed.
+ratios with statsmodels. With ``variables = "auto"`` the report analyses the cross-sectional
+areas only and says, in its notes, that the maps' muscle means were not analysed.
 """
 from __future__ import annotations
 
@@ -116,10 +116,11 @@ def test_auto_says_which_map_variables_it_left_out(study):
     analysed = set(pd.read_csv(auto.results_csv)["dv"])
     assert {"mf_csa_mean", "es_csa_mean", "ps_csa_mean"} <= analysed
     assert not analysed & {"mf_fa_mean", "mf_adc_mean"}
-    note = [n for n in auto.notes if "named maps" in n]
+    note = [n for n in auto.notes if "fat and map measures" in n]
     assert len(note) == 1 and note[0] in caught
     for v in ("mf_adc_mean", "mf_fa_mean", "es_adc_mean", "es_fa_mean", "ps_adc_mean", "ps_fa_mean"):
         assert v in note[0], v
+    assert "cross-sectional areas only (mf_csa_mean, es_csa_mean, ps_csa_mean)" in note[0]
     assert 'variables = ["mf_adc_mean", "mf_fa_mean"]' in note[0] or 'variables = ["mf_fa_mean", "mf_adc_mean"]' in note[0]
     html = auto.html.read_text(encoding="utf-8")
-    assert "named maps" in html
+    assert "fat and map measures of the muscles" in html

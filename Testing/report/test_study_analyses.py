@@ -441,3 +441,49 @@ def test_missing_file_and_unknown_name():
         load_config("seed999")
     with pytest.raises(InputError, match="file not found"):
         load_config("/nonexistent/analysis.toml")
+
+
+# --------------------------------------------------------------------------- "auto" and what it leaves out
+def _muscle_codebook(variables):
+    """codebook.csv rows of muscle means (level mean, no side): variable -> (metric, map_name)."""
+    return pd.DataFrame([{"variable": v, "label": v, "unit": "", "kind": "muscle", "muscle": v.split("_")[0],
+                          "metric": metric, "level": "mean", "side": np.nan, "map_name": map_name}
+                         for v, (metric, map_name) in variables.items()])
+
+
+@pytest.mark.parametrize("kind, variables, left_out", [
+    ("pdff", {"mf_csa_mean": ("csa", ""), "mf_pdff_mean": ("pdff", ""), "mf_fatpct_mean": ("fatpct", "")}, []),
+    ("dixon", {"mf_csa_mean": ("csa", ""), "mf_ff_mean": ("ff", ""), "mf_fatpct_mean": ("fatpct", ""),
+               "mf_fatcsa_mean": ("fatcsa", "")}, ["mf_ff_mean", "mf_fatpct_mean"]),
+    ("ct", {"ps_csa_mean": ("csa", ""), "ps_hu_mean": ("hu", ""), "ps_fatpct_mean": ("fatpct", "")},
+     ["ps_hu_mean", "ps_fatpct_mean"]),
+    ("t2", {"es_csa_mean": ("csa", ""), "es_fatpct_mean": ("fatpct", ""), "es_kjaer_mean": ("kjaer", "")},
+     ["es_fatpct_mean"]),
+    ("named maps", {"mf_csa_mean": ("csa", ""), "mf_fa_mean": ("mean", "fa"), "mf_adc_mean": ("mean", "adc")},
+     ["mf_fa_mean", "mf_adc_mean"]),
+])
+def test_auto_on_areas_only_names_the_fat_and_map_measures_it_left_out(kind, variables, left_out):
+    rng = np.random.default_rng(4)
+    n = 24
+    data = pd.DataFrame({"subject": [f"S{i:02d}" for i in range(n)], "vbmd": rng.normal(120, 30, n),
+                         "sex": rng.choice(["M", "F"], n), "age": rng.normal(60, 8, n)})
+    for v in variables:
+        data[v] = rng.normal(50, 10, n)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ParaspinalFatWarning)
+        res = run_analyses(data, load_config(), codebook=_muscle_codebook(variables))
+    notes = [n for n in res.notes if "fat and map measures" in n]
+    if not left_out:  # a PDFF study: "auto" analyses its PDFF means, nothing to say
+        assert notes == []
+        return
+    assert len(notes) == 1 and notes[0] in [str(w.message) for w in caught]
+    analysed = [v for v in variables if variables[v][0] == "csa"]
+    assert f"cross-sectional areas only ({', '.join(analysed)})" in notes[0]
+    assert f"({', '.join(left_out)})" in notes[0]
+    for v in variables:  # the grades and the fat/lean areas are not offered
+        if v not in left_out and v not in analysed:
+            assert v not in notes[0]
+    # listed variables: nothing left out to report
+    listed = run_analyses(data, load_config().with_changes(variables=tuple(analysed)),
+                          codebook=_muscle_codebook(variables))
+    assert not [n for n in listed.notes if "fat and map measures" in n]
