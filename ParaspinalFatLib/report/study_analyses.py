@@ -314,39 +314,43 @@ def resolve_variables(data: Any, spec: Any = "auto", codebook: Any = None) -> Li
     found = [c for c in six if c in columns]
     if found:
         return found
-    if codebook is not None and {"variable", "kind"} <= set(codebook.columns):
-        cb = codebook
-        muscle = cb["kind"].astype(str).str.lower() == "muscle"
-        level = cb["level"].astype(str) == "mean" if "level" in cb.columns else muscle
-        side = cb["side"].isna() | (cb["side"].astype(str).str.strip() == "") if "side" in cb.columns else muscle
-        names = [str(v) for v in cb.loc[muscle & level & side, "variable"] if str(v) in columns]
-        if names:
-            return names
+    names = list(_codebook_muscle_means(codebook, columns))
+    if names:
+        return names
     return sorted((c for c in columns if _MEAN_VARIABLE.match(c)), key=_metric_order)
+
+
+def _codebook_muscle_means(codebook: Any, columns: Sequence[Any]) -> Dict[str, str]:
+    """The codebook's muscle variables of level ``mean`` without a side that ``columns`` holds.
+
+    Returns ``{variable: metric}`` in the codebook's order (metric ``""`` when the codebook
+    has no ``metric`` column); empty without a codebook.
+    """
+    from ..validation import texts_or_empty
+
+    if codebook is None or not {"variable", "kind"} <= set(codebook.columns):
+        return {}
+    cb = codebook
+    muscle = cb["kind"].astype(str).str.lower() == "muscle"
+    level = cb["level"].astype(str) == "mean" if "level" in cb.columns else muscle
+    side = cb["side"].isna() | (cb["side"].astype(str).str.strip() == "") if "side" in cb.columns else muscle
+    picked = cb.loc[muscle & level & side]
+    metrics = texts_or_empty(picked["metric"]) if "metric" in cb.columns else [""] * len(picked)
+    present = {str(c) for c in columns}
+    return {str(v): m for v, m in zip(picked["variable"], metrics) if str(v) in present}
 
 
 def _unanalysed_measures(codebook: Any, columns: Sequence[Any], analysed: Sequence[str]) -> List[str]:
     """The fat and map measures that ``"auto"`` left out, when it analyses areas only.
 
     When every analysed variable is a CSA, the codebook's muscle means (level ``mean``, no
-    side) of the maps' values (PDFF, Dixon FF, CT HU, named maps such as FA) and of the fat
-    area percentage, in the codebook's order; else none (e.g. a PDFF study, whose PDFF means
-    ``"auto"`` analyses).
+    side: :func:`_codebook_muscle_means`) of the maps' values (PDFF, Dixon FF, CT HU, named
+    maps such as FA) and of the fat area percentage, in the codebook's order; else none (e.g.
+    a PDFF study, whose PDFF means ``"auto"`` analyses).
     """
     from ..cohort.variables import VALUE_METRICS
 
-    needed = {"variable", "kind", "level", "side", "metric"}
-    if codebook is None or not needed <= set(codebook.columns):
-        return []
-
-    def text(values):
-        return [("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip()) for v in values]
-
-    present = {str(c) for c in columns}
-    rows = zip(text(codebook["variable"]), text(codebook["kind"]), text(codebook["level"]),
-               text(codebook["side"]), text(codebook["metric"]))
-    means = {v: metric for v, kind, level, side, metric in rows
-             if kind.lower() == "muscle" and level == "mean" and not side and v in present}
+    means = _codebook_muscle_means(codebook, columns)
     if any(means.get(v, "") != "csa" for v in analysed):
         return []
     measures = set(VALUE_METRICS) | {"fatpct"}
