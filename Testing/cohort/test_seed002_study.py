@@ -26,6 +26,7 @@ from ParaspinalFatLib.cohort.subject_tables import write_subject_tables  # noqa:
 from ParaspinalFatLib.cohort.synthetic_cohort import make_synthetic_cohort  # noqa: E402
 from ParaspinalFatLib.errors import ParaspinalFatWarning  # noqa: E402
 from ParaspinalFatLib.report.html_report import write_report  # noqa: E402
+from report_results import result_value  # noqa: E402
 
 LISTED = ["mf_fa_mean", "es_fa_mean", "mf_adc_mean"]
 
@@ -72,13 +73,6 @@ def study(tmp_path_factory):
     return subjects, pd.read_csv(listed.results_csv), auto, [str(w.message) for w in caught]
 
 
-def _value(results, analysis, dv, term, statistic):
-    hit = results[(results["analysis"] == analysis) & (results["dv"] == dv)
-                  & (results["group_or_term"] == term) & (results["statistic"] == statistic)]
-    assert len(hit) == 1, (analysis, dv, term, statistic, len(hit))
-    return float(hit["value"].iloc[0])
-
-
 def test_the_maps_are_variables_of_each_subject(study):
     subjects, _results, _auto, _notes = study
     assert len(subjects) == 36
@@ -94,21 +88,21 @@ def test_t_tests_roc_kappa_and_logistic_equal_other_libraries(study):
     for v in LISTED:
         x = subjects[v].to_numpy(dtype=float)
         t = scipy_stats.ttest_ind(x[poor], x[~poor])  # Student (equal variances), poor vs good
-        assert _value(results, "ttest_student", v, "poor vs good", "t") == pytest.approx(t.statistic, rel=1e-9)
-        assert _value(results, "ttest_student", v, "poor vs good", "p") == pytest.approx(t.pvalue, rel=1e-9)
+        assert result_value(results, "ttest_student", v, "poor vs good", "t") == pytest.approx(t.statistic, rel=1e-9)
+        assert result_value(results, "ttest_student", v, "poor vs good", "p") == pytest.approx(t.pvalue, rel=1e-9)
         # pROC's direction "auto": the cases (poor) are taken as higher when their median is
         higher = np.median(x[poor]) >= np.median(x[~poor])
         auc = metrics.roc_auc_score(poor, x if higher else -x)
-        assert _value(results, "roc", v, "function_group=poor", "auc") == pytest.approx(auc, rel=1e-12)
+        assert result_value(results, "roc", v, "function_group=poor", "auc") == pytest.approx(auc, rel=1e-12)
     kappa = metrics.cohen_kappa_score(subjects["lovett_rater1"], subjects["lovett_rater2"])
     pair = "lovett_rater1 vs lovett_rater2"
-    assert _value(results, "kappa", pair, pair, "kappa") == pytest.approx(kappa, rel=1e-12)
+    assert result_value(results, "kappa", pair, pair, "kappa") == pytest.approx(kappa, rel=1e-12)
     fit = sm.Logit(poor.astype(float), sm.add_constant(subjects[LISTED].to_numpy(dtype=float))).fit(disp=0)
     for k, v in enumerate(LISTED, start=1):
-        assert _value(results, "logistic", "function_group", v, "B") == pytest.approx(fit.params[k], rel=1e-6)
-        assert _value(results, "logistic", "function_group", v, "OR") == pytest.approx(np.exp(fit.params[k]),
+        assert result_value(results, "logistic", "function_group", v, "B") == pytest.approx(fit.params[k], rel=1e-6)
+        assert result_value(results, "logistic", "function_group", v, "OR") == pytest.approx(np.exp(fit.params[k]),
                                                                                         rel=1e-6)
-        assert _value(results, "logistic", "function_group", v, "SE") == pytest.approx(fit.bse[k], rel=1e-5)
+        assert result_value(results, "logistic", "function_group", v, "SE") == pytest.approx(fit.bse[k], rel=1e-5)
 
 
 def test_auto_says_which_map_variables_it_left_out(study):
@@ -121,6 +115,7 @@ def test_auto_says_which_map_variables_it_left_out(study):
     for v in ("mf_adc_mean", "mf_fa_mean", "es_adc_mean", "es_fa_mean", "ps_adc_mean", "ps_fa_mean"):
         assert v in note[0], v
     assert "cross-sectional areas only (mf_csa_mean, es_csa_mean, ps_csa_mean)" in note[0]
-    assert 'variables = ["mf_adc_mean", "mf_fa_mean"]' in note[0] or 'variables = ["mf_fa_mean", "mf_adc_mean"]' in note[0]
+    assert ('variables = ["mf_adc_mean", "mf_fa_mean"]' in note[0]
+            or 'variables = ["mf_fa_mean", "mf_adc_mean"]' in note[0])
     html = auto.html.read_text(encoding="utf-8")
     assert "fat and map measures of the muscles" in html

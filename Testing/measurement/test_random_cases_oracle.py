@@ -21,11 +21,11 @@ import pytest
 import SimpleITK as sitk
 
 from ParaspinalFatLib import measure
+from voxel_oracle import check_group_stats, group_stats
 
 MUSCLES = ("multifidus_left", "multifidus_right", "erector_spinae_left", "erector_spinae_right",
            "psoas_left", "psoas_right")
 VERTEBRAE = ("L3", "L4", "L5")  # cranial to caudal
-QUANTILES = {"median": 50, "p05": 5, "p10": 10, "p90": 90, "p95": 95}
 IMAGE_TYPES = (np.float32, np.float64, np.int16, np.uint8)
 
 
@@ -128,36 +128,6 @@ def _image(array, geometry):
     return img
 
 
-def _stats(values, bad=None):
-    """The statistics of one group of voxels, as the tables define them (NaN/inf excluded).
-
-    ``bad`` (Dixon): the voxels whose fat or water value is not finite (``n_nan``); the other
-    voxels without a value are below the noise floor (``n_below_noise``).
-    """
-    values = np.asarray(values, dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    n_nan = values.size - finite.size if bad is None else int(np.count_nonzero(bad))
-    out = {"n_voxels": values.size, "n_nan": n_nan, "n_below_noise": values.size - finite.size - n_nan,
-           "mean": finite.mean() if finite.size else np.nan,
-           "sd": finite.std(ddof=1) if finite.size > 1 else np.nan}
-    for name, q in QUANTILES.items():
-        out[name] = np.percentile(finite, q) if finite.size else np.nan
-    return out
-
-
-def _check(row, expected, where):
-    assert int(row["n_voxels"]) == expected["n_voxels"], where
-    assert int(row["n_nan"]) == expected["n_nan"], where
-    assert int(row["n_below_noise"]) == expected["n_below_noise"], where
-    for name in ("mean", "sd"):
-        np.testing.assert_allclose(row[name], expected[name], rtol=1e-11, atol=0, err_msg=f"{where} {name}")
-    for name in QUANTILES:
-        # the same order statistics and linear interpolation (R type 7) as numpy.percentile; the
-        # tables interpolate as a + (b - a) t, numpy as b - (b - a)(1 - t) when t >= 0.5, so the
-        # two may differ in the last bit
-        np.testing.assert_allclose(row[name], expected[name], rtol=1e-14, atol=1e-12, err_msg=f"{where} {name}")
-
-
 @pytest.mark.parametrize("seed", range(12))
 def test_every_table_equals_an_independent_count_on_random_cases(seed):
     image, labels, names, geometry = _case(seed)
@@ -180,7 +150,7 @@ def test_every_table_equals_an_independent_count_on_random_cases(seed):
     for muscle in MUSCLES:
         mask = labels == by_name[muscle]
         row, where = rois.loc[muscle], f"seed {seed} {muscle} whole ROI"
-        _check(row, _stats(values[mask]), where)
+        check_group_stats(row, group_stats(values[mask]), where)
         per_slice = np.bincount(slice_of[mask], minlength=n_slices)
         present = np.flatnonzero(per_slice)
         np.testing.assert_allclose(row["volume_ml"], mask.sum() * voxel_ml, rtol=1e-12, err_msg=where)
@@ -199,7 +169,7 @@ def test_every_table_equals_an_independent_count_on_random_cases(seed):
         for s in present.tolist():
             on = mask & (slice_of == s)
             where = f"seed {seed} {muscle} slice {s}"
-            _check(got.loc[s], _stats(values[on]), where)
+            check_group_stats(got.loc[s], group_stats(values[on]), where)
             np.testing.assert_allclose(got.loc[s, "csa_mm2"], on.sum() * area, rtol=1e-12, err_msg=where)
             np.testing.assert_allclose(abs(got.loc[s, "slice_position_mm"]), s * spacing[geometry["slice_axis"]],
                                        rtol=1e-9, atol=1e-9, err_msg=where)
@@ -218,7 +188,7 @@ def test_every_table_equals_an_independent_count_on_random_cases(seed):
             row, where = row.iloc[0], f"seed {seed} {muscle} {level}"
             on = (labels == by_name[muscle]) & (slice_of >= first) & (slice_of <= last)
             assert int(row["slice_index"]) == s and int(row["n_slices"]) == last - first + 1, where
-            _check(row, _stats(values[on]), where)
+            check_group_stats(row, group_stats(values[on]), where)
             np.testing.assert_allclose(row["csa_mm2"], on.sum() * area / (last - first + 1), rtol=1e-12,
                                        err_msg=where)
 
@@ -299,7 +269,7 @@ def test_fat_and_lean_areas_equal_an_independent_count_on_random_cases(seed, kin
         row = rois.loc[muscle]
         _check_split(row, values[mask], 1, voxel_ml, kind, f"{kind} seed {seed} {muscle} whole ROI",
                      suffix="_volume_ml", signal=None if fat is None else (fat[mask], total[mask]))
-        _check(row, _stats(values[mask], bad[mask]), f"{kind} seed {seed} {muscle} whole ROI")
+        check_group_stats(row, group_stats(values[mask], bad[mask]), f"{kind} seed {seed} {muscle} whole ROI")
         for s in np.unique(slice_of[mask]).tolist():
             got = res.slices[(res.slices["segment"] == muscle) & (res.slices["slice_index"] == s)]
             assert len(got) == 1

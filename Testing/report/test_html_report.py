@@ -18,6 +18,7 @@ from ParaspinalFatLib.errors import InputError, ParaspinalFatWarning
 from ParaspinalFatLib.report.analysis_config import load_config
 from ParaspinalFatLib.report.html_report import FIGURE_BORDER, read_study_table, write_report
 from ParaspinalFatLib.report.study_analyses import format_mean_sd, format_p
+from report_results import result_value as value
 
 pytest.importorskip("matplotlib")
 
@@ -69,12 +70,6 @@ def results_of(report):
     exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
     return pd.read_csv(report.results_csv, keep_default_na=False, na_values=[""], **exact,
                        dtype={"analysis": str, "dv": str, "group_or_term": str, "statistic": str})
-
-
-def value(r, analysis, dv, term, statistic):
-    hit = r[(r["analysis"] == analysis) & (r["dv"] == dv) & (r["group_or_term"] == term) & (r["statistic"] == statistic)]
-    assert len(hit) == 1, (analysis, dv, term, statistic, len(hit))
-    return float(hit["value"].iloc[0])
 
 
 @pytest.fixture(scope="module")
