@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-# the shared helper modules of the tests (slicer_wheel.py, voxel_oracle.py, report_results.py) import by name (--import-mode=importlib
-# puts no test folder on sys.path)
+# the shared helper modules of the tests (slicer_wheel.py, voxel_oracle.py, report_results.py) import
+# by name (--import-mode=importlib puts no test folder on sys.path)
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 SHARED_ENV = "PARASPINALFAT_SHARED"
